@@ -1,0 +1,108 @@
+//! Where frames come from: a capture file (pcap, micro- or nanosecond, or pcapng) or a live
+//! interface, both through libpcap so that both paths see the same link types and timestamps.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One frame as libpcap hands it over.
+pub struct RawFrame<'a> {
+    /// Epoch seconds (nanosecond precision where the source has it).
+    pub timestamp: f64,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// Captured bytes (at most the snap length).
+    pub data: &'a [u8],
+}
+
+/// Outcome of asking a source for its next frame.
+pub enum Next<'a> {
+    Frame(RawFrame<'a>),
+    /// Live capture: no frame within the read timeout (lets the caller flush on time).
+    Idle,
+    /// File fully read.
+    End,
+}
+
+pub struct Source {
+    inner: Inner,
+    /// Data link type (DLT_*) of the capture.
+    pub linktype: i32,
+    /// Interface name (live) or file name (offline) recorded in each record.
+    pub interface: Arc<str>,
+}
+
+enum Inner {
+    File(pcap::Capture<pcap::Offline>),
+    Live(pcap::Capture<pcap::Active>),
+}
+
+/// Options of a live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub interface: String,
+    pub bpf: Option<String>,
+    pub snaplen: i32,
+    pub promisc: bool,
+    /// Kernel buffer size in bytes.
+    pub buffer_size: i32,
+}
+
+impl Source {
+    pub fn open_file(path: &Path) -> Result<Source> {
+        let cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano)
+            .with_context(|| format!("cannot open capture {}", path.display()))?;
+        let linktype = cap.get_datalink().0;
+        let interface: Arc<str> =
+            Arc::from(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        Ok(Source { inner: Inner::File(cap), linktype, interface })
+    }
+
+    pub fn open_live(opts: &LiveOptions) -> Result<Source> {
+        let mut cap = pcap::Capture::from_device(opts.interface.as_str())
+            .with_context(|| format!("no capture device {}", opts.interface))?
+            .promisc(opts.promisc)
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_size)
+            .precision(pcap::Precision::Nano)
+            .immediate_mode(true)
+            // A short read timeout lets the batcher flush partial batches on time.
+            .timeout(100)
+            .open()
+            .with_context(|| format!("cannot capture on {} (are you root / CAP_NET_RAW?)", opts.interface))?;
+        if let Some(bpf) = &opts.bpf {
+            cap.filter(bpf, true).with_context(|| format!("bad BPF filter {bpf:?}"))?;
+        }
+        let linktype = cap.get_datalink().0;
+        Ok(Source { inner: Inner::Live(cap), linktype, interface: Arc::from(opts.interface.as_str()) })
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.inner, Inner::Live(_))
+    }
+
+    pub fn next_frame(&mut self) -> Result<Next<'_>> {
+        let res = match &mut self.inner {
+            Inner::File(c) => c.next_packet(),
+            Inner::Live(c) => c.next_packet(),
+        };
+        match res {
+            Ok(p) => {
+                // With Precision::Nano libpcap puts nanoseconds in tv_usec.
+                let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 * 1e-9;
+                Ok(Next::Frame(RawFrame { timestamp: ts, wire_len: p.header.len, data: p.data }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+            Err(e) => Err(anyhow::Error::new(e).context("reading capture")),
+        }
+    }
+
+    /// Kernel counters of a live capture: (received, dropped by kernel, dropped by interface).
+    pub fn stats(&mut self) -> Option<(u32, u32, u32)> {
+        match &mut self.inner {
+            Inner::Live(c) => c.stats().ok().map(|s| (s.received, s.dropped, s.if_dropped)),
+            Inner::File(_) => None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Web dashboard and API (issue 5). Nothing here yet.

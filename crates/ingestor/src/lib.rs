@@ -1,0 +1,1 @@
+//! Ingestor (in progress).

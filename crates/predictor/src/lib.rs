@@ -1,0 +1,1 @@
+//! Random-forest classification of windows (issue 4). Nothing here yet.

@@ -1,0 +1,184 @@
+//! Real services for tests, isolated per test: a private `nats-server -js` on a free port
+//! with a temporary store, and a fresh PostgreSQL database dropped afterwards. State left by
+//! an earlier run can therefore never make a test pass or fail.
+//!
+//! PostgreSQL itself must be reachable (`infra/setup.sh` starts one when none is); the admin
+//! connection comes from `NTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use anyhow::{bail, Context, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the shared test captures (`../shared/pcaps` next to the checkout), overridable
+/// with `NTA_PCAPS_DIR`.
+pub fn pcaps_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("NTA_PCAPS_DIR") {
+        return PathBuf::from(d);
+    }
+    let root = workspace_root();
+    for cand in [root.join("../shared/pcaps"), root.join("testdata/pcaps")] {
+        if cand.is_dir() {
+            return cand;
+        }
+    }
+    root.join("../shared/pcaps")
+}
+
+/// All capture files of [`pcaps_dir`], sorted by name.
+pub fn shared_pcaps() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
+        .expect("shared pcaps directory (set NTA_PCAPS_DIR)")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Path of the `nta` binary built by cargo for integration tests.
+pub fn nta_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("NTA_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = workspace_root();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("nta");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("nta binary not built; run `cargo build -p nta` first or set NTA_BIN")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// A private JetStream-enabled nats-server, killed and its store deleted on drop.
+pub struct NatsServer {
+    pub url: String,
+    pub port: u16,
+    child: Child,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Result<NatsServer> {
+        let bin = ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
+            .context("nats-server not found (run infra/setup.sh)")?;
+        let store = tempfile::tempdir()?;
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning nats-server")?;
+        let server = NatsServer { url: format!("nats://127.0.0.1:{port}"), port, child, _store: store };
+        wait_for_port(port, Duration::from_secs(10))?;
+        Ok(server)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Admin connection string for the test PostgreSQL server.
+pub fn pg_admin_url() -> String {
+    std::env::var("NTA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A fresh database `nta_test_<random>`, dropped (with its connections) on drop.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Result<TestDb> {
+        let admin = pg_admin_url();
+        let name = format!("nta_test_{:016x}", rand::random::<u64>());
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("connecting to test PostgreSQL at {admin} (run infra/setup.sh)"))?;
+        let task = tokio::spawn(conn);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        drop(client);
+        let _ = task.await;
+        let url = replace_dbname(&admin, &name);
+        Ok(TestDb { url, name, admin })
+    }
+
+    pub async fn client(&self) -> Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+}
+
+fn replace_dbname(url: &str, db: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if url.contains("://") && i > url.find("://").unwrap() + 2 => {
+            let (base, rest) = url.split_at(i + 1);
+            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+            format!("{base}{db}{query}")
+        }
+        _ => format!("{url} dbname={db}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside any runtime guarantee, so use a private thread and runtime.
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dbname_replacement() {
+        assert_eq!(super::replace_dbname("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(super::replace_dbname("postgres://u@h/p?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    }
+}

@@ -1,0 +1,1 @@
+//! Per-source window features (issue 3). Nothing here yet.

@@ -1,0 +1,114 @@
+//! The messages NTA services exchange, and the names of the JetStream streams and subjects
+//! that carry them. Every stage depends on this crate and on nothing of another stage, so the
+//! data flow stays one-way: agent -> ingestor / windower -> predictor -> dashboard.
+
+mod record;
+pub mod streams;
+pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
+
+use serde::{Deserialize, Serialize};
+
+/// Stream holding packet batches published by agents.
+pub const PACKETS_STREAM: &str = "NTA_PACKETS";
+/// Agents publish on `nta.packets.<agent_id>`.
+pub const PACKETS_SUBJECT_PREFIX: &str = "nta.packets";
+/// Messages a consumer cannot decode are copied here (with the original subject and a reason
+/// in headers) before being terminated, so a poison message never stalls a consumer.
+pub const DEADLETTER_SUBJECT: &str = "nta.deadletter";
+/// Header naming why a message was dead-lettered.
+pub const DEADLETTER_REASON_HEADER: &str = "Nta-Deadletter-Reason";
+/// Header naming the subject a dead-lettered message was first published on.
+pub const DEADLETTER_SUBJECT_HEADER: &str = "Nta-Original-Subject";
+
+/// Version of the batch encoding; bumped whenever [`PacketBatch`] or [`PacketRecord`] change
+/// shape so that consumers reject (and dead-letter) what they cannot read instead of misreading it.
+pub const BATCH_FORMAT_VERSION: u8 = 1;
+
+/// Subject an agent publishes its batches on.
+pub fn packets_subject(agent_id: &str) -> String {
+    format!("{PACKETS_SUBJECT_PREFIX}.{agent_id}")
+}
+
+/// A batch of decoded frames from one agent.
+///
+/// `(agent_id, boot_id, seq)` identifies a batch for ever: it is the JetStream `Nats-Msg-Id`
+/// (so the server drops re-published duplicates) and the key of the ingestor's ledger (so a
+/// redelivered batch is stored once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PacketBatch {
+    pub v: u8,
+    pub agent_id: String,
+    /// Random id chosen when the agent process starts; `seq` restarts at 0 with each boot.
+    pub boot_id: String,
+    pub seq: u64,
+    pub records: Vec<PacketRecord>,
+}
+
+impl PacketBatch {
+    pub fn new(agent_id: impl Into<String>, boot_id: impl Into<String>, seq: u64) -> Self {
+        PacketBatch {
+            v: BATCH_FORMAT_VERSION,
+            agent_id: agent_id.into(),
+            boot_id: boot_id.into(),
+            seq,
+            records: Vec::new(),
+        }
+    }
+
+    /// Stable identity of the batch: `<agent_id>.<boot_id>.<seq>`.
+    pub fn batch_id(&self) -> String {
+        batch_id(&self.agent_id, &self.boot_id, self.seq)
+    }
+
+    /// MessagePack encoding (struct fields as arrays: compact and fast; the `v` field guards
+    /// against shape changes).
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        Ok(rmp_serde::to_vec(self)?)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        // Read the version first so that a batch from a newer agent yields a clear error.
+        let batch: PacketBatch = rmp_serde::from_slice(bytes)?;
+        if batch.v != BATCH_FORMAT_VERSION {
+            return Err(WireError::Version(batch.v));
+        }
+        Ok(batch)
+    }
+}
+
+pub fn batch_id(agent_id: &str, boot_id: &str, seq: u64) -> String {
+    format!("{agent_id}.{boot_id}.{seq}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("cannot encode MessagePack: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("cannot decode MessagePack: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("unsupported batch format version {0} (this build reads {BATCH_FORMAT_VERSION})")]
+    Version(u8),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trips_and_rejects_garbage() {
+        let mut b = PacketBatch::new("a1", "boot", 7);
+        let mut r = PacketRecord::new(1.5, 60);
+        r.protocol = Protocol::Tcp;
+        r.src_ip = Some("10.0.0.1".parse().unwrap());
+        r.tcp_flags = Some(TcpFlags(0x12));
+        r.src_mac = Some(MacAddr([0, 1, 2, 3, 4, 5]));
+        b.records.push(r);
+        let bytes = b.encode().unwrap();
+        assert_eq!(PacketBatch::decode(&bytes).unwrap(), b);
+        assert_eq!(b.batch_id(), "a1.boot.7");
+        assert!(PacketBatch::decode(b"\x93garbage").is_err());
+        let mut newer = b.clone();
+        newer.v = 99;
+        assert!(matches!(PacketBatch::decode(&newer.encode().unwrap()), Err(WireError::Version(99))));
+    }
+}
