@@ -3,3 +3,11 @@
 
 pub mod decode;
 pub mod source;
+pub mod capture;
+pub mod publisher;
+pub mod queue;
+pub mod service;
+
+pub use service::{run, AgentConfig, AgentSummary, Input};
+pub mod offline;
+pub mod bench;

@@ -82,12 +82,16 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Result<NatsServer> {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on a given port (e.g. to bring NATS up late for a client already retrying it).
+    pub fn start_on(port: u16) -> Result<NatsServer> {
         let bin = ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
             .context("nats-server not found (run infra/setup.sh)")?;
         let store = tempfile::tempdir()?;
-        let port = free_port();
         let child = Command::new(bin)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store.path())

@@ -1,0 +1,194 @@
+//! The capture loop: frames -> records -> MessagePack batches on the send queue.
+//!
+//! It runs on a dedicated OS thread because libpcap reads block; it never waits for the
+//! network (see [`crate::queue`]).
+
+use anyhow::Result;
+use metrics::counter;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wire::PacketBatch;
+
+use crate::decode::Decoder;
+use crate::queue::{Outgoing, SendQueue};
+use crate::source::{Next, Source};
+
+/// When a batch is cut.
+#[derive(Debug, Clone)]
+pub struct BatchPolicy {
+    pub max_records: usize,
+    pub max_age: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy { max_records: 500, max_age: Duration::from_secs(1) }
+    }
+}
+
+/// What a finished capture saw.
+#[derive(Debug, Default, Clone)]
+pub struct CaptureSummary {
+    pub frames: u64,
+    pub decoded: u64,
+    pub malformed: u64,
+    pub batches: u64,
+    /// Set when a capture file ended with an error (e.g. truncated) after `frames` frames.
+    pub file_error: Option<String>,
+}
+
+/// Builds batches with consecutive sequence numbers for one agent boot.
+struct Batcher {
+    agent_id: String,
+    boot_id: String,
+    next_seq: u64,
+    current: PacketBatch,
+    started: Option<Instant>,
+    policy: BatchPolicy,
+}
+
+impl Batcher {
+    fn new(agent_id: &str, boot_id: &str, policy: BatchPolicy) -> Batcher {
+        Batcher {
+            agent_id: agent_id.to_string(),
+            boot_id: boot_id.to_string(),
+            next_seq: 0,
+            current: PacketBatch::new(agent_id, boot_id, 0),
+            started: None,
+            policy,
+        }
+    }
+
+    fn push(&mut self, rec: wire::PacketRecord, queue: &SendQueue) -> Result<()> {
+        if self.current.records.is_empty() {
+            self.started = Some(Instant::now());
+        }
+        self.current.records.push(rec);
+        if self.current.records.len() >= self.policy.max_records {
+            self.flush(queue)?;
+        }
+        Ok(())
+    }
+
+    fn due(&self) -> bool {
+        self.started.is_some_and(|t| t.elapsed() >= self.policy.max_age)
+    }
+
+    fn flush(&mut self, queue: &SendQueue) -> Result<()> {
+        if self.current.records.is_empty() {
+            return Ok(());
+        }
+        self.next_seq += 1;
+        let next = PacketBatch::new(&self.agent_id, &self.boot_id, self.next_seq);
+        let batch = std::mem::replace(&mut self.current, next);
+        let payload = batch.encode()?;
+        queue.push(Outgoing { msg_id: batch.batch_id(), payload: payload.into(), records: batch.records.len() });
+        counter!("nta_agent_batches_built_total").increment(1);
+        self.started = None;
+        Ok(())
+    }
+}
+
+/// Reads `source` until it ends or `stop` is set, pushing batches onto `queue`; closes the
+/// queue when done. `realtime` paces a file replay by its timestamps.
+pub fn run_capture(
+    mut source: Source,
+    agent_id: &str,
+    boot_id: &str,
+    policy: BatchPolicy,
+    realtime: bool,
+    queue: &SendQueue,
+    stop: &AtomicBool,
+) -> Result<CaptureSummary> {
+    let decoder = Decoder::new(source.linktype);
+    let interface = source.interface.clone();
+    let mut batcher = Batcher::new(agent_id, boot_id, policy);
+    let mut summary = CaptureSummary::default();
+    let mut pacing: Option<(f64, Instant)> = None;
+    let mut last_stats = Instant::now();
+    let live = source.is_live();
+
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if live && last_stats.elapsed() >= Duration::from_secs(1) {
+            export_pcap_stats(&mut source);
+            last_stats = Instant::now();
+        }
+        let frame = match source.next_frame() {
+            Ok(Next::Frame(f)) => f,
+            Ok(Next::Idle) => {
+                if batcher.due() {
+                    batcher.flush(queue)?;
+                }
+                continue;
+            }
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        summary.frames += 1;
+        counter!("nta_agent_frames_captured_total").increment(1);
+        if realtime {
+            pace(&mut pacing, frame.timestamp, stop);
+        }
+        match decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
+            Ok(mut rec) => {
+                rec.interface = interface.clone();
+                summary.decoded += 1;
+                counter!("nta_agent_frames_decoded_total").increment(1);
+                batcher.push(rec, queue)?;
+            }
+            Err(e) => {
+                summary.malformed += 1;
+                counter!("nta_agent_frames_malformed_total", "reason" => e.kind()).increment(1);
+                tracing::debug!(frame = summary.frames, error = %e, "skipping malformed frame");
+            }
+        }
+        if batcher.due() {
+            batcher.flush(queue)?;
+        }
+    };
+    if live {
+        export_pcap_stats(&mut source);
+    }
+    batcher.flush(queue)?;
+    summary.batches = batcher.next_seq;
+    queue.close();
+    if let Err(e) = result {
+        if live {
+            return Err(e);
+        }
+        // A truncated file still delivers everything before the damage.
+        counter!("nta_agent_capture_file_errors_total").increment(1);
+        tracing::warn!(error = %format!("{e:#}"), frames = summary.frames, "capture file ended with an error");
+        summary.file_error = Some(format!("{e:#}"));
+    }
+    Ok(summary)
+}
+
+/// Sleeps so that frame `ts` is handed over at its original offset from the first frame.
+fn pace(pacing: &mut Option<(f64, Instant)>, ts: f64, stop: &AtomicBool) {
+    let (first_ts, start) = *pacing.get_or_insert((ts, Instant::now()));
+    let due = Duration::from_secs_f64((ts - first_ts).max(0.0));
+    while !stop.load(Ordering::Relaxed) {
+        let elapsed = start.elapsed();
+        if elapsed >= due {
+            break;
+        }
+        std::thread::sleep((due - elapsed).min(Duration::from_millis(100)));
+    }
+}
+
+fn export_pcap_stats(source: &mut Source) {
+    if let Some((received, dropped, if_dropped)) = source.stats() {
+        // libpcap reports running totals since the capture opened.
+        counter!("nta_agent_kernel_received_packets_total").absolute(received as u64);
+        counter!("nta_agent_kernel_dropped_packets_total").absolute(dropped as u64);
+        counter!("nta_agent_interface_dropped_packets_total").absolute(if_dropped as u64);
+    }
+}
+
+/// Shared stop flag for the capture thread.
+pub type StopFlag = Arc<AtomicBool>;

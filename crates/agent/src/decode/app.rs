@@ -1,0 +1,145 @@
+//! Application layer: DNS (simple-dns) and HTTP/1.x first lines (httparse).
+
+use wire::PacketRecord;
+
+/// DNS, mDNS and LLMNR ports.
+#[inline]
+pub(super) fn is_dns_port(p: u16) -> bool {
+    matches!(p, 53 | 5353 | 5355)
+}
+
+/// Fills the DNS fields from a DNS message. A message `simple-dns` cannot parse (including
+/// one cut by the snap length) leaves every DNS field null and counts a partial decode.
+pub(super) fn decode_dns(rec: &mut PacketRecord, msg: &[u8]) {
+    let packet = match simple_dns::Packet::parse(msg) {
+        Ok(p) => p,
+        Err(_) => {
+            metrics::counter!("nta_decode_partial_total", "layer" => "dns").increment(1);
+            return;
+        }
+    };
+    let response = packet.has_flags(simple_dns::PacketFlag::RESPONSE);
+    rec.dns_query = Some(!response);
+    rec.dns_response = Some(response);
+    if let Some(q) = packet.questions.first() {
+        let mut name = String::with_capacity(64);
+        for (i, label) in q.qname.as_bytes().enumerate() {
+            if i > 0 {
+                name.push('.');
+            }
+            name.push_str(&String::from_utf8_lossy(label));
+        }
+        rec.dns_qname = Some(name);
+        rec.dns_qtype = Some(u16::from(q.qtype));
+    }
+    if response {
+        let ancount = packet.answers.len() as u16;
+        rec.dns_answer_count = Some(ancount);
+        rec.dns_answer_size = answer_rdata_len(msg, packet.questions.len(), ancount);
+    }
+}
+
+/// Sum of the wire RDLENGTH of the answer-section records (compressed names count as sent).
+/// The message was already validated by simple-dns; this only walks record boundaries.
+fn answer_rdata_len(msg: &[u8], qdcount: usize, ancount: u16) -> Option<u32> {
+    let mut pos = 12usize;
+    for _ in 0..qdcount {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    let mut total = 0u32;
+    for _ in 0..ancount {
+        pos = skip_name(msg, pos)?;
+        let rdlen = u16::from_be_bytes([*msg.get(pos + 8)?, *msg.get(pos + 9)?]) as usize;
+        total += rdlen as u32;
+        pos += 10 + rdlen;
+    }
+    (pos <= msg.len()).then_some(total)
+}
+
+/// Position after the (possibly compressed) name starting at `pos`.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            l if l & 0xc0 == 0xc0 => return Some(pos + 2),
+            l => pos += 1 + l as usize,
+        }
+    }
+}
+
+/// HTTP/1.x request or status line at the start of a TCP payload, on any port.
+pub(super) fn decode_http(rec: &mut PacketRecord, payload: &[u8]) {
+    // Cheap pre-check: a status line starts with "HTTP/1.", a request line with an
+    // upper-case method token followed by a space.
+    if payload.len() < 14 {
+        return;
+    }
+    if payload.starts_with(b"HTTP/1.") {
+        decode_http_response(rec, payload);
+    } else if payload[0].is_ascii_uppercase() {
+        let tok = payload.iter().take(21).position(|&b| b == b' ');
+        if matches!(tok, Some(n) if n >= 3 && payload[..n].iter().all(|b| b.is_ascii_uppercase() || *b == b'-' || *b == b'_'))
+        {
+            decode_http_request(rec, payload);
+        }
+    }
+}
+
+const MAX_HEADERS: usize = 48;
+
+/// The first line (including its CRLF or LF) of the payload, if complete.
+fn first_line(payload: &[u8]) -> Option<&[u8]> {
+    payload
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| &payload[..=i])
+}
+
+fn decode_http_request(rec: &mut PacketRecord, payload: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(payload) {
+        Ok(_) => {
+            if let (Some(m), Some(p), Some(_)) = (req.method, req.path, req.version) {
+                rec.http_method = Some(m.to_owned());
+                rec.http_path = Some(p.to_owned());
+                rec.http_host = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("host"))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+            }
+        }
+        Err(_) => {
+            // A bad header later on: still take the request line alone.
+            let Some(line) = first_line(payload) else {
+                return;
+            };
+            let mut none = [httparse::EMPTY_HEADER; 0];
+            let mut req = httparse::Request::new(&mut none);
+            if req.parse(line).is_ok() {
+                if let (Some(m), Some(p), Some(_)) = (req.method, req.path, req.version) {
+                    rec.http_method = Some(m.to_owned());
+                    rec.http_path = Some(p.to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn decode_http_response(rec: &mut PacketRecord, payload: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let code = match resp.parse(payload) {
+        Ok(_) => resp.code.filter(|_| resp.version.is_some()),
+        Err(_) => first_line(payload).and_then(|line| {
+            let mut none = [httparse::EMPTY_HEADER; 0];
+            let mut resp = httparse::Response::new(&mut none);
+            resp.parse(line)
+                .ok()
+                .and(resp.code.filter(|_| resp.version.is_some()))
+        }),
+    };
+    rec.http_status_code = code;
+}

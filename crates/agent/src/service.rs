@@ -1,0 +1,155 @@
+//! The agent as a service: capture thread + publisher task, wired to NATS.
+
+use anyhow::{Context, Result};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wire::streams::StreamLimits;
+
+use crate::capture::{run_capture, BatchPolicy, CaptureSummary};
+use crate::publisher::{run_publisher, PublishSummary};
+use crate::queue::SendQueue;
+use crate::source::{LiveOptions, Source};
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    Live(LiveOptions),
+    File { path: PathBuf, realtime: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub agent_id: String,
+    pub nats_url: String,
+    pub input: Input,
+    pub batch: BatchPolicy,
+    /// Byte budget of the in-memory send queue.
+    pub queue_max_bytes: usize,
+    /// Publications awaiting their PubAck at once.
+    pub max_pending_acks: usize,
+    pub stream_limits: StreamLimits,
+    /// After a stop request, how long to keep trying to publish what is queued.
+    pub drain_grace: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(agent_id: impl Into<String>, nats_url: impl Into<String>, input: Input) -> AgentConfig {
+        AgentConfig {
+            agent_id: agent_id.into(),
+            nats_url: nats_url.into(),
+            input,
+            batch: BatchPolicy::default(),
+            queue_max_bytes: 128 * 1024 * 1024,
+            max_pending_acks: 64,
+            stream_limits: StreamLimits::default(),
+            drain_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AgentSummary {
+    pub agent_id: String,
+    pub boot_id: String,
+    pub capture: CaptureSummary,
+    pub publish: PublishSummary,
+    /// Records dropped because the send queue was full (or unsent at shutdown).
+    pub dropped_records: u64,
+}
+
+/// A host-unique default agent id: the host name, made subject-safe.
+pub fn default_agent_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "agent".into());
+    sanitize_agent_id(host.trim())
+}
+
+/// Agent ids become a subject token and part of message ids: keep `[A-Za-z0-9_-]`.
+pub fn sanitize_agent_id(id: &str) -> String {
+    let s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() { "agent".into() } else { s }
+}
+
+/// Captures and publishes until the input ends (file: everything acknowledged) or `shutdown`
+/// resolves (live: queued batches get `drain_grace` to be published).
+pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) -> Result<AgentSummary> {
+    let agent_id = sanitize_agent_id(&cfg.agent_id);
+    let boot_id = format!("{:016x}", rand::random::<u64>());
+    let (source, realtime) = match &cfg.input {
+        Input::Live(opts) => (Source::open_live(opts)?, false),
+        Input::File { path, realtime } => (Source::open_file(path)?, *realtime),
+    };
+    tracing::info!(agent_id, boot_id, interface = %source.interface, linktype = source.linktype, "agent starting");
+
+    // Capture starts before NATS is reachable: the queue absorbs the wait.
+    let queue = Arc::new(SendQueue::new(cfg.queue_max_bytes));
+    let stop = Arc::new(AtomicBool::new(false));
+    let capture = {
+        let (queue, stop, agent_id, boot_id, policy) =
+            (queue.clone(), stop.clone(), agent_id.clone(), boot_id.clone(), cfg.batch.clone());
+        std::thread::Builder::new().name("capture".into()).spawn(move || {
+            run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop)
+        })?
+    };
+
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("nta-agent-{agent_id}"))
+        .retry_on_initial_connect()
+        .connect(&cfg.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+    let js = async_nats::jetstream::new(client);
+    let stop_signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    tokio::pin!(stop_signal);
+    let publish = tokio::select! {
+        r = ensure_stream(&js, &cfg.stream_limits) => {
+            r?;
+            run_publisher(
+                js,
+                wire::packets_subject(&agent_id),
+                queue.clone(),
+                cfg.max_pending_acks.max(1),
+                &mut stop_signal,
+                cfg.drain_grace,
+            )
+            .await
+        }
+        _ = &mut stop_signal => {
+            let lost = queue.drain_dropped();
+            tracing::warn!(records = lost, "stopped before NATS was reachable; queued batches dropped");
+            PublishSummary::default()
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let capture = tokio::task::spawn_blocking(move || capture.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))??;
+    tracing::info!(?capture, ?publish, "agent finished");
+    Ok(AgentSummary { agent_id, boot_id, capture, publish, dropped_records: queue.dropped_records() })
+}
+
+/// Creates the stream, retrying while NATS is unreachable (capture keeps queueing meanwhile).
+/// A stream configured differently by the operator is kept as is.
+async fn ensure_stream(js: &async_nats::jetstream::Context, limits: &StreamLimits) -> Result<()> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match wire::streams::ensure_packets_stream(js, limits).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create stream {} yet; retrying", wire::PACKETS_STREAM);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

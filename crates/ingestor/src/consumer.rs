@@ -1,0 +1,341 @@
+//! The service loop: pull a handful of batches, store them in one transaction, ack.
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures::StreamExt;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+use tracing::{debug, error, info, warn};
+use wire::PacketBatch;
+
+use crate::copy::{validate, write_batches, BatchIn, WriteOutcome};
+use crate::db::{self, PartitionCache};
+use crate::deadletter::dead_letter;
+use crate::failpoint::Failpoint;
+use crate::metrics as m;
+use crate::IngestorConfig;
+
+type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(
+    cfg: IngestorConfig,
+    failpoint: Failpoint,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    m::describe();
+    let nats = async_nats::connect(&cfg.nats_url).await.with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+    let js = jetstream::new(nats.clone());
+    let stream = wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
+    wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            &cfg.durable,
+            pull::Config {
+                durable_name: Some(cfg.durable.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: cfg.ack_wait,
+                max_ack_pending: cfg.max_ack_pending,
+                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating consumer {}", cfg.durable))?;
+
+    let mut client = db::connect_creating(&cfg.database_url).await?;
+    db::migrate(&mut client).await.context("migrating the database")?;
+    db::precreate_partitions(&client).await?;
+    info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
+
+    let background = [spawn_pending_gauge(consumer.clone(), cfg.pending_refresh), spawn_maintenance(&cfg)?];
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
+    let mut workers = Vec::with_capacity(cfg.writers.max(1));
+    let mut first = Some(client);
+    for _ in 0..cfg.writers.max(1) {
+        let db = match first.take() {
+            Some(c) => c,
+            None => db::connect_cfg(&db_cfg).await.context("connecting to PostgreSQL")?,
+        };
+        workers.push(Worker {
+            nats: nats.clone(),
+            js: js.clone(),
+            consumer: consumer.clone(),
+            db: Some(db),
+            db_cfg: db_cfg.clone(),
+            parts: PartitionCache::default(),
+            failpoint,
+            backoff: MIN_BACKOFF,
+            stop: stop_rx.clone(),
+            cfg: cfg.clone(),
+        });
+    }
+    let main = futures::future::try_join_all(workers.into_iter().map(Worker::run));
+    tokio::pin!(main, shutdown);
+    let res = tokio::select! {
+        r = &mut main => r.map(drop),
+        _ = &mut shutdown => {
+            info!("ingestor stopping after the current transactions");
+            let _ = stop_tx.send(true);
+            main.await.map(drop)
+        }
+    };
+    for task in background {
+        task.abort();
+    }
+    res
+}
+
+struct Worker {
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    db: Option<Client>,
+    db_cfg: tokio_postgres::Config,
+    parts: PartitionCache,
+    failpoint: Failpoint,
+    backoff: Duration,
+    stop: watch::Receiver<bool>,
+    cfg: IngestorConfig,
+}
+
+impl Worker {
+    async fn run(mut self) -> Result<()> {
+        while !*self.stop.borrow() {
+            let msgs = match self.fetch().await {
+                Ok(msgs) => msgs,
+                Err(e) => {
+                    warn!(error = %e, "fetching from NTA_PACKETS failed");
+                    self.pause().await;
+                    continue;
+                }
+            };
+            if !msgs.is_empty() {
+                self.process(msgs).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max_batches_per_txn` messages, waiting at most `fetch_wait` for them. The pull
+    /// request always runs to completion: dropping it early would strand messages the server
+    /// already sent to it until their ack_wait ran out.
+    async fn fetch(&self) -> Result<Vec<jetstream::Message>> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(self.cfg.max_batches_per_txn.max(1))
+            .expires(self.cfg.fetch_wait)
+            .messages()
+            .await?;
+        let mut out = Vec::with_capacity(self.cfg.max_batches_per_txn);
+        while let Some(item) = batch.next().await {
+            match item {
+                Ok(msg) => out.push(msg),
+                Err(e) if out.is_empty() => return Err(anyhow::anyhow!("{e}")),
+                Err(e) => debug!(error = %e, "pull request ended early"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn process(&mut self, msgs: Vec<jetstream::Message>) {
+        let mut decoded = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            let checked = PacketBatch::decode(&msg.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|b| validate(&b.records).map(|()| b));
+            match checked {
+                Ok(batch) => decoded.push((msg, batch)),
+                Err(reason) => self.poison(&msg, &reason).await,
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        // A batch published twice can arrive twice in one fetch; the ledger only dedups across
+        // statements, so keep the first copy and ack both after the commit.
+        let mut seen = HashSet::new();
+        let mut in_fetch_dups = 0u64;
+        // owner[k] = index in `decoded` of inputs[k].
+        let mut owner = Vec::with_capacity(decoded.len());
+        let mut inputs = Vec::with_capacity(decoded.len());
+        for (i, (_, b)) in decoded.iter().enumerate() {
+            let id = b.batch_id();
+            if seen.insert(id.clone()) {
+                owner.push(i);
+                inputs.push(BatchIn { batch_id: Cow::Owned(id), agent_id: &b.agent_id, records: &b.records });
+            } else {
+                in_fetch_dups += 1;
+            }
+        }
+
+        match self.write(&inputs).await {
+            Ok(out) => {
+                record(&out, in_fetch_dups);
+                for (msg, _) in &decoded {
+                    if let Err(e) = msg.ack().await {
+                        // The batch is stored: a lost ack only means a redelivery we will skip.
+                        warn!(error = %e, "ack failed");
+                    }
+                }
+                let _ = self.nats.flush().await;
+                self.backoff = MIN_BACKOFF;
+            }
+            Err(e) if is_data_error(&e) => {
+                warn!(error = format!("{e:#}"), "PostgreSQL rejected data; storing batches one by one");
+                self.isolate(&decoded, &owner, &inputs).await;
+            }
+            Err(e) => {
+                metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
+                error!(error = format!("{e:#}"), backoff = ?self.backoff, "storing batches failed; will retry");
+                for (msg, _) in &decoded {
+                    let _ = msg.ack_with(AckKind::Nak(Some(self.backoff))).await;
+                }
+                self.pause().await;
+            }
+        }
+    }
+
+    /// Writes each batch in its own transaction, dead-lettering those PostgreSQL refuses, so
+    /// one deterministic rejection cannot stall the consumer for ever.
+    async fn isolate(
+        &mut self,
+        decoded: &[(jetstream::Message, PacketBatch)],
+        owner: &[usize],
+        inputs: &[BatchIn<'_>],
+    ) {
+        let mut done = vec![false; decoded.len()];
+        for (&i, b) in owner.iter().zip(inputs) {
+            match self.write(std::slice::from_ref(b)).await {
+                Ok(out) => {
+                    record(&out, 0);
+                    done[i] = true;
+                }
+                Err(e) if is_data_error(&e) => {
+                    self.poison(&decoded[i].0, &format!("rejected by PostgreSQL: {e:#}")).await;
+                    done[i] = true;
+                }
+                Err(e) => {
+                    metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
+                    error!(error = format!("{e:#}"), "storing batch failed; will retry");
+                }
+            }
+        }
+        for (i, (msg, _)) in decoded.iter().enumerate() {
+            // In-fetch duplicates are not in `batches`: ack them only if their twin is stored.
+            let stored = done[i]
+                || owner.iter().zip(inputs).any(|(&j, b)| done[j] && b.batch_id == decoded[i].1.batch_id());
+            let kind = if stored { AckKind::Ack } else { AckKind::Nak(Some(self.backoff)) };
+            let _ = msg.ack_with(kind).await;
+        }
+    }
+
+    async fn write(&mut self, batches: &[BatchIn<'_>]) -> Result<WriteOutcome> {
+        let client = match self.db.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => db::connect_cfg(&self.db_cfg).await.context("reconnecting to PostgreSQL")?,
+        };
+        let client = self.db.insert(client);
+        let res = write_batches(client, &mut self.parts, batches, self.failpoint).await;
+        if res.is_err() {
+            // A partition may have been dropped by retention behind our back.
+            self.parts.clear();
+        }
+        res
+    }
+
+    async fn poison(&self, msg: &jetstream::Message, reason: &str) {
+        if let Err(e) = dead_letter(&self.js, msg, reason).await {
+            error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
+            let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
+        }
+    }
+
+    /// Sleeps for the current backoff (cut short by shutdown) and doubles it.
+    async fn pause(&mut self) {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn record(out: &WriteOutcome, extra_dups: u64) {
+    metrics::counter!(m::BATCHES_TOTAL).increment(out.new_batches as u64);
+    metrics::counter!(m::ROWS_TOTAL).increment(out.rows);
+    metrics::counter!(m::DUPLICATE_BATCHES_TOTAL).increment(out.duplicate_batches as u64 + extra_dups);
+    if out.new_batches > 0 {
+        metrics::histogram!(m::COPY_DURATION_SECONDS).record(out.copy_time.as_secs_f64());
+    }
+    metrics::histogram!(m::COMMIT_DURATION_SECONDS).record(out.commit_time.as_secs_f64());
+    debug!(new = out.new_batches, dup = out.duplicate_batches + extra_dups as usize, rows = out.rows, "stored");
+}
+
+/// SQLSTATE class 22 (data exception): the same data would fail again however often retried.
+fn is_data_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+        .any(|pe| pe.code().is_some_and(|c| c.code().starts_with("22")))
+}
+
+fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match consumer.info().await {
+                Ok(info) => metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
+                Err(e) => debug!(error = %e, "consumer info failed"),
+            }
+        }
+    })
+}
+
+/// Retention and partition pre-creation, on their own connection so a DROP waiting for its
+/// lock never delays the write path's connection.
+fn spawn_maintenance(cfg: &IngestorConfig) -> Result<JoinHandle<()>> {
+    let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
+    let retention_days = cfg.retention_days;
+    let every = cfg.retention_interval.max(Duration::from_millis(100));
+    Ok(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut client: Option<Client> = None;
+        loop {
+            tick.tick().await;
+            let c = match client.take() {
+                Some(c) if !c.is_closed() => c,
+                _ => match db::connect_cfg(&db_cfg).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, "maintenance: cannot connect");
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = db::precreate_partitions(&c).await {
+                warn!(error = format!("{e:#}"), "maintenance: creating partitions failed");
+            }
+            if let Some(days) = retention_days {
+                match db::drop_expired_partitions(&c, days).await {
+                    Ok(dropped) if !dropped.is_empty() => info!(?dropped, retention_days = days, "dropped old partitions"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = format!("{e:#}"), "maintenance: retention failed"),
+                }
+            }
+            client = Some(c);
+        }
+    }))
+}

@@ -1,0 +1,296 @@
+//! Shared helpers: publishing batches to a private nats-server and reading back what the
+//! ingestor stored in a throw-away database.
+#![allow(dead_code)]
+
+use anyhow::Result;
+use async_nats::jetstream::{self, consumer::pull};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::{NatsServer, TestDb};
+use tokio::task::JoinHandle;
+use wire::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
+
+pub fn config(nats: &NatsServer, db: &TestDb) -> ingestor::IngestorConfig {
+    ingestor::IngestorConfig {
+        nats_url: nats.url.clone(),
+        database_url: db.url.clone(),
+        fetch_wait: Duration::from_millis(200),
+        pending_refresh: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+/// An in-process ingestor; `stop` shuts it down gracefully and returns its result.
+pub struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+}
+
+pub fn spawn(cfg: ingestor::IngestorConfig) -> Running {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ingestor::run(cfg, async move {
+        let _ = rx.await;
+    }));
+    Running { stop: Some(tx), task }
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("ingestor did not stop")
+            .expect("ingestor task panicked")
+            .expect("ingestor failed");
+    }
+}
+
+pub async fn jetstream(nats: &NatsServer) -> jetstream::Context {
+    let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    wire::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
+    js
+}
+
+pub async fn publish_raw(js: &jetstream::Context, subject: &str, msg_id: &str, payload: Vec<u8>) {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(subject.to_string(), h, payload.into()).await.unwrap().await.unwrap();
+}
+
+pub async fn publish(js: &jetstream::Context, b: &PacketBatch) {
+    publish_raw(js, &wire::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
+}
+
+/// Creates the durable consumer the way the ingestor would, but with a short ack_wait so
+/// tests of redelivery do not wait 30 s.
+pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait: Duration) {
+    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_string()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_ack_pending: 1024,
+            filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    match client.query_one(sql, &[]).await {
+        Ok(r) => r.get(0),
+        // Tables appear only once the ingestor has migrated the database.
+        Err(_) => -1,
+    }
+}
+
+/// Waits until the durable consumer has nothing pending nor unacked.
+pub async fn wait_drained(js: &jetstream::Context, durable: &str, timeout: Duration) {
+    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    wait_until("consumer drained", timeout, || {
+        let stream = stream.clone();
+        async move {
+            match stream.consumer_info(durable).await {
+                Ok(i) => i.num_pending == 0 && i.num_ack_pending == 0,
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+}
+
+/// A batch exercising every column: TCP with HTTP, UDP/DNS over IPv6, ICMP, ARP (no IPs), a
+/// bare record with every option None, NUL in a name, VLAN and MACs.
+pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
+    let mut b = PacketBatch::new(agent, "boot1", seq);
+    let base = 1_767_225_600.0 + seq as f64 * 10.0;
+    let iface: Arc<str> = Arc::from("eth0");
+
+    let mut tcp = PacketRecord::new(base + 0.25, 1514);
+    tcp.interface = iface.clone();
+    tcp.protocol = Protocol::Tcp;
+    tcp.src_ip = Some("192.168.1.10".parse().unwrap());
+    tcp.dst_ip = Some("93.184.216.34".parse().unwrap());
+    tcp.src_port = Some(51515);
+    tcp.dst_port = Some(80);
+    tcp.set_tcp_flags(0x18);
+    tcp.seq = Some(u32::MAX);
+    tcp.ack = Some(0);
+    tcp.http_method = Some("POST".into());
+    tcp.http_path = Some("/login?next=%2F&q=\"x\"".into());
+    tcp.http_host = Some("example.com".into());
+    tcp.src_mac = Some(MacAddr([0x00, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e]));
+    tcp.dst_mac = Some(MacAddr([0xff; 6]));
+    tcp.vlan = Some(100);
+    b.records.push(tcp);
+
+    let mut resp = PacketRecord::new(base + 0.5, 400);
+    resp.interface = iface.clone();
+    resp.protocol = Protocol::Tcp;
+    resp.src_ip = Some("93.184.216.34".parse().unwrap());
+    resp.dst_ip = Some("192.168.1.10".parse().unwrap());
+    resp.src_port = Some(80);
+    resp.dst_port = Some(51515);
+    resp.tcp_flags = Some(TcpFlags(0));
+    resp.http_status_code = Some(401);
+    b.records.push(resp);
+
+    let mut dns = PacketRecord::new(base + 0.125, 120);
+    dns.interface = Arc::from("wlan0 (replay.pcap)");
+    dns.protocol = Protocol::Udp;
+    dns.src_ip = Some("2001:db8::1".parse().unwrap());
+    dns.dst_ip = Some("2001:4860:4860::8888".parse().unwrap());
+    dns.src_port = Some(5353);
+    dns.dst_port = Some(53);
+    dns.dns_query = Some(false);
+    dns.dns_response = Some(true);
+    dns.dns_qname = Some("xn--caf-dma.example.".into());
+    dns.dns_qtype = Some(16);
+    dns.dns_answer_count = Some(3);
+    dns.dns_answer_size = Some(u32::MAX);
+    b.records.push(dns);
+
+    let mut icmp = PacketRecord::new(base + 1.0, 98);
+    icmp.interface = iface.clone();
+    icmp.protocol = Protocol::Icmpv6;
+    icmp.src_ip = Some("fe80::1".parse().unwrap());
+    icmp.dst_ip = Some("ff02::1".parse().unwrap());
+    icmp.icmp_type = Some(135);
+    icmp.icmp_code = Some(0);
+    b.records.push(icmp);
+
+    let mut arp = PacketRecord::new(base + 2.0, 42);
+    arp.interface = iface.clone();
+    arp.protocol = Protocol::Arp;
+    arp.arp_op = Some(2);
+    arp.arp_psrc = Some("10.0.0.1".parse().unwrap());
+    arp.arp_pdst = Some("10.0.0.2".parse().unwrap());
+    arp.arp_hwsrc = Some(MacAddr([0xde, 0xad, 0xbe, 0xef, 0, 1]));
+    arp.arp_hwdst = Some(MacAddr([0; 6]));
+    arp.src_mac = arp.arp_hwsrc;
+    b.records.push(arp);
+
+    // Everything absent, and a fractional timestamp not exact in binary.
+    let mut bare = PacketRecord::new(base + 3.123456, 60);
+    bare.interface = Arc::from("");
+    b.records.push(bare);
+
+    let mut odd = PacketRecord::new(base + 4.0, 70);
+    odd.interface = iface;
+    odd.protocol = Protocol::Udp;
+    odd.src_ip = Some(IpAddr::from([10, 0, 0, 3]));
+    odd.dns_qname = Some("a\0b".into());
+    b.records.push(odd);
+    b
+}
+
+/// Small batch with `n` TCP records (for volume tests).
+pub fn small_batch(agent: &str, seq: u64, n: usize) -> PacketBatch {
+    let mut b = PacketBatch::new(agent, "boot1", seq);
+    for i in 0..n {
+        let mut r = PacketRecord::new(1_767_225_600.0 + seq as f64 + i as f64 * 0.001, 60 + i as u32);
+        r.interface = Arc::from("eth0");
+        r.protocol = Protocol::Tcp;
+        r.src_ip = Some(IpAddr::from([10, 0, (seq % 200) as u8, i as u8]));
+        r.dst_ip = Some(IpAddr::from([10, 1, 0, 1]));
+        r.src_port = Some(40000 + i as u16);
+        r.dst_port = Some(443);
+        r.set_tcp_flags(0x10);
+        b.records.push(r);
+    }
+    b
+}
+
+/// Reads back every stored row of `batch_id`, ordered by idx, as records.
+pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> Vec<(String, f64, PacketRecord)> {
+    let rows = client
+        .query(
+            "SELECT agent_id, extract(epoch FROM ts)::float8, interface, host(src_ip), host(dst_ip), protocol,
+                    length, src_port, dst_port, tcp_flags, tcp_syn, tcp_ack, tcp_fin, tcp_rst, tcp_psh,
+                    seq, ack, icmp_type, icmp_code, arp_op, host(arp_psrc), host(arp_pdst),
+                    arp_hwsrc::text, arp_hwdst::text, dns_query, dns_qname, dns_qtype, dns_response,
+                    dns_answer_count, dns_answer_size, http_method, http_path, http_status_code, http_host,
+                    src_mac::text, dst_mac::text, vlan, idx
+             FROM raw_packets WHERE batch_id = $1 ORDER BY idx",
+            &[&batch_id],
+        )
+        .await
+        .unwrap();
+    let ip = |v: Option<String>| v.map(|s| s.parse::<IpAddr>().unwrap());
+    let mac = |v: Option<String>| v.map(|s| s.parse::<MacAddr>().unwrap());
+    let u16_ = |v: Option<i32>| v.map(|x| u16::try_from(x).unwrap());
+    let u8_ = |v: Option<i32>| v.map(|x| u8::try_from(x).unwrap());
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            assert_eq!(row.get::<_, i32>(37), i as i32, "idx");
+            let protocol = match row.get::<_, String>(5).as_str() {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                "ICMP" => Protocol::Icmp,
+                "ICMPv6" => Protocol::Icmpv6,
+                "ARP" => Protocol::Arp,
+                "OTHER" => Protocol::Other,
+                p => panic!("protocol {p}"),
+            };
+            let r = PacketRecord {
+                timestamp: 0.0,
+                interface: Arc::from(row.get::<_, String>(2)),
+                src_ip: ip(row.get(3)),
+                dst_ip: ip(row.get(4)),
+                protocol,
+                length: row.get::<_, i32>(6) as u32,
+                src_port: u16_(row.get(7)),
+                dst_port: u16_(row.get(8)),
+                tcp_flags: row.get::<_, Option<String>>(9).map(|s| TcpFlags::parse(&s).unwrap()),
+                tcp_syn: row.get(10),
+                tcp_ack: row.get(11),
+                tcp_fin: row.get(12),
+                tcp_rst: row.get(13),
+                tcp_psh: row.get(14),
+                seq: row.get::<_, Option<i64>>(15).map(|x| x as u32),
+                ack: row.get::<_, Option<i64>>(16).map(|x| x as u32),
+                icmp_type: u8_(row.get(17)),
+                icmp_code: u8_(row.get(18)),
+                arp_op: u16_(row.get(19)),
+                arp_psrc: ip(row.get(20)),
+                arp_pdst: ip(row.get(21)),
+                arp_hwsrc: mac(row.get(22)),
+                arp_hwdst: mac(row.get(23)),
+                dns_query: row.get(24),
+                dns_qname: row.get(25),
+                dns_qtype: u16_(row.get(26)),
+                dns_response: row.get(27),
+                dns_answer_count: u16_(row.get(28)),
+                dns_answer_size: row.get::<_, Option<i64>>(29).map(|x| x as u32),
+                http_method: row.get(30),
+                http_path: row.get(31),
+                http_status_code: u16_(row.get(32)),
+                http_host: row.get(33),
+                src_mac: mac(row.get(34)),
+                dst_mac: mac(row.get(35)),
+                vlan: u16_(row.get(36)),
+            };
+            (row.get(0), row.get(1), r)
+        })
+        .collect()
+}

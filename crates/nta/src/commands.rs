@@ -1,0 +1,53 @@
+//! Dispatch of subcommands to the crates that do the work.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+
+use crate::cli::{BenchCommand, Cli, Command, DecodeArgs, DecodeFormat};
+use crate::config::{FileConfig, DEFAULT_DATABASE_URL};
+
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let resolved = crate::run::resolve(*args, cli.config)?;
+            crate::run::run(resolved).await
+        }
+        Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
+        Command::Bench(BenchCommand::Decode { file, frames }) => {
+            let report =
+                tokio::task::spawn_blocking(move || agent::bench::run_decode_bench(frames, file.as_deref())).await??;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::GenPcap { frames, output }) => {
+            tokio::task::spawn_blocking(move || agent::bench::generate_capture(&output, frames)).await??;
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Ingest { rows, database_url }) => {
+            let file = FileConfig::load(cli.config.as_deref())?;
+            let url = database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+            println!("{}", ingestor::bench::run_ingest_bench(&url, rows).await?);
+            Ok(())
+        }
+    }
+}
+
+fn decode(args: DecodeArgs) -> Result<()> {
+    let format = match args.format {
+        DecodeFormat::Jsonl => agent::offline::OutputFormat::Jsonl,
+        DecodeFormat::Msgpack => agent::offline::OutputFormat::Msgpack,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut out);
+    let stats = agent::offline::decode_file(&args.file, format, &mut out)?;
+    out.flush()?;
+    // Keep stdout for records only; the tally goes to stderr.
+    eprintln!("{} frames: {} decoded, {} malformed (skipped)", stats.frames, stats.decoded, stats.malformed);
+    if let Some(e) = &stats.file_error {
+        eprintln!("warning: the capture file ends with an error after frame {}: {e}", stats.frames);
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! Prometheus exposition for every role (`--metrics-addr`).
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use std::net::SocketAddr;
+
+/// Installs the global recorder and serves `/metrics` on `addr`. Must run inside the runtime.
+pub fn install(addr: SocketAddr) -> Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        // Latencies as real histograms (aggregatable across replicas), not client summaries.
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        )?
+        .install()
+        .with_context(|| format!("serving metrics on {addr}"))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!("nta_agent_frames_captured_total", "Frames read from the interface or file");
+    describe_counter!("nta_agent_frames_decoded_total", "Frames decoded into records");
+    describe_counter!("nta_agent_frames_malformed_total", "Frames skipped because they could not be decoded");
+    describe_counter!("nta_agent_kernel_dropped_packets_total", "Packets the kernel dropped (libpcap ps_drop)");
+    describe_counter!("nta_agent_interface_dropped_packets_total", "Packets the interface dropped (libpcap ps_ifdrop)");
+    describe_counter!("nta_agent_batches_published_total", "Batch publications sent to JetStream (retries included)");
+    describe_counter!("nta_agent_batches_acked_total", "Batches acknowledged by JetStream");
+    describe_counter!("nta_agent_records_acked_total", "Records in batches acknowledged by JetStream");
+    describe_counter!("nta_agent_queue_dropped_batches_total", "Batches dropped because the send queue was full");
+    describe_counter!("nta_agent_queue_dropped_records_total", "Records dropped because the send queue was full");
+    describe_counter!("nta_agent_publish_errors_total", "Failed or timed-out publications (retried)");
+    describe_gauge!("nta_agent_queue_bytes", Unit::Bytes, "Bytes waiting in the send queue");
+    describe_gauge!("nta_agent_pending_acks", "Publications awaiting their PubAck");
+}

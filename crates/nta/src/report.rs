@@ -1,0 +1,38 @@
+//! What a replay stored, printed at the end of `nta run --target all --read FILE`.
+
+use anyhow::Result;
+use std::fmt::Write;
+
+/// Summarises the rows stored from one agent boot (a replay), which the batch ids identify.
+pub async fn landed(database_url: &str, agent: &agent::AgentSummary) -> Result<String> {
+    let client = ingestor::db::connect_creating(database_url).await?;
+    let mut out = String::new();
+    let prefix = format!("{}.{}.", agent.agent_id, agent.boot_id);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT batch_id), min(ts)::text, max(ts)::text FROM raw_packets WHERE starts_with(batch_id, $1)",
+            &[&prefix],
+        )
+        .await?;
+    let (rows, batches): (i64, i64) = (row.get(0), row.get(1));
+    writeln!(out, "raw_packets from this replay: {rows} rows from {batches} batches, {} .. {}",
+        row.get::<_, Option<String>>(2).unwrap_or_default(), row.get::<_, Option<String>>(3).unwrap_or_default())?;
+    writeln!(out, "by protocol:")?;
+    for r in client
+        .query("SELECT protocol, count(*), sum(length)::bigint FROM raw_packets WHERE starts_with(batch_id, $1) GROUP BY 1 ORDER BY 2 DESC", &[&prefix])
+        .await?
+    {
+        writeln!(out, "  {:<7} {:>9} packets {:>12} bytes", r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))?;
+    }
+    writeln!(out, "top sources:")?;
+    for r in client
+        .query(
+            "SELECT coalesce(host(src_ip), host(arp_psrc), '-'), count(*) FROM raw_packets WHERE starts_with(batch_id, $1) GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+            &[&prefix],
+        )
+        .await?
+    {
+        writeln!(out, "  {:<40} {:>9} packets", r.get::<_, String>(0), r.get::<_, i64>(1))?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,217 @@
+//! `nta run`: starts the chosen roles in this process and stops them together.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+use wire::streams::StreamLimits;
+
+use crate::cli::{RunArgs, Target};
+use crate::config::{FileConfig, DEFAULT_DATABASE_URL, DEFAULT_METRICS_ADDR, DEFAULT_NATS_URL};
+
+/// Everything `nta run` needs, resolved from flags, environment, file and defaults.
+pub struct Resolved {
+    pub targets: Vec<Target>,
+    pub nats_url: String,
+    pub database_url: String,
+    pub metrics_addr: std::net::SocketAddr,
+    pub agent: Option<agent::AgentConfig>,
+    pub ingestor: ingestor::IngestorConfig,
+}
+
+pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
+    let file = FileConfig::load(config.as_deref())?;
+    let mut targets = args.targets.clone();
+    if targets.contains(&Target::All) {
+        // Every role that exists today; later roles join here as they land.
+        targets = vec![Target::Agent, Target::Ingestor];
+    }
+    targets.dedup();
+    for t in &targets {
+        if matches!(t, Target::Windower | Target::Predictor | Target::Dashboard) {
+            bail!("role {t:?} is not part of this build yet");
+        }
+    }
+    let nats_url = args.nats_url.or(file.nats_url).unwrap_or_else(|| DEFAULT_NATS_URL.into());
+    let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    let metrics_addr = args.metrics_addr.or(file.metrics_addr).unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().unwrap());
+    let defaults = StreamLimits::default();
+    let stream_limits = StreamLimits {
+        max_age: args
+            .stream
+            .stream_max_age_hours
+            .or(file.stream.max_age_hours)
+            .map(|h| Duration::from_secs(h * 3600))
+            .unwrap_or(defaults.max_age),
+        max_bytes: args
+            .stream
+            .stream_max_gb
+            .or(file.stream.max_gb)
+            .map(|g| (g * 1e9) as i64)
+            .unwrap_or(defaults.max_bytes),
+    };
+
+    let agent = if targets.contains(&Target::Agent) {
+        let a = args.agent;
+        let fa = file.agent;
+        let input = match (a.read, a.interface.or(fa.interface)) {
+            (Some(path), _) => agent::Input::File { path, realtime: a.realtime },
+            (None, Some(interface)) => agent::Input::Live(agent::source::LiveOptions {
+                interface,
+                bpf: a.bpf.or(fa.bpf),
+                snaplen: a.snaplen.or(fa.snaplen).unwrap_or(65535),
+                promisc: a.promisc || fa.promisc.unwrap_or(false),
+                buffer_size: 32 * 1024 * 1024,
+            }),
+            (None, None) => bail!("the agent needs --interface IF or --read FILE"),
+        };
+        let id = a.agent_id.or(fa.agent_id).unwrap_or_else(agent::service::default_agent_id);
+        let mut cfg = agent::AgentConfig::new(id, nats_url.clone(), input);
+        if let Some(n) = a.batch_size.or(fa.batch_size) {
+            cfg.batch.max_records = n.max(1);
+        }
+        if let Some(ms) = a.batch_timeout_ms.or(fa.batch_timeout_ms) {
+            cfg.batch.max_age = Duration::from_millis(ms);
+        }
+        if let Some(mb) = a.queue_mb.or(fa.queue_mb) {
+            cfg.queue_max_bytes = ((mb * 1024.0 * 1024.0) as usize).max(1);
+        }
+        if let Some(n) = a.max_pending_acks.or(fa.max_pending_acks) {
+            cfg.max_pending_acks = n.max(1);
+        }
+        cfg.stream_limits = stream_limits.clone();
+        Some(cfg)
+    } else {
+        None
+    };
+
+    let mut ing = ingestor::IngestorConfig {
+        nats_url: nats_url.clone(),
+        database_url: database_url.clone(),
+        stream_limits,
+        ..Default::default()
+    };
+    if let Some(d) = args.ingestor.ingestor_durable.or(file.ingestor.durable) {
+        ing.durable = d;
+    }
+    if let Some(days) = args.ingestor.retention_days.or(file.ingestor.retention_days) {
+        // 0 = keep raw packets for ever.
+        ing.retention_days = (days > 0).then_some(days);
+    }
+    if let Some(n) = args.ingestor.batches_per_txn.or(file.ingestor.batches_per_txn) {
+        ing.max_batches_per_txn = n.max(1);
+    }
+    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub async fn run(r: Resolved) -> Result<()> {
+    crate::metrics::install(r.metrics_addr)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let replaying = matches!(r.agent.as_ref().map(|a| &a.input), Some(agent::Input::File { .. }));
+
+    if r.targets.contains(&Target::Ingestor) {
+        let cfg = r.ingestor.clone();
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move { ingestor::run(cfg, stop).await.context("ingestor").map(|_| "ingestor") });
+    }
+    let agent_task = r.agent.clone().map(|cfg| {
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { agent::run(cfg, stop).await })
+    });
+
+    let sig = tokio::spawn(signal());
+    if let Some(agent_task) = agent_task {
+        let summary = tokio::select! {
+            res = agent_task => res.context("agent task")?.context("agent")?,
+            _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
+        };
+        let c = &summary.capture;
+        eprintln!(
+            "agent: {} frames, {} decoded, {} malformed; {} batches ({} records) acknowledged by JetStream; {} records dropped{}",
+            c.frames,
+            c.decoded,
+            c.malformed,
+            summary.publish.batches_acked,
+            summary.publish.records_acked,
+            summary.dropped_records,
+            c.file_error.as_ref().map(|e| format!("; file error: {e}")).unwrap_or_default()
+        );
+        if replaying && r.targets.contains(&Target::Ingestor) {
+            // A laptop replay (`--target all --read F`) ends when everything landed in PostgreSQL.
+            tokio::select! {
+                res = wait_consumer_drained(&r.nats_url, &r.ingestor.durable) => res?,
+                _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
+            }
+            let _ = stop_tx.send(true);
+            while let Some(res) = tasks.join_next().await {
+                res??;
+            }
+            print!("{}", crate::report::landed(&r.database_url, &summary).await?);
+            return Ok(());
+        }
+        if replaying && tasks.is_empty() {
+            return Ok(());
+        }
+    }
+    tokio::select! {
+        _ = sig => tracing::info!("stopping"),
+        _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
+    }
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        res??;
+    }
+    Ok(())
+}
+
+/// Resolves with the first role that ends (with an error, or unexpectedly without one).
+async fn wait_task_failure(tasks: &mut tokio::task::JoinSet<Result<&'static str>>) {
+    if tasks.is_empty() {
+        return std::future::pending().await;
+    }
+    match tasks.join_next().await {
+        Some(Ok(Ok(role))) => tracing::error!(role, "role exited"),
+        Some(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "role failed"),
+        Some(Err(e)) => tracing::error!(error = %e, "role panicked"),
+        None => {}
+    }
+}
+
+/// Waits until the durable consumer has delivered and seen acknowledged every message.
+async fn wait_consumer_drained(nats_url: &str, durable: &str) -> Result<()> {
+    let client = async_nats::connect(nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    loop {
+        if let Ok(stream) = js.get_stream(wire::PACKETS_STREAM).await {
+            if let Ok(mut consumer) =
+                stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable).await
+            {
+                let info = consumer.info().await?;
+                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                    return Ok(());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

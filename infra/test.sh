@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test against real services: each test starts its own nats-server (JetStream, temp
+# store, free port) and creates/drops its own PostgreSQL database.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+bash infra/setup.sh
+# Integration tests drive the real binary.
+cargo build -p nta
+cargo test --workspace "$@"
