@@ -22,9 +22,6 @@ use std::time::Duration;
 pub use bench::run_ingest_bench;
 pub use failpoint::{Failpoint, FAILPOINT_ENV};
 
-/// Default of [`IngestorConfig::retention_days`].
-pub const DEFAULT_RETENTION_DAYS: u32 = 30;
-
 #[derive(Debug, Clone)]
 pub struct IngestorConfig {
     pub nats_url: String,
@@ -40,8 +37,9 @@ pub struct IngestorConfig {
     pub writers: usize,
     /// How long one fetch waits to fill a transaction when traffic is low (bounds latency).
     pub fetch_wait: Duration,
-    /// Day partitions of `raw_packets` entirely older than this many days are dropped;
-    /// `None` keeps everything. Default [`DEFAULT_RETENTION_DAYS`].
+    /// Day partitions of `raw_packets` entirely older than this many days (by packet
+    /// timestamp, UTC days) are dropped; `None` (the default) keeps everything. Off by default
+    /// because replaying an old capture would otherwise store packets only to drop them.
     pub retention_days: Option<u32>,
     /// How often the retention job (and partition pre-creation) runs.
     pub retention_interval: Duration,
@@ -66,7 +64,7 @@ impl Default for IngestorConfig {
             max_batches_per_txn: 16,
             writers: 2,
             fetch_wait: Duration::from_millis(500),
-            retention_days: Some(DEFAULT_RETENTION_DAYS),
+            retention_days: None,
             retention_interval: Duration::from_secs(3600),
             stream_limits: wire::streams::StreamLimits::default(),
             ack_wait: Duration::from_secs(30),

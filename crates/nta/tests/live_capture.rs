@@ -52,12 +52,13 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     let ns = Netns::create(tag);
     let subnet = format!("10.213.{}", tag % 250);
     let _ingestor = start_ingestor(&nats.url, &db.url, &[]);
+    let metrics_port = free_port();
     let _agent = Role(
         nta()
             .args(["run", "--target", "agent", "--agent-id", "live", "--nats-url", &nats.url])
             .args(["--interface", &ns.host_if, "--batch-timeout-ms", "200"])
             .args(["--bpf", &format!("net {subnet}.0/30")])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -95,6 +96,29 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     )
     .await;
     assert_eq!(replies, 5, "echo replies captured too");
+
+    // The agent's Prometheus endpoint tells the same story, kernel counters included.
+    let metrics = scrape(metrics_port);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    assert!(value("nta_agent_frames_captured_total") >= 11.0);
+    assert!(value("nta_agent_records_acked_total") >= 11.0);
+    assert!(value("nta_agent_kernel_received_packets_total") >= 11.0);
+    assert_eq!(value("nta_agent_kernel_dropped_packets_total"), 0.0);
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
 }
 
 fn unsafe_geteuid() -> u32 {
