@@ -45,8 +45,14 @@ async fn crash_and_recover(failpoint: &str) {
     let js = jetstream(&nats).await;
     // Short ack_wait so the messages the crashed process held come back quickly.
     precreate_consumer(&js, "nta-ingestor", Duration::from_secs(2)).await;
+    // Current timestamps, so no retention setting of the binary can drop them.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     for s in 0..BATCHES {
-        publish(&js, &small_batch("crash", s, RECORDS)).await;
+        let mut b = small_batch("crash", s, RECORDS);
+        for (i, r) in b.records.iter_mut().enumerate() {
+            r.timestamp = now - 60.0 + i as f64 * 0.01;
+        }
+        publish(&js, &b).await;
     }
 
     let mut child = start_nta(&nats, &db, Some(failpoint));

@@ -8,16 +8,57 @@ pub(super) fn is_dns_port(p: u16) -> bool {
     matches!(p, 53 | 5353 | 5355)
 }
 
-/// Fills the DNS fields from a DNS message. A message `simple-dns` cannot parse (including
-/// one cut by the snap length) leaves every DNS field null and counts a partial decode.
+/// Fills the DNS fields from a DNS message. A message cut by the snap length or by
+/// fragmentation still has its header and, usually, its question: those are kept (the answer
+/// size stays unknown) and the partial decode is counted. Tunnels hide in query names, so
+/// losing them to a short snaplen would blind detection.
 pub(super) fn decode_dns(rec: &mut PacketRecord, msg: &[u8]) {
     let packet = match simple_dns::Packet::parse(msg) {
         Ok(p) => p,
         Err(_) => {
             metrics::counter!("nta_decode_partial_total", "layer" => "dns").increment(1);
+            decode_dns_head(rec, msg);
             return;
         }
     };
+    let response = fill_question(rec, &packet);
+    if response {
+        let ancount = packet.answers.len() as u16;
+        rec.dns_answer_count = Some(ancount);
+        rec.dns_answer_size = answer_rdata_len(msg, packet.questions.len(), ancount);
+    }
+}
+
+/// What survives of a message too short to parse whole: the header fields present (read with
+/// simple-dns's header accessors) and, if complete, the first question, which is cut out into
+/// a message of its own (one question, no records) and parsed by simple-dns.
+fn decode_dns_head(rec: &mut PacketRecord, msg: &[u8]) {
+    use simple_dns::header_buffer;
+    if msg.len() < 4 {
+        return;
+    }
+    // The `_unchecked` accessors only index the bytes of their own field.
+    let response = header_buffer::has_flags_unchecked(msg, simple_dns::PacketFlag::RESPONSE);
+    rec.dns_query = Some(!response);
+    rec.dns_response = Some(response);
+    if response && msg.len() >= 8 {
+        rec.dns_answer_count = Some(header_buffer::answers_unchecked(msg));
+    }
+    if msg.len() < 12 || header_buffer::questions_unchecked(msg) == 0 {
+        return;
+    }
+    let Some(end) = skip_name(msg, 12).map(|p| p + 4).filter(|&e| e <= msg.len()) else { return };
+    let mut head = Vec::with_capacity(end);
+    head.extend_from_slice(&msg[..4]);
+    head.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    head.extend_from_slice(&msg[12..end]);
+    if let Ok(packet) = simple_dns::Packet::parse(&head) {
+        fill_question(rec, &packet);
+    }
+}
+
+/// Sets the query/response flags and the first question; returns whether it is a response.
+fn fill_question(rec: &mut PacketRecord, packet: &simple_dns::Packet) -> bool {
     let response = packet.has_flags(simple_dns::PacketFlag::RESPONSE);
     rec.dns_query = Some(!response);
     rec.dns_response = Some(response);
@@ -32,11 +73,7 @@ pub(super) fn decode_dns(rec: &mut PacketRecord, msg: &[u8]) {
         rec.dns_qname = Some(name);
         rec.dns_qtype = Some(u16::from(q.qtype));
     }
-    if response {
-        let ancount = packet.answers.len() as u16;
-        rec.dns_answer_count = Some(ancount);
-        rec.dns_answer_size = answer_rdata_len(msg, packet.questions.len(), ancount);
-    }
+    response
 }
 
 /// Sum of the wire RDLENGTH of the answer-section records (compressed names count as sent).
