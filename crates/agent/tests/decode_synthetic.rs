@@ -428,10 +428,14 @@ fn dns_on_llmnr_and_bad_dns_payload() {
         (r.dns_answer_count, r.dns_answer_size, r.dns_qtype),
         (None, None, Some(15))
     );
-    // Garbage on port 53: DNS fields null, the record stands.
-    let r = decode(101, &ipv4_udp(40000, 53, b"\x01\x02garbage"));
+    // Too short for even the flags on port 53: DNS fields null, the record stands.
+    let r = decode(101, &ipv4_udp(40000, 53, b"\x01\x02g"));
     assert_eq!(r.protocol, Protocol::Udp);
     assert_eq!((r.dns_query, r.dns_qname), (None, None));
+    // Cut inside the header (as tshark does, what is there is read): flags, no question.
+    let r = decode(101, &ipv4_udp(40000, 53, b"\x01\x02\x81\x80\x00\x01\x00\x03garb"));
+    assert_eq!((r.dns_response, r.dns_answer_count, r.dns_answer_size), (Some(true), Some(3), None));
+    assert_eq!((r.dns_qname, r.dns_qtype), (None, None));
     // DNS on another port is not parsed.
     let r = decode(
         101,
