@@ -47,7 +47,9 @@ CREATE TABLE raw_packets (
 
 -- No primary key: (batch_id, idx) is unique by construction (the ledger below admits a batch
 -- once), and a unique index would cost every COPY a second B-tree insert per row.
-CREATE INDEX raw_packets_ts_idx ON raw_packets (ts);
+-- Rows arrive in (nearly) time order, so a BRIN index finds a time range for a fraction of
+-- a B-tree's write cost.
+CREATE INDEX raw_packets_ts_idx ON raw_packets USING brin (ts);
 CREATE INDEX raw_packets_src_ip_ts_idx ON raw_packets (src_ip, ts);
 CREATE INDEX raw_packets_dst_ip_ts_idx ON raw_packets (dst_ip, ts);
 

@@ -32,7 +32,13 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let nats = async_nats::connect(&cfg.nats_url).await.with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+    // Waits for NATS rather than failing when the ingestor starts first.
+    let nats = async_nats::ConnectOptions::new()
+        .name("nta-ingestor")
+        .retry_on_initial_connect()
+        .connect(&cfg.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = jetstream::new(nats.clone());
     let stream = wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
     wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
@@ -56,7 +62,7 @@ pub(crate) async fn run(
     db::precreate_partitions(&client).await?;
     info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
 
-    let background = [spawn_pending_gauge(consumer.clone(), cfg.pending_refresh), spawn_maintenance(&cfg)?];
+    let background = [spawn_pending_gauge(consumer.clone(), cfg.pending_refresh), spawn_maintenance(&cfg, stream.cached_info().config.max_age)?];
     let (stop_tx, stop_rx) = watch::channel(false);
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
     let mut workers = Vec::with_capacity(cfg.writers.max(1));
@@ -305,9 +311,13 @@ fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> JoinHandl
 
 /// Retention and partition pre-creation, on their own connection so a DROP waiting for its
 /// lock never delays the write path's connection.
-fn spawn_maintenance(cfg: &IngestorConfig) -> Result<JoinHandle<()>> {
+fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<JoinHandle<()>> {
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
     let retention_days = cfg.retention_days;
+    // A batch id can come back only while its message is still in the stream (a redelivery or
+    // a new consumer replaying the stream), so the ledger remembers ids a day longer than the
+    // stream keeps messages (as configured on the server; zero = for ever = never prune).
+    let ledger_keep = (!stream_max_age.is_zero()).then(|| stream_max_age + Duration::from_secs(24 * 3600));
     let every = cfg.retention_interval.max(Duration::from_millis(100));
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -333,6 +343,13 @@ fn spawn_maintenance(cfg: &IngestorConfig) -> Result<JoinHandle<()>> {
                     Ok(dropped) if !dropped.is_empty() => info!(?dropped, retention_days = days, "dropped old partitions"),
                     Ok(_) => {}
                     Err(e) => warn!(error = format!("{e:#}"), "maintenance: retention failed"),
+                }
+            }
+            if let Some(keep) = ledger_keep {
+                match db::prune_ledger(&c, keep).await {
+                    Ok(n) if n > 0 => info!(batches = n, "pruned ledger entries the stream can no longer redeliver"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = format!("{e:#}"), "maintenance: pruning the ledger failed"),
                 }
             }
             client = Some(c);

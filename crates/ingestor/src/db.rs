@@ -148,6 +148,14 @@ pub async fn drop_expired_partitions(client: &Client, keep_days: u32) -> Result<
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Forgets ledger entries older than `keep`; returns how many went.
+pub async fn prune_ledger(client: &Client, keep: std::time::Duration) -> Result<u64> {
+    let secs = keep.as_secs_f64();
+    Ok(client
+        .execute("DELETE FROM ingested_batches WHERE ingested_at < now() - make_interval(secs => $1)", &[&secs])
+        .await?)
+}
+
 /// Creates today's and tomorrow's partitions ahead of time so the first batch after midnight
 /// does not pay for (and lock the parent for) a CREATE TABLE.
 pub async fn precreate_partitions(client: &Client) -> Result<()> {

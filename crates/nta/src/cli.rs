@@ -105,7 +105,7 @@ pub struct IngestorArgs {
     /// Durable consumer name shared by all ingestor replicas [default: nta-ingestor]
     #[arg(long)]
     pub ingestor_durable: Option<String>,
-    /// Drop raw_packets day partitions older than this many days; 0 keeps everything [default: 30]
+    /// Drop raw_packets day partitions older than this many days; unset or 0 keeps everything
     #[arg(long, env = "NTA_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
     /// Batches written per transaction [default: 16]
