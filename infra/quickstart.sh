@@ -6,5 +6,5 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash infra/setup.sh
 cargo build --release -p nta
-CAPTURE="${1:-infra/samples/ssh_brute-guessing.pcap}"
+CAPTURE="${1:-testdata/pcaps/ssh_brute-guessing.pcap}"
 exec ./target/release/nta run --target all --read "$CAPTURE" --metrics-addr "${NTA_METRICS_ADDR:-127.0.0.1:9464}"

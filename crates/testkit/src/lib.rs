@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of the shared test captures (`../shared/pcaps` next to the checkout), overridable
-/// with `NTA_PCAPS_DIR`.
+/// Path of the shared test captures: `NTA_PCAPS_DIR`, else `../shared/pcaps` next to the
+/// checkout, else the copy in `testdata/pcaps`.
 pub fn pcaps_dir() -> PathBuf {
     if let Ok(d) = std::env::var("NTA_PCAPS_DIR") {
         return PathBuf::from(d);
