@@ -4,6 +4,8 @@
 
 mod record;
 pub mod streams;
+pub mod window;
+pub use window::{View, WindowRecord};
 pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
 
 use serde::{Deserialize, Serialize};

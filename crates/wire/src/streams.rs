@@ -57,3 +57,24 @@ pub async fn ensure_deadletter_stream(
     })
     .await
 }
+
+/// Creates `NTA_WINDOWS` (windows of every size, `nta.windows.>`) unless it exists. Its
+/// duplicate window is long because a restarted windower re-publishes the windows it rebuilds
+/// from redelivered packets, up to the longest window plus the allowed lateness later.
+pub async fn ensure_windows_stream(
+    js: &jetstream::Context,
+    limits: &StreamLimits,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    js.get_or_create_stream(stream::Config {
+        name: crate::window::WINDOWS_STREAM.to_string(),
+        subjects: vec![format!("{}.>", crate::window::WINDOWS_SUBJECT_PREFIX)],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age: limits.max_age,
+        max_bytes: limits.max_bytes,
+        discard: stream::DiscardPolicy::Old,
+        duplicate_window: Duration::from_secs(30 * 60),
+        ..Default::default()
+    })
+    .await
+}
