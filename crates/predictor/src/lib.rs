@@ -1,1 +1,5 @@
-//! Random-forest classification of windows (issue 4). Nothing here yet.
+//! Classification of windows: the random forest, training and (next) the predictor service.
+
+pub mod forest;
+
+pub use forest::{ForestParams, MaxFeatures, RandomForest};
