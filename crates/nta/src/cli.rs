@@ -23,6 +23,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Decode a capture file into one record per frame.
     Decode(DecodeArgs),
+    /// Offline analysis of a capture (no NATS, no PostgreSQL): per-key windows and features.
+    Analyze(AnalyzeArgs),
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -58,7 +60,43 @@ pub struct RunArgs {
     #[command(flatten)]
     pub ingestor: IngestorArgs,
     #[command(flatten)]
+    pub windower: WindowerArgs,
+    #[command(flatten)]
     pub stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Windower")]
+pub struct WindowerArgs {
+    /// Durable consumer of the windower (one windower per name) [default: nta-windower]
+    #[arg(long)]
+    pub windower_durable: Option<String>,
+    /// Allowed lateness behind each agent's newest packet, in ms [default: 2000]
+    #[arg(long)]
+    pub allowed_lateness_ms: Option<u64>,
+    /// An agent silent this long (s) stops holding windows back [default: 30]
+    #[arg(long)]
+    pub idle_agent_timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnalyzeFormat {
+    Text,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture file (pcap or pcapng).
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: AnalyzeFormat,
+    /// With jsonl: add a `features` object with every feature by name.
+    #[arg(long)]
+    pub features: bool,
+    /// Output file [default: stdout]
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +188,14 @@ pub enum BenchCommand {
         file: Option<PathBuf>,
         #[arg(long, default_value_t = 2_000_000)]
         frames: usize,
+    },
+    /// Window features + cascade throughput on one core, and peak memory with many sources.
+    Windows {
+        #[arg(long, default_value_t = 4_000_000)]
+        packets: usize,
+        /// Distinct sources in the stream.
+        #[arg(long, default_value_t = 1_000_000)]
+        sources: usize,
     },
     /// Write a synthetic capture for benchmarks.
     GenPcap {

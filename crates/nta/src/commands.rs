@@ -13,6 +13,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             crate::run::run(resolved).await
         }
         Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
+        Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
+        Command::Bench(BenchCommand::Windows { packets, sources }) => {
+            let report = tokio::task::spawn_blocking(move || windower::run_window_bench(packets, sources)).await?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Bench(BenchCommand::Decode { file, frames }) => {
             let report =
                 tokio::task::spawn_blocking(move || agent::bench::run_decode_bench(frames, file.as_deref())).await??;

@@ -24,7 +24,17 @@ pub struct FileConfig {
     #[serde(default)]
     pub ingestor: IngestorFile,
     #[serde(default)]
+    pub windower: WindowerFile,
+    #[serde(default)]
     pub stream: StreamFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowerFile {
+    pub durable: Option<String>,
+    pub allowed_lateness_ms: Option<u64>,
+    pub idle_agent_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! `nta`: one binary, roles chosen by `--target` (see the README).
 
+mod analyze;
 mod cli;
 mod commands;
 mod config;

@@ -17,6 +17,7 @@ pub struct Resolved {
     pub metrics_addr: std::net::SocketAddr,
     pub agent: Option<agent::AgentConfig>,
     pub ingestor: ingestor::IngestorConfig,
+    pub windower: windower::service::WindowerServiceConfig,
 }
 
 pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
@@ -24,11 +25,11 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     let mut targets = args.targets.clone();
     if targets.contains(&Target::All) {
         // Every role that exists today; later roles join here as they land.
-        targets = vec![Target::Agent, Target::Ingestor];
+        targets = vec![Target::Agent, Target::Ingestor, Target::Windower];
     }
     targets.dedup();
     for t in &targets {
-        if matches!(t, Target::Windower | Target::Predictor | Target::Dashboard) {
+        if matches!(t, Target::Predictor | Target::Dashboard) {
             bail!("role {t:?} is not part of this build yet");
         }
     }
@@ -101,7 +102,23 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     if let Some(n) = args.ingestor.batches_per_txn.or(file.ingestor.batches_per_txn) {
         ing.max_batches_per_txn = n.max(1);
     }
-    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing })
+    let fw = file.windower;
+    let mut win = windower::service::WindowerServiceConfig {
+        nats_url: nats_url.clone(),
+        database_url: database_url.clone(),
+        stream_limits: ing.stream_limits.clone(),
+        ..Default::default()
+    };
+    if let Some(d) = args.windower.windower_durable.or(fw.durable) {
+        win.durable = d;
+    }
+    if let Some(ms) = args.windower.allowed_lateness_ms.or(fw.allowed_lateness_ms) {
+        win.windower.allowed_lateness = Duration::from_millis(ms);
+    }
+    if let Some(s) = args.windower.idle_agent_timeout_s.or(fw.idle_agent_timeout_s) {
+        win.windower.idle_agent_timeout = Duration::from_secs(s);
+    }
+    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -133,6 +150,11 @@ pub async fn run(r: Resolved) -> Result<()> {
         let cfg = r.ingestor.clone();
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move { ingestor::run(cfg, stop).await.context("ingestor").map(|_| "ingestor") });
+    }
+    if r.targets.contains(&Target::Windower) {
+        let cfg = r.windower.clone();
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move { windower::service::run(cfg, stop).await.context("windower").map(|_| "windower") });
     }
     let agent_task = r.agent.clone().map(|cfg| {
         let stop = stopped(stop_rx.clone());

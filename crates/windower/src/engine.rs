@@ -1,0 +1,285 @@
+//! The windower: event-time tumbling windows, watermark, cascade 5 s -> 30 s -> 180 s.
+//!
+//! Records go into the open 5 s window of their timestamp. When the watermark (see
+//! [`Windower::poll_closed`]) passes the end of 5 s windows, they are sealed, emitted, and
+//! their states merged (moved) into the 30 s window containing them; a 30 s window closes
+//! at the same watermark step as its last 5 s window and is merged into its 180 s window.
+//! Only three states per key are therefore alive at a time, whatever the window length.
+
+use crate::level::{Level, Skip};
+use crate::state::Params;
+use crate::WindowerConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+use wire::{PacketRecord, WindowRecord};
+
+/// What happened to a pushed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Merged into the open windows (also returned for frames without any address, which are
+    /// skipped and counted in [`WindowerStats::skipped_no_address`]).
+    Accepted,
+    /// Its 5 s window was already closed by the watermark: counted, not merged anywhere.
+    Late,
+    /// Belongs only to windows already emitted before a restart (see [`Windower::resume`]).
+    AlreadyEmitted,
+}
+
+/// Counters of one windower (the service exports them as Prometheus metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowerStats {
+    pub accepted: u64,
+    pub late: u64,
+    pub already_emitted: u64,
+    /// Frames with neither an IP source nor an ARP sender (also in
+    /// `nta_windower_skipped_records_total{reason="no_address"}`).
+    pub skipped_no_address: u64,
+    /// Records whose timestamp is not a finite number.
+    pub skipped_bad_timestamp: u64,
+    pub windows_emitted: u64,
+}
+
+struct AgentClock {
+    max_ts: f64,
+    last_seen: Instant,
+}
+
+pub struct Windower {
+    cfg: WindowerConfig,
+    params: Params,
+    open5: BTreeMap<i64, Level>,
+    acc30: BTreeMap<i64, Level>,
+    acc180: BTreeMap<i64, Level>,
+    agents: HashMap<String, AgentClock>,
+    /// Every 5 s window ending at or before this has been sealed (a multiple of 5).
+    sealed: i64,
+    /// Checkpoint given to `resume`: windows ending at or before it are not emitted again.
+    resumed: [i64; 3],
+    stats: WindowerStats,
+}
+
+const SIZES: [i64; 3] = [5, 30, 180];
+
+#[inline]
+fn floor_to(t: i64, m: i64) -> i64 {
+    t.div_euclid(m) * m
+}
+
+impl Windower {
+    pub fn new(cfg: WindowerConfig) -> Windower {
+        let params = Params { cap: cfg.distinct_cap.max(2) };
+        Windower {
+            cfg,
+            params,
+            open5: BTreeMap::new(),
+            acc30: BTreeMap::new(),
+            acc180: BTreeMap::new(),
+            agents: HashMap::new(),
+            sealed: i64::MIN,
+            resumed: [i64::MIN; 3],
+            stats: WindowerStats::default(),
+        }
+    }
+
+    /// Checkpoint: per window size (5, 30, 180), every window ending at or before the given
+    /// epoch second has been emitted. Call before the first `push`. Records of those windows
+    /// are still accepted while a longer window containing them is not yet emitted: they
+    /// build the 5 s partial states that feed it, but the emitted windows are not repeated.
+    pub fn resume(&mut self, closed_through: [i64; 3]) {
+        self.resumed = closed_through;
+    }
+
+    /// Feeds one record of `agent_id`. `now` is processing time (for idle-agent detection).
+    pub fn push(&mut self, agent_id: &str, rec: &PacketRecord, now: Instant) -> PushOutcome {
+        let ts = rec.timestamp;
+        if !ts.is_finite() {
+            self.stats.skipped_bad_timestamp += 1;
+            metrics::counter!("nta_windower_skipped_records_total", "reason" => "bad_timestamp").increment(1);
+            return PushOutcome::Accepted;
+        }
+        match self.agents.get_mut(agent_id) {
+            Some(c) => {
+                c.last_seen = now;
+                c.max_ts = c.max_ts.max(ts);
+            }
+            None => {
+                self.agents.insert(agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now });
+            }
+        }
+        self.push_inner(rec)
+    }
+
+    /// Feeds a batch of one agent (one agent lookup for the lot). Returns the outcome counts
+    /// (accepted, late, already emitted).
+    pub fn push_batch(&mut self, agent_id: &str, recs: &[PacketRecord], now: Instant) -> [u64; 3] {
+        let mut out = [0u64; 3];
+        for r in recs {
+            let i = match self.push(agent_id, r, now) {
+                PushOutcome::Accepted => 0,
+                PushOutcome::Late => 1,
+                PushOutcome::AlreadyEmitted => 2,
+            };
+            out[i] += 1;
+        }
+        out
+    }
+
+    fn push_inner(&mut self, rec: &PacketRecord) -> PushOutcome {
+        let start = floor_to(rec.timestamp.floor() as i64, 5);
+        let end = start + 5;
+        if end <= self.sealed {
+            self.stats.late += 1;
+            return PushOutcome::Late;
+        }
+        let r = self.resumed;
+        if end <= r[0] && floor_to(start, 30) + 30 <= r[1] && floor_to(start, 180) + 180 <= r[2] {
+            self.stats.already_emitted += 1;
+            return PushOutcome::AlreadyEmitted;
+        }
+        let level = self.open5.entry(start).or_default();
+        match level.add(rec, &self.params) {
+            Ok(()) => self.stats.accepted += 1,
+            Err(Skip::NoAddress) => {
+                self.stats.skipped_no_address += 1;
+                metrics::counter!("nta_windower_skipped_records_total", "reason" => "no_address")
+                    .increment(1);
+            }
+        }
+        PushOutcome::Accepted
+    }
+
+    /// Current watermark (epoch seconds): the smallest `max event time - allowed lateness`
+    /// over agents heard from within `idle_agent_timeout`; when every agent is idle, the
+    /// largest over all agents (so an idle system still closes its windows).
+    pub fn watermark(&self, now: Instant) -> Option<f64> {
+        let lateness = self.cfg.allowed_lateness.as_secs_f64();
+        let active = self
+            .agents
+            .values()
+            .filter(|a| now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout)
+            .map(|a| a.max_ts - lateness)
+            .reduce(f64::min);
+        active.or_else(|| self.agents.values().map(|a| a.max_ts - lateness).reduce(f64::max))
+    }
+
+    /// Closes every window the watermark has passed and returns the emitted ones, sorted by
+    /// (window end, size, view, key).
+    pub fn poll_closed(&mut self, now: Instant) -> Vec<WindowRecord> {
+        let Some(wm) = self.watermark(now) else { return Vec::new() };
+        let target = floor_to(wm.floor() as i64, 5);
+        if target <= self.sealed {
+            return Vec::new();
+        }
+        self.advance(target)
+    }
+
+    /// Closes everything still open (end of an offline input) and returns it.
+    pub fn finish(&mut self) -> Vec<WindowRecord> {
+        let last = [&self.open5, &self.acc30, &self.acc180]
+            .iter()
+            .zip(SIZES)
+            .filter_map(|(m, s)| m.keys().next_back().map(|k| floor_to(k + s - 1, 180) + 180))
+            .max();
+        match last {
+            Some(t) if t > self.sealed => self.advance(t),
+            _ => Vec::new(),
+        }
+    }
+
+    fn advance(&mut self, target: i64) -> Vec<WindowRecord> {
+        let p = self.params;
+        let mut out: Vec<WindowRecord> = Vec::new();
+        while let Some(entry) = self.open5.first_entry() {
+            let start = *entry.key();
+            if start + 5 > target {
+                break;
+            }
+            let mut level = entry.remove();
+            level.seal();
+            if start + 5 > self.resumed[0] {
+                out.extend(level.finalize(start, 5));
+            }
+            self.acc30.entry(floor_to(start, 30)).or_default().merge(level, &p);
+        }
+        self.sealed = target;
+        while let Some(entry) = self.acc30.first_entry() {
+            let start = *entry.key();
+            if start + 30 > target {
+                break;
+            }
+            let level = entry.remove();
+            if start + 30 > self.resumed[1] {
+                out.extend(level.finalize(start, 30));
+            }
+            self.acc180.entry(floor_to(start, 180)).or_default().merge(level, &p);
+        }
+        while let Some(entry) = self.acc180.first_entry() {
+            let start = *entry.key();
+            if start + 180 > target {
+                break;
+            }
+            let level = entry.remove();
+            if start + 180 > self.resumed[2] {
+                out.extend(level.finalize(start, 180));
+            }
+        }
+        // Stable: keeps each window's (view, key) order.
+        out.sort_by_key(|w| (w.window_start + w.window_size as i64, w.window_size));
+        self.stats.windows_emitted += out.len() as u64;
+        out
+    }
+
+    /// Per size (5, 30, 180): every window ending at or before this epoch second has been
+    /// emitted (or was before the checkpoint given to `resume`). `i64::MIN` if none yet.
+    pub fn closed_through(&self) -> [i64; 3] {
+        let mut c = self.resumed;
+        if self.sealed != i64::MIN {
+            for (i, s) in SIZES.iter().enumerate() {
+                c[i] = c[i].max(floor_to(self.sealed, *s));
+            }
+        }
+        c
+    }
+
+    pub fn stats(&self) -> &WindowerStats {
+        &self.stats
+    }
+
+    /// (view, key) states currently held over all open windows (a memory gauge).
+    pub fn open_keys(&self) -> usize {
+        [&self.open5, &self.acc30, &self.acc180].iter().flat_map(|m| m.values()).map(Level::keys).sum()
+    }
+}
+
+/// Offline analysis and training: one agent, everything closed at the end. Records later
+/// than the allowed lateness are dropped exactly as live (counted in the returned stats), so
+/// the three paths agree.
+pub fn windows_from_records_with_stats(
+    records: impl IntoIterator<Item = PacketRecord>,
+    cfg: &WindowerConfig,
+) -> (Vec<WindowRecord>, WindowerStats) {
+    let mut w = Windower::new(cfg.clone());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let mut next_check = f64::NEG_INFINITY;
+    let lateness = cfg.allowed_lateness.as_secs_f64();
+    for r in records {
+        w.push("offline", &r, now);
+        // The sealing target only moves when the watermark crosses a 5 s boundary; checking
+        // then is the same as polling after every record.
+        if r.timestamp - lateness >= next_check {
+            out.extend(w.poll_closed(now));
+            next_check = (w.sealed + 5) as f64;
+        }
+    }
+    out.extend(w.finish());
+    let stats = w.stats().clone();
+    (out, stats)
+}
+
+pub fn windows_from_records(
+    records: impl IntoIterator<Item = PacketRecord>,
+    cfg: &WindowerConfig,
+) -> Vec<WindowRecord> {
+    windows_from_records_with_stats(records, cfg).0
+}

@@ -1,0 +1,225 @@
+//! Turning a (merged) state into named features. The definitions are tabulated in
+//! `crates/windower/FEATURES.md`; this file is their single implementation.
+//!
+//! Missing-value policy: counts and rates are always numbers (0 is a true count). Means,
+//! ratios, variances and maxima are `None` when their denominator is empty (no packets of the
+//! kind, fewer than 2 for a variance or an interval), never a made-up 0. The one exception
+//! kept from the original, `syn_to_synack_ratio`, divides by max(SYN-ACKs, 1) and is
+//! therefore always defined.
+
+use crate::arp::ArpSeq;
+use crate::sketch::{sequential_pairs, BottomK};
+use crate::state::{DstState, SrcState, C_ACK, C_HTTP, C_SYN, C_WEB, IN_ACK, IN_SYN};
+
+/// The 63 features of the original (seed reference 3.5), same names, in its table order.
+pub const ORIGINAL_FEATURES: [&str; 63] = [
+    "packet_count", "packet_rate_pps", "byte_count", "byte_rate_bps", "avg_packet_size",
+    "packet_size_variance", "tcp_count", "udp_count", "icmp_count", "arp_count",
+    "unique_dst_ips", "unique_dst_ports", "tcp_ports_hit", "udp_ports_hit",
+    "remote_conn_port_hits",
+    "tcp_syn_count", "tcp_ack_count", "syn_rate_pps", "syn_ack_rate_pps", "syn_to_synack_ratio",
+    "half_open_count", "sequential_port_count", "scan_rate_pps", "distinct_targets_count",
+    "syn_only_ratio", "icmp_rate_pps", "udp_rate_pps", "udp_dest_port_count",
+    "ssh_connection_attempts", "ftp_connection_attempts", "http_login_attempts",
+    "login_request_rate", "failed_login_count", "auth_attempts_per_min",
+    "arp_request_count", "arp_reply_count", "gratuitous_arp_count", "arp_binding_flap_count",
+    "unique_macs_per_ip_max", "avg_macs_per_ip", "suspicious_mac_changes", "duplicate_mac_ips",
+    "mac_ip_ratio", "arp_reply_without_request_count",
+    "udp_port_53_count", "dns_query_count", "query_rate_qps", "unique_qnames_count",
+    "avg_subdomain_entropy", "pct_high_entropy_queries", "avg_subdomain_length",
+    "max_subdomain_length", "avg_label_count", "txt_record_count", "distinct_record_types",
+    "avg_answer_size", "avg_query_interval_ms", "dns_to_udp_ratio",
+    "open_conn_count", "avg_conn_duration", "partial_http_count", "bytes_per_conn",
+    "request_completion_ratio",
+];
+
+/// Source-view features beyond the original's 63.
+pub const EXTRA_SOURCE_FEATURES: [&str; 10] = [
+    "tcp_synack_count", "tcp_rst_count", "tcp_fin_count", "unique_src_ports",
+    "null_record_count", "http_request_count", "http_response_count",
+    "dns_responses_received", "http_responses_received", "tcp_synack_received_count",
+];
+
+/// Destination-view features (key = dst_ip; traffic received by the key).
+pub const DESTINATION_FEATURES: [&str; 16] = [
+    "packet_count", "packet_rate_pps", "byte_count", "byte_rate_bps", "avg_packet_size",
+    "tcp_count", "udp_count", "icmp_count", "udp_rate_pps", "icmp_rate_pps",
+    "syn_in_count", "syn_in_rate_pps", "unique_src_ips", "src_ip_diversity",
+    "unique_dst_ports", "half_open_count",
+];
+
+/// The MAC-binding features of one ARP sender, from the window-wide join (see `level.rs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArpBinding {
+    pub unique_macs_per_ip_max: f64,
+    pub avg_macs_per_ip: Option<f64>,
+    pub suspicious_mac_changes: f64,
+    pub duplicate_mac_ips: f64,
+    pub mac_ip_ratio: Option<f64>,
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den > 0.0).then(|| num / den)
+}
+
+type Out = Vec<(&'static str, Option<f64>)>;
+
+/// Features of the source view. `d` is the window length in seconds.
+pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
+    let mut o: Out = Vec::with_capacity(ORIGINAL_FEATURES.len() + EXTRA_SOURCE_FEATURES.len());
+    let mut put = |k: &'static str, v: Option<f64>| o.push((k, v));
+    let n = s.packets as f64;
+    let bytes = s.bytes as f64;
+    // Generic
+    put("packet_count", Some(n));
+    put("packet_rate_pps", Some(n / d));
+    put("byte_count", Some(bytes));
+    put("byte_rate_bps", Some(bytes * 8.0 / d));
+    put("avg_packet_size", ratio(bytes, n));
+    put("packet_size_variance", variance(s.packets, s.bytes, s.sum_sq));
+    put("tcp_count", Some(s.tcp as f64));
+    put("udp_count", Some(s.udp as f64));
+    put("icmp_count", Some(s.icmp as f64));
+    put("arp_count", Some(s.arp_frames as f64));
+    let dst_ips = s.dst_ips.count();
+    put("unique_dst_ips", Some(dst_ips));
+    let mut all_ports = s.tcp_ports.clone();
+    all_ports.merge(&s.udp_ports);
+    put("unique_dst_ports", Some(all_ports.len() as f64));
+    put("tcp_ports_hit", Some(s.tcp_ports.count_not_remote_access() as f64));
+    put("udp_ports_hit", Some(s.udp_ports.count_not_remote_access() as f64));
+    put("remote_conn_port_hits", Some(s.remote_hits as f64));
+    // TCP / DDoS / scan
+    let (syn, ack, synack) = (s.syn as f64, s.ack as f64, s.synack as f64);
+    put("tcp_syn_count", Some(syn));
+    put("tcp_ack_count", Some(ack));
+    put("syn_rate_pps", Some(syn / d));
+    put("syn_ack_rate_pps", Some(synack / d));
+    put("syn_to_synack_ratio", Some(syn / synack.max(1.0)));
+    put("half_open_count", Some(s.conns.count_where(|c| c.flags & (C_SYN | C_ACK) == C_SYN)));
+    put("sequential_port_count", Some(sequential_pairs(&all_ports.sorted()) as f64));
+    put("scan_rate_pps", Some(s.tcp as f64 / d));
+    put("distinct_targets_count", Some(dst_ips));
+    put("syn_only_ratio", ratio(syn, syn + ack));
+    put("icmp_rate_pps", Some(s.icmp as f64 / d));
+    put("udp_rate_pps", Some(s.udp as f64 / d));
+    put("udp_dest_port_count", Some(s.udp_ports.len() as f64));
+    // Brute force
+    let recv = s.recv.as_deref();
+    put("ssh_connection_attempts", Some(s.ssh as f64));
+    put("ftp_connection_attempts", Some(s.ftp as f64));
+    put("http_login_attempts", Some(s.http_login as f64));
+    put("login_request_rate", Some(s.http_login as f64 / d));
+    put("failed_login_count", Some(recv.map_or(0, |r| r.failed_login) as f64));
+    put("auth_attempts_per_min", Some((s.ssh + s.ftp + s.http_login) as f64 / (d / 60.0)));
+    // ARP
+    let a = s.arp.as_deref();
+    let (req, rep) = a.map_or((0, 0), |a| (a.requests, a.replies));
+    let b = arp.copied().unwrap_or_default();
+    put("arp_request_count", Some(req as f64));
+    put("arp_reply_count", Some(rep as f64));
+    put("gratuitous_arp_count", Some(a.map_or(0, |a| a.gratuitous) as f64));
+    put("arp_binding_flap_count", Some(a.map_or(0, |a| flaps(&a.seq)) as f64));
+    put("unique_macs_per_ip_max", Some(b.unique_macs_per_ip_max));
+    put("avg_macs_per_ip", b.avg_macs_per_ip);
+    put("suspicious_mac_changes", Some(b.suspicious_mac_changes));
+    put("duplicate_mac_ips", Some(b.duplicate_mac_ips));
+    put("mac_ip_ratio", b.mac_ip_ratio);
+    put("arp_reply_without_request_count", Some(rep.saturating_sub(req) as f64));
+    // DNS
+    let dn = s.dns.as_deref();
+    let q = dn.map_or(0, |x| x.queries) as f64;
+    let named = dn.map_or(0, |x| x.named) as f64;
+    put("udp_port_53_count", Some(s.udp53 as f64));
+    put("dns_query_count", Some(q));
+    put("query_rate_qps", Some(q / d));
+    put("unique_qnames_count", Some(dn.map_or(0.0, |x| x.qnames.count())));
+    put("avg_subdomain_entropy", dn.and_then(|x| ratio(x.entropy_sum, named)));
+    put("pct_high_entropy_queries", dn.and_then(|x| ratio(x.high_entropy as f64, named)));
+    put("avg_subdomain_length", dn.and_then(|x| ratio(x.sub_len_sum as f64, named)));
+    put("max_subdomain_length", dn.filter(|x| x.named > 0).map(|x| x.sub_len_max as f64));
+    put("avg_label_count", dn.and_then(|x| ratio(x.label_sum as f64, named)));
+    put("txt_record_count", Some(dn.map_or(0, |x| x.txt) as f64));
+    put("distinct_record_types", Some(dn.map_or(0, |x| x.qtypes.len()) as f64));
+    put("avg_answer_size", recv.and_then(|r| ratio(r.answer_sum as f64, r.answer_n as f64)));
+    // Mean gap between consecutive sorted query times telescopes to (last-first)/(n-1).
+    put(
+        "avg_query_interval_ms",
+        dn.filter(|x| x.queries >= 2)
+            .map(|x| (x.last_ts - x.first_ts) * 1000.0 / (x.queries - 1) as f64),
+    );
+    put("dns_to_udp_ratio", ratio(q, s.udp as f64));
+    // Slowloris
+    let conns = s.conns.count();
+    put("open_conn_count", Some(conns));
+    put("avg_conn_duration", mean_duration(&s.conns));
+    put(
+        "partial_http_count",
+        Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == C_SYN | C_WEB)),
+    );
+    put("bytes_per_conn", ratio(s.tcp_bytes as f64, conns));
+    put(
+        "request_completion_ratio",
+        ratio(recv.map_or(0, |r| r.http_responses) as f64, s.http_requests as f64),
+    );
+    // Extras
+    put("tcp_synack_count", Some(synack));
+    put("tcp_rst_count", Some(s.rst as f64));
+    put("tcp_fin_count", Some(s.fin as f64));
+    put("unique_src_ports", Some(s.src_ports.len() as f64));
+    put("null_record_count", Some(dn.map_or(0, |x| x.null) as f64));
+    put("http_request_count", Some(s.http_requests as f64));
+    put("http_response_count", Some(s.http_responses_sent as f64));
+    put("dns_responses_received", Some(recv.map_or(0, |r| r.dns_responses) as f64));
+    put("http_responses_received", Some(recv.map_or(0, |r| r.http_responses) as f64));
+    put("tcp_synack_received_count", Some(recv.map_or(0, |r| r.synack) as f64));
+    o
+}
+
+fn flaps(seq: &ArpSeq) -> u64 {
+    seq.flaps()
+}
+
+/// Sample variance (n-1) from exact integer sums: (n*sum_sq - sum^2) / (n(n-1)).
+fn variance(n: u64, sum: u64, sum_sq: u128) -> Option<f64> {
+    if n < 2 {
+        return None;
+    }
+    let (n128, s128) = (n as u128, sum as u128);
+    let num = n128 * sum_sq - s128 * s128;
+    Some(num as f64 / (n as f64 * (n - 1) as f64))
+}
+
+fn mean_duration(c: &BottomK<crate::state::Conn>) -> Option<f64> {
+    let (mut sum, mut k) = (0.0, 0usize);
+    for v in c.values() {
+        sum += v.last - v.first;
+        k += 1;
+    }
+    ratio(sum, k as f64)
+}
+
+/// Features of the destination view.
+pub fn destination_features(s: &DstState, d: f64) -> Out {
+    let n = s.packets as f64;
+    let bytes = s.bytes as f64;
+    let srcs = s.src_ips.count();
+    vec![
+        ("packet_count", Some(n)),
+        ("packet_rate_pps", Some(n / d)),
+        ("byte_count", Some(bytes)),
+        ("byte_rate_bps", Some(bytes * 8.0 / d)),
+        ("avg_packet_size", ratio(bytes, n)),
+        ("tcp_count", Some(s.tcp as f64)),
+        ("udp_count", Some(s.udp as f64)),
+        ("icmp_count", Some(s.icmp as f64)),
+        ("udp_rate_pps", Some(s.udp as f64 / d)),
+        ("icmp_rate_pps", Some(s.icmp as f64 / d)),
+        ("syn_in_count", Some(s.syn as f64)),
+        ("syn_in_rate_pps", Some(s.syn as f64 / d)),
+        ("unique_src_ips", Some(srcs)),
+        ("src_ip_diversity", ratio(srcs, n)),
+        ("unique_dst_ports", Some(s.dst_ports.len() as f64)),
+        ("half_open_count", Some(s.inbound.count_where(|f| f & (IN_SYN | IN_ACK) == IN_SYN))),
+    ]
+}

@@ -1,0 +1,175 @@
+//! All keys' states of one window (both views): routing a record to its keys, merging whole
+//! windows, and finalising them into `WindowRecord`s.
+//!
+//! Routing (see the crate docs): an IP packet updates the source state of its src_ip and the
+//! destination state of its dst_ip; if it is an answer (DNS response, HTTP response, SYN-ACK)
+//! it also updates the "received" part of the source state of its dst_ip. An ARP frame updates
+//! the source state of its sender (arp_psrc) and no destination state. A frame with neither an
+//! IP source nor an ARP sender is skipped and counted.
+
+use crate::features::{destination_features, source_features, ArpBinding};
+use crate::hash::FastMap;
+use crate::state::{DstState, Params, SrcState};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use wire::{PacketRecord, Protocol, View, WindowRecord, BATCH_FORMAT_VERSION};
+
+#[derive(Debug, Default, Clone)]
+pub struct Level {
+    pub src: FastMap<IpAddr, SrcState>,
+    pub dst: FastMap<IpAddr, DstState>,
+}
+
+/// Why a record contributed to no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Neither an IP source address nor an ARP sender address (e.g. LLDP, STP).
+    NoAddress,
+}
+
+impl Level {
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty() && self.dst.is_empty()
+    }
+
+    /// Number of (view, key) states held.
+    pub fn keys(&self) -> usize {
+        self.src.len() + self.dst.len()
+    }
+
+    pub fn add(&mut self, r: &PacketRecord, p: &Params) -> Result<(), Skip> {
+        if r.protocol == Protocol::Arp {
+            let k = r.arp_psrc.ok_or(Skip::NoAddress)?;
+            self.src.entry(k).or_default().add_sent(r, p);
+            return Ok(());
+        }
+        let k = r.src_ip.ok_or(Skip::NoAddress)?;
+        self.src.entry(k).or_default().add_sent(r, p);
+        if let Some(d) = r.dst_ip {
+            self.dst.entry(d).or_default().add(r, p);
+            if SrcState::wants_received(r) {
+                self.src.entry(d).or_default().add_received(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals order-dependent parts; called once when a 5 s window closes.
+    pub fn seal(&mut self) {
+        self.src.values_mut().for_each(SrcState::seal);
+    }
+
+    pub fn merge(&mut self, other: Level, p: &Params) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        for (k, s) in other.src {
+            match self.src.get_mut(&k) {
+                Some(x) => x.merge(s, p),
+                None => {
+                    self.src.insert(k, s);
+                }
+            }
+        }
+        for (k, s) in other.dst {
+            match self.dst.get_mut(&k) {
+                Some(x) => x.merge(s, p),
+                None => {
+                    self.dst.insert(k, s);
+                }
+            }
+        }
+    }
+
+    /// The window's records, sorted by (view, key). Source keys that only received answers
+    /// (no packet sent) are not emitted.
+    pub fn finalize(&self, start: i64, size: u32) -> Vec<WindowRecord> {
+        let d = size as f64;
+        let arp = self.arp_join();
+        let mut src: Vec<(&IpAddr, &SrcState)> = self.src.iter().filter(|(_, s)| s.packets > 0).collect();
+        src.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut dst: Vec<(&IpAddr, &DstState)> = self.dst.iter().collect();
+        dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mk = |view: View, key: &IpAddr, f: Vec<(&'static str, Option<f64>)>| WindowRecord {
+            v: BATCH_FORMAT_VERSION,
+            view,
+            key: key.to_string(),
+            window_start: start,
+            window_size: size,
+            features: f.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+        };
+        let mut out = Vec::with_capacity(src.len() + dst.len());
+        for (k, s) in src {
+            out.push(mk(View::Source, k, source_features(s, d, arp.get(k))));
+        }
+        for (k, s) in dst {
+            out.push(mk(View::Destination, k, destination_features(s, d)));
+        }
+        out
+    }
+
+    /// Window-wide IP <-> MAC join over ARP sender bindings. For key k with MAC set M(k),
+    /// the neighbourhood N(k) is every IP claimed (in this window) by a MAC of M(k), k
+    /// included; the original's per-group map statistics are taken over N(k). Results depend
+    /// only on the merged MAC sets, so cascaded windows equal direct ones.
+    fn arp_join(&self) -> HashMap<IpAddr, ArpBinding> {
+        let mut ip_macs: HashMap<IpAddr, (Vec<u64>, f64)> = HashMap::new();
+        let mut mac_ips: HashMap<u64, Vec<IpAddr>> = HashMap::new();
+        for (ip, s) in &self.src {
+            let Some(a) = s.arp.as_deref() else { continue };
+            if a.macs.stored() == 0 {
+                continue;
+            }
+            let mut macs: Vec<u64> = a.macs.hashes().collect();
+            macs.sort_unstable();
+            for &m in &macs {
+                mac_ips.entry(m).or_default().push(*ip);
+            }
+            ip_macs.insert(*ip, (macs, a.macs.count()));
+        }
+        let mut out = HashMap::with_capacity(ip_macs.len());
+        // Keys with the same MAC set have the same neighbourhood: compute it once.
+        let mut memo: HashMap<&[u64], ArpBinding> = HashMap::new();
+        for (ip, (macs, _)) in &ip_macs {
+            if let Some(b) = memo.get(macs.as_slice()) {
+                out.insert(*ip, *b);
+                continue;
+            }
+            let mut nb: Vec<IpAddr> = macs.iter().flat_map(|m| mac_ips[m].iter().copied()).collect();
+            nb.sort_unstable();
+            nb.dedup();
+            let sizes: Vec<f64> = nb.iter().map(|i| ip_macs[i].1).collect();
+            let mut all_macs: Vec<u64> = nb.iter().flat_map(|i| ip_macs[i].0.iter().copied()).collect();
+            all_macs.sort_unstable();
+            all_macs.dedup();
+            let n = nb.len() as f64;
+            let b = ArpBinding {
+                unique_macs_per_ip_max: sizes.iter().copied().fold(0.0, f64::max),
+                avg_macs_per_ip: Some(sizes.iter().sum::<f64>() / n),
+                suspicious_mac_changes: sizes.iter().filter(|&&c| c > 1.0).count() as f64,
+                duplicate_mac_ips: macs
+                    .iter()
+                    .map(|m| mac_ips[m].len())
+                    .filter(|&c| c > 1)
+                    .sum::<usize>() as f64,
+                mac_ip_ratio: Some(all_macs.len() as f64 / n),
+            };
+            memo.insert(macs.as_slice(), b);
+            out.insert(*ip, b);
+        }
+        out
+    }
+}
+
+/// Reference path: every record in one state, finalised as one window of `size` seconds
+/// starting at `start` (records are not checked against the bounds). The cascade must give
+/// the same features as this; the property tests compare them.
+pub fn direct_window(records: &[PacketRecord], start: i64, size: u32, cap: usize) -> Vec<WindowRecord> {
+    let p = Params { cap };
+    let mut l = Level::default();
+    for r in records {
+        let _ = l.add(r, &p);
+    }
+    l.finalize(start, size)
+}

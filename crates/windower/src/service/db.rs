@@ -1,0 +1,197 @@
+//! PostgreSQL side of the service: versioned migrations (own ledger table), the
+//! single-instance lock, the checkpoint, and the idempotent window upsert.
+
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
+use tracing::info;
+use wire::WindowRecord;
+
+use super::columns::FEATURE_COLUMNS;
+
+/// Embedded migrations, applied in order; a released version is never edited, only followed.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "window_features", include_str!("../../migrations/0001_window_features.sql"))];
+
+/// Advisory lock key serialising concurrent migrations ("NTA_WIND"; the ingestor uses another).
+const MIGRATION_LOCK_KEY: i64 = 0x4e54_415f_5749_4e44;
+/// Class of the session lock that keeps a second windower of the same durable from running.
+const INSTANCE_LOCK_CLASS: i32 = 0x4e54_5749; // "NTWI"
+
+/// Applies the migrations not yet recorded in `windower_schema_migrations`, in one transaction
+/// under an advisory lock.
+pub async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
+    let exists: bool =
+        tx.query_one("SELECT to_regclass('windower_schema_migrations') IS NOT NULL", &[]).await?.get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE windower_schema_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    }
+    let applied: HashSet<i32> =
+        tx.query("SELECT version FROM windower_schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
+    for &(version, name, sql) in MIGRATIONS {
+        if applied.contains(&version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.with_context(|| format!("windower migration {version:04}_{name}"))?;
+        tx.execute("INSERT INTO windower_schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
+            .await?;
+        info!(version, name, "applied windower migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Tries to take the session lock of `durable` on this connection (released when it closes,
+/// e.g. when the process dies).
+pub async fn try_lock_instance(client: &Client, durable: &str) -> Result<bool> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&INSTANCE_LOCK_CLASS, &durable])
+        .await?
+        .get(0))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub closed_through: [i64; 3],
+    /// First NTA_PACKETS stream sequence a restart must replay.
+    pub replay_seq: u64,
+}
+
+pub async fn load_checkpoint(client: &Client, durable: &str) -> Result<Option<Checkpoint>> {
+    let row = client
+        .query_opt(
+            "SELECT closed_through_5, closed_through_30, closed_through_180, replay_seq
+             FROM windower_checkpoint WHERE durable = $1",
+            &[&durable],
+        )
+        .await?;
+    Ok(row.map(|r| Checkpoint {
+        closed_through: [r.get(0), r.get(1), r.get(2)],
+        replay_seq: r.get::<_, i64>(3).max(0) as u64,
+    }))
+}
+
+/// Writes the checkpoint inside `tx` (closed_through never moves back).
+pub async fn store_checkpoint(tx: &Transaction<'_>, durable: &str, cp: &Checkpoint) -> Result<()> {
+    let seq = i64::try_from(cp.replay_seq).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO windower_checkpoint
+             (durable, closed_through_5, closed_through_30, closed_through_180, replay_seq, updated_at)
+         VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT (durable) DO UPDATE SET
+             closed_through_5 = GREATEST(windower_checkpoint.closed_through_5, EXCLUDED.closed_through_5),
+             closed_through_30 = GREATEST(windower_checkpoint.closed_through_30, EXCLUDED.closed_through_30),
+             closed_through_180 = GREATEST(windower_checkpoint.closed_through_180, EXCLUDED.closed_through_180),
+             replay_seq = EXCLUDED.replay_seq,
+             updated_at = now()",
+        &[&durable, &cp.closed_through[0], &cp.closed_through[1], &cp.closed_through[2], &seq],
+    )
+    .await
+    .context("writing the windower checkpoint")?;
+    Ok(())
+}
+
+/// `INSERT ... SELECT FROM unnest(<one array per column>) ON CONFLICT DO NOTHING`: one statement
+/// for any number of windows.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let n = FEATURE_COLUMNS.len();
+        let cols = FEATURE_COLUMNS.join(", ");
+        let aliases: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let arrays: Vec<String> = (0..n).map(|i| format!("${}::float8[]", i + 5)).collect();
+        format!(
+            "INSERT INTO window_features (view, key, window_start, window_end, window_size, {cols}, extra)
+             SELECT v, k, to_timestamp(s), to_timestamp(s + z), z, {aliases}, e::jsonb
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], {arrays}, ${e}::text[])
+                  AS t(v, k, s, z, {aliases}, e)
+             ON CONFLICT (view, key, window_start, window_size) DO NOTHING",
+            aliases = aliases.join(", "),
+            arrays = arrays.join(", "),
+            e = n + 5,
+        )
+    })
+}
+
+/// Column-wise form of some windows, ready to bind to [`insert_sql`].
+pub(crate) struct WindowColumns {
+    view: Vec<&'static str>,
+    key: Vec<String>,
+    start: Vec<i64>,
+    size: Vec<i32>,
+    features: Vec<Vec<Option<f64>>>,
+    extra: Vec<Option<String>>,
+}
+
+impl WindowColumns {
+    pub fn new(windows: &[WindowRecord]) -> WindowColumns {
+        let n = windows.len();
+        let mut c = WindowColumns {
+            view: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            start: Vec::with_capacity(n),
+            size: Vec::with_capacity(n),
+            features: (0..FEATURE_COLUMNS.len()).map(|_| Vec::with_capacity(n)).collect(),
+            extra: Vec::with_capacity(n),
+        };
+        for w in windows {
+            c.view.push(w.view.as_str());
+            c.key.push(w.key.clone());
+            c.start.push(w.window_start);
+            c.size.push(i32::try_from(w.window_size).unwrap_or(i32::MAX));
+            for (col, name) in c.features.iter_mut().zip(FEATURE_COLUMNS) {
+                col.push(w.features.get(name).copied().flatten());
+            }
+            let mut extra = serde_json::Map::new();
+            for (name, v) in &w.features {
+                if !FEATURE_COLUMNS.contains(&name.as_str()) {
+                    // JSON has no NaN or infinity: those (never expected) become null.
+                    let v = v.and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, Into::into);
+                    extra.insert(name.clone(), v);
+                }
+            }
+            c.extra.push((!extra.is_empty()).then(|| serde_json::Value::Object(extra).to_string()));
+        }
+        c
+    }
+}
+
+/// Stores `windows` (those already there are left alone); returns the rows inserted.
+pub async fn insert_windows(tx: &Transaction<'_>, windows: &[WindowRecord]) -> Result<u64> {
+    if windows.is_empty() {
+        return Ok(0);
+    }
+    let c = WindowColumns::new(windows);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&c.view, &c.key, &c.start, &c.size];
+    for f in &c.features {
+        params.push(f);
+    }
+    params.push(&c.extra);
+    let stmt = tx.prepare(insert_sql()).await?;
+    tx.execute(&stmt, &params).await.context("inserting windows")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_has_every_feature_column() {
+        let sql = MIGRATIONS[0].2;
+        for name in FEATURE_COLUMNS {
+            assert!(sql.contains(&format!("\n    {name} double precision,")), "{name} missing from the migration");
+        }
+        let distinct: HashSet<_> = FEATURE_COLUMNS.iter().collect();
+        assert_eq!(distinct.len(), 63);
+        assert!(insert_sql().contains("$68::text[]"));
+    }
+}

@@ -1,0 +1,31 @@
+//! Metric names (Prometheus) of the windower service; the binary installs the recorder.
+
+pub const RECORDS_TOTAL: &str = "nta_windower_records_total";
+pub const LATE_RECORDS_TOTAL: &str = "nta_windower_late_records_total";
+pub const ALREADY_EMITTED_RECORDS_TOTAL: &str = "nta_windower_already_emitted_records_total";
+pub const WINDOWS_TOTAL: &str = "nta_windower_windows_total";
+pub const OPEN_KEYS: &str = "nta_windower_open_keys";
+pub const CONSUMER_PENDING_MESSAGES: &str = "nta_windower_consumer_pending_messages";
+pub const HELD_MESSAGES: &str = "nta_windower_held_messages";
+pub const DEADLETTER_TOTAL: &str = "nta_windower_deadletter_total";
+pub const PUBLISH_ERRORS_TOTAL: &str = "nta_windower_publish_errors_total";
+pub const DB_ERRORS_TOTAL: &str = "nta_windower_db_errors_total";
+pub const FLUSH_DURATION_SECONDS: &str = "nta_windower_flush_duration_seconds";
+
+pub(crate) fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(RECORDS_TOTAL, "Packet records fed to the windower");
+    describe_counter!(LATE_RECORDS_TOTAL, "Records older than the watermark allows (counted, not merged)");
+    describe_counter!(
+        ALREADY_EMITTED_RECORDS_TOTAL,
+        "Replayed records whose windows were all emitted before a restart"
+    );
+    describe_counter!(WINDOWS_TOTAL, "Closed windows published and stored, by size and view");
+    describe_gauge!(OPEN_KEYS, "Keys with an open window");
+    describe_gauge!(CONSUMER_PENDING_MESSAGES, "Messages of NTA_PACKETS not yet delivered to the windower");
+    describe_gauge!(HELD_MESSAGES, "Delivered packet batches not yet acknowledged (their windows are open)");
+    describe_counter!(DEADLETTER_TOTAL, "Undecodable messages moved to nta.deadletter");
+    describe_counter!(PUBLISH_ERRORS_TOTAL, "Failed window publications (retried)");
+    describe_counter!(DB_ERRORS_TOTAL, "Failed window-store transactions (retried)");
+    describe_histogram!(FLUSH_DURATION_SECONDS, Unit::Seconds, "Publish + store + checkpoint of closed windows");
+}

@@ -1,0 +1,572 @@
+//! The windower service (`nta run --target windower`): consumes `NTA_PACKETS` with its own
+//! durable pull consumer, feeds the records to the [`Windower`](crate::Windower), and publishes
+//! every closed window exactly once to `nta.windows.<5s|30s|3m>` (stream `NTA_WINDOWS`,
+//! `Nats-Msg-Id` = window id) and to PostgreSQL (`window_features`).
+//!
+//! # Exactly once, across crashes
+//!
+//! One instance per durable name runs at a time (a PostgreSQL session advisory lock; a second
+//! instance waits for it). It processes messages in stream order and *holds* every delivered
+//! batch unacknowledged until all windows it contributed to are closed (see `tracker`). Each
+//! flush, in this order:
+//! 1. publishes the newly closed windows to JetStream and waits for every PubAck;
+//! 2. in one transaction, inserts them (`ON CONFLICT DO NOTHING`) and writes the checkpoint:
+//!    `closed_through` (per size, every window ending at or before it is emitted) and
+//!    `replay_seq` (the oldest batch still held; everything before it is fully accounted for);
+//! 3. acknowledges the batches whose windows are all at or before `closed_through`.
+//!
+//! At start the service reads the checkpoint, calls [`Windower::resume`](crate::Windower::resume)
+//! with it and recreates its durable consumer to deliver from `replay_seq`: the replayed batches
+//! rebuild every open window (each record of an open window belongs to a batch not yet
+//! complete, hence at or after `replay_seq`), and windows at or before the checkpoint are not
+//! emitted again. A crash before the commit re-emits and re-publishes windows that NTA_WINDOWS
+//! then drops as duplicates (same `Nats-Msg-Id`, 30 min duplicate window) and that are not yet
+//! in the table; a crash after the commit re-emits nothing it stored. Recreating the consumer
+//! (rather than waiting for the server to redeliver what the dead process held, which would
+//! come only after `ack_wait` and out of order) keeps the replay in stream order.
+//!
+//! While alive, the consumer never redelivers: `ack_wait` (10 min) exceeds the time a batch is
+//! held (the longest window plus lateness and idle timeout), held batches older than a third of
+//! it get in-progress acks, and a redelivery that happens anyway is recognised by its stream
+//! sequence and never fed twice.
+//!
+//! Poison messages (undecodable, unknown version, impossible timestamps) are copied to
+//! `nta.deadletter` and terminated; they are never held, so they never block acknowledgement.
+
+mod columns;
+pub mod db;
+mod deadletter;
+pub mod failpoint;
+pub mod metrics;
+mod tracker;
+
+pub use columns::FEATURE_COLUMNS;
+pub use failpoint::FAILPOINT_ENV;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_nats::jetstream::{self, consumer::pull, stream::ConsumerErrorKind, AckKind};
+use futures::{FutureExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+use tracing::{debug, error, info, warn};
+use wire::{PacketBatch, WindowRecord};
+
+use crate::{PushOutcome, Windower, WindowerConfig};
+use db::Checkpoint;
+use failpoint::{Failpoint, Point};
+use metrics as m;
+use tracker::{Ends, Tracker};
+
+type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct WindowerServiceConfig {
+    pub nats_url: String,
+    /// Created (with its schema) if missing.
+    pub database_url: String,
+    /// Durable consumer on NTA_PACKETS. Exactly one windower runs per name (others wait).
+    pub durable: String,
+    pub windower: WindowerConfig,
+    /// Limits applied if this process creates `NTA_PACKETS` or `NTA_WINDOWS`.
+    pub stream_limits: wire::streams::StreamLimits,
+    /// How often closed windows are collected when no message arrives (processing-time
+    /// flushing: idle agents stop holding windows back).
+    pub poll_interval: Duration,
+    /// Server-side redelivery timer; must exceed the time a batch is held (longest window +
+    /// allowed lateness + idle agent timeout + margin).
+    pub ack_wait: Duration,
+    /// Unacked batches allowed: at least the batches of the longest window plus lateness.
+    pub max_ack_pending: i64,
+    /// Messages taken from the consumer before windows are collected and flushed.
+    pub max_messages_per_step: usize,
+    /// Period of the `nta_windower_consumer_pending_messages` refresh.
+    pub pending_refresh: Duration,
+}
+
+impl Default for WindowerServiceConfig {
+    fn default() -> Self {
+        WindowerServiceConfig {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
+            durable: "nta-windower".into(),
+            windower: WindowerConfig::default(),
+            stream_limits: wire::streams::StreamLimits::default(),
+            poll_interval: Duration::from_millis(200),
+            ack_wait: Duration::from_secs(600),
+            max_ack_pending: 100_000,
+            max_messages_per_step: 256,
+            pending_refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs the windower service until `shutdown` completes. On shutdown the windows already closed
+/// are flushed and their batches acked; open windows are left to be rebuilt by the next start
+/// (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
+pub async fn run(cfg: WindowerServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+    m::describe();
+    let shutdown = shutdown.fuse();
+    futures::pin_mut!(shutdown);
+    let failpoint = Failpoint::from_env();
+    let svc = tokio::select! {
+        s = Service::start(cfg, failpoint) => s?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    svc.run(shutdown).await
+}
+
+struct Service {
+    cfg: WindowerServiceConfig,
+    failpoint: Failpoint,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    /// Holds the single-instance lock.
+    db: Option<Client>,
+    windower: Windower,
+    tracker: Tracker<jetstream::Message>,
+    /// Last committed checkpoint.
+    stored: Checkpoint,
+    /// `closed_through` of the checkpoint resumed from: windows at or before it are stored.
+    resumed: [i64; 3],
+    /// Closed windows not yet published and stored.
+    unflushed: Vec<WindowRecord>,
+    backoff: Duration,
+    stopping: bool,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The lock was lost (connection closed) and another windower took it: stop at once.
+#[derive(Debug)]
+struct LostLock;
+
+impl std::fmt::Display for LostLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another windower holds the instance lock")
+    }
+}
+
+impl std::error::Error for LostLock {}
+
+impl Service {
+    async fn start(cfg: WindowerServiceConfig, failpoint: Failpoint) -> Result<Service> {
+        let mut client = ingestor::db::connect_creating(&cfg.database_url).await?;
+        db::migrate(&mut client).await.context("migrating the windower schema")?;
+        let mut waited = Instant::now();
+        while !db::try_lock_instance(&client, &cfg.durable).await? {
+            if waited.elapsed() > Duration::from_secs(10) {
+                info!(durable = %cfg.durable, "waiting for the other windower of this durable to exit");
+                waited = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
+
+        let nats = async_nats::ConnectOptions::new()
+            .name("nta-windower")
+            .retry_on_initial_connect()
+            .connect(&cfg.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+        let js = jetstream::new(nats.clone());
+        let mut stream =
+            wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
+        wire::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
+        wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+
+        // Where to replay from: the checkpoint, unless the stream was recreated behind it.
+        let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
+        let replay_seq = match checkpoint {
+            Some(cp) if cp.replay_seq > last_seq + 1 => {
+                warn!(replay_seq = cp.replay_seq, last_seq, "NTA_PACKETS is behind the checkpoint (recreated?); replaying it all");
+                0
+            }
+            Some(cp) => cp.replay_seq,
+            None => 0,
+        };
+        let deliver_policy = if replay_seq > 1 {
+            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: replay_seq }
+        } else {
+            jetstream::consumer::DeliverPolicy::All
+        };
+        // The consumer is recreated at the replay point: what a dead predecessor held would
+        // otherwise come back only after ack_wait, behind newer messages.
+        match stream.delete_consumer(&cfg.durable).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) => return Err(anyhow!("deleting consumer {}: {e}", cfg.durable)),
+        }
+        let consumer: PullConsumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(cfg.durable.clone()),
+                description: Some("nta windower (recreated at each start from its checkpoint)".into()),
+                deliver_policy,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: cfg.ack_wait,
+                max_ack_pending: cfg.max_ack_pending,
+                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating consumer {}", cfg.durable))?;
+
+        let mut windower = Windower::new(cfg.windower.clone());
+        let resumed = checkpoint.map_or([i64::MIN; 3], |cp| cp.closed_through);
+        if checkpoint.is_some() {
+            windower.resume(resumed);
+        }
+        let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
+        info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = ?failpoint, "windower started");
+        let background = vec![spawn_pending_gauge(consumer.clone(), cfg.pending_refresh)];
+        Ok(Service {
+            tracker: Tracker::new(replay_seq),
+            cfg,
+            failpoint,
+            nats,
+            js,
+            consumer,
+            db: Some(client),
+            windower,
+            stored,
+            resumed,
+            unflushed: Vec::new(),
+            backoff: MIN_BACKOFF,
+            stopping: false,
+            background,
+        })
+    }
+
+    async fn run<S: Future<Output = ()> + futures::future::FusedFuture>(
+        mut self,
+        mut shutdown: Pin<&mut S>,
+    ) -> Result<()> {
+        let res = self.main_loop(&mut shutdown).await;
+        if res.is_ok() {
+            // Store and acknowledge what is already closed; open windows are rebuilt at the next
+            // start from the batches left unacked.
+            self.stopping = true;
+            let target = self.collect();
+            if let Err(e) = self.try_flush(target).await {
+                warn!(error = format!("{e:#}"), "final flush failed; the next start replays it");
+            }
+        }
+        for t in &self.background {
+            t.abort();
+        }
+        let _ = self.nats.flush().await;
+        res
+    }
+
+    async fn main_loop<S: Future<Output = ()> + futures::future::FusedFuture>(
+        &mut self,
+        shutdown: &mut Pin<&mut S>,
+    ) -> Result<()> {
+        let mut messages = self.messages().await?;
+        let mut tick = tokio::time::interval(self.cfg.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let keepalive_every = (self.cfg.ack_wait / 6).max(Duration::from_millis(100));
+        let mut keepalive = tokio::time::interval(keepalive_every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.stopping {
+            tokio::select! {
+                _ = shutdown.as_mut() => {
+                    info!("windower stopping");
+                    break;
+                }
+                item = messages.next() => match item {
+                    Some(Ok(msg)) => {
+                        let mut chunk = vec![msg];
+                        while chunk.len() < self.cfg.max_messages_per_step.max(1) {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(m))) => chunk.push(m),
+                                Some(Some(Err(e))) => debug!(error = %e, "consumer stream"),
+                                _ => break,
+                            }
+                        }
+                        for msg in chunk {
+                            self.on_message(msg).await;
+                        }
+                        self.flush(shutdown).await?;
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "consuming NTA_PACKETS");
+                        tokio::time::sleep(MIN_BACKOFF).await;
+                    }
+                    None => {
+                        warn!("consumer stream ended; reopening");
+                        tokio::time::sleep(MIN_BACKOFF).await;
+                        messages = self.messages().await?;
+                    }
+                },
+                _ = tick.tick() => self.flush(shutdown).await?,
+                _ = keepalive.tick() => self.keep_alive().await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn messages(&self) -> Result<pull::Stream> {
+        let mut tries = 0;
+        loop {
+            match self.consumer.stream().max_messages_per_batch(500).heartbeat(Duration::from_secs(5)).messages().await
+            {
+                Ok(s) => return Ok(s),
+                Err(e) if tries < 10 => {
+                    warn!(error = %e, "opening the consumer stream");
+                    tries += 1;
+                    tokio::time::sleep(MAX_BACKOFF.min(MIN_BACKOFF * (1 << tries))).await;
+                }
+                Err(e) => bail!("opening the consumer stream: {e}"),
+            }
+        }
+    }
+
+    async fn on_message(&mut self, msg: jetstream::Message) {
+        let seq = match msg.info() {
+            Ok(i) => i.stream_sequence,
+            Err(e) => {
+                warn!(error = %e, subject = %msg.subject, "message without JetStream metadata ignored");
+                return;
+            }
+        };
+        let now = Instant::now();
+        if self.tracker.is_redelivery(seq) {
+            // Never fed twice. A held batch just gets its fresh handle; one no longer held was
+            // acked (the ack got lost) or is poison whose dead-lettering failed.
+            let msg = match self.tracker.refresh(seq, msg, now) {
+                None => return,
+                Some(msg) => msg,
+            };
+            match decode(&msg.payload) {
+                Ok(_) => {
+                    let _ = msg.ack().await;
+                }
+                Err(reason) => self.poison(&msg, &reason).await,
+            }
+            return;
+        }
+        let batch = match decode(&msg.payload) {
+            Ok(b) => b,
+            Err(reason) => {
+                self.tracker.advance(seq);
+                self.poison(&msg, &reason).await;
+                return;
+            }
+        };
+        let mut ends = Ends::default();
+        let (mut late, mut already) = (0u64, 0u64);
+        for r in &batch.records {
+            match self.windower.push(&batch.agent_id, r, now) {
+                PushOutcome::Accepted => ends.add(r.timestamp),
+                PushOutcome::Late => late += 1,
+                PushOutcome::AlreadyEmitted => already += 1,
+            }
+        }
+        ::metrics::counter!(m::RECORDS_TOTAL).increment(batch.records.len() as u64);
+        if late > 0 {
+            ::metrics::counter!(m::LATE_RECORDS_TOTAL).increment(late);
+        }
+        if already > 0 {
+            ::metrics::counter!(m::ALREADY_EMITTED_RECORDS_TOTAL).increment(already);
+        }
+        self.tracker.hold(seq, ends, msg, now);
+        ::metrics::gauge!(m::HELD_MESSAGES).set(self.tracker.len() as f64);
+    }
+
+    async fn poison(&self, msg: &jetstream::Message, reason: &str) {
+        if let Err(e) = deadletter::dead_letter(&self.js, msg, reason).await {
+            error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
+            let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
+        }
+    }
+
+    /// `closed_through` never below the checkpoint resumed from.
+    fn closed_through(&self) -> [i64; 3] {
+        let c = self.windower.closed_through();
+        [c[0].max(self.resumed[0]), c[1].max(self.resumed[1]), c[2].max(self.resumed[2])]
+    }
+
+    /// Collects the newly closed windows; returns the checkpoint a flush would write.
+    fn collect(&mut self) -> Checkpoint {
+        let closed = self.windower.poll_closed(Instant::now());
+        self.unflushed.extend(closed);
+        let closed_through = self.closed_through();
+        Checkpoint { closed_through, replay_seq: self.tracker.replay_seq(closed_through) }
+    }
+
+    /// Publishes, stores and checkpoints the closed windows, then acks the complete batches;
+    /// retried with backoff until it succeeds or shutdown is asked for.
+    async fn flush<S: Future<Output = ()> + futures::future::FusedFuture>(
+        &mut self,
+        shutdown: &mut Pin<&mut S>,
+    ) -> Result<()> {
+        loop {
+            let target = self.collect();
+            match self.try_flush(target).await {
+                Ok(()) => {
+                    self.backoff = MIN_BACKOFF;
+                    return Ok(());
+                }
+                Err(e) if e.is::<LostLock>() => return Err(e),
+                Err(e) => {
+                    error!(error = format!("{e:#}"), backoff = ?self.backoff, "flushing windows failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.backoff) => {}
+                        _ = shutdown.as_mut() => {
+                            // Nothing acked: the next start replays and re-emits these windows.
+                            warn!(windows = self.unflushed.len(), "stopping with windows not stored");
+                            self.stopping = true;
+                            self.unflushed.clear();
+                            return Ok(());
+                        }
+                    }
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn try_flush(&mut self, target: Checkpoint) -> Result<()> {
+        if self.unflushed.is_empty() && target == self.stored {
+            if self.tracker.has_complete(target.closed_through) {
+                self.ack_complete(target.closed_through).await;
+            }
+            return Ok(());
+        }
+        let started = Instant::now();
+        let has_windows = !self.unflushed.is_empty();
+        if has_windows {
+            self.failpoint.count_flush();
+        }
+        publish(&self.js, &self.unflushed).await?;
+        if has_windows {
+            self.failpoint.hit(Point::AfterPublish);
+        }
+        let durable = self.cfg.durable.clone();
+        let windows = std::mem::take(&mut self.unflushed);
+        let client = match self.db().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.unflushed = windows;
+                return Err(e);
+            }
+        };
+        let res: Result<u64> = async {
+            let tx = client.transaction().await?;
+            let inserted = db::insert_windows(&tx, &windows).await?;
+            db::store_checkpoint(&tx, &durable, &target).await?;
+            tx.commit().await.context("committing windows")?;
+            Ok(inserted)
+        }
+        .await;
+        self.unflushed = windows;
+        let inserted = res.inspect_err(|_| {
+            ::metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
+        })?;
+        if has_windows {
+            self.failpoint.hit(Point::AfterStore);
+        }
+        for w in &self.unflushed {
+            ::metrics::counter!(m::WINDOWS_TOTAL, "size" => wire::window::size_token(w.window_size), "view" => w.view.as_str())
+                .increment(1);
+        }
+        if has_windows {
+            ::metrics::histogram!(m::FLUSH_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+            debug!(windows = self.unflushed.len(), inserted, closed_through = ?target.closed_through, "windows flushed");
+        }
+        self.unflushed.clear();
+        self.stored = target;
+        self.ack_complete(target.closed_through).await;
+        ::metrics::gauge!(m::OPEN_KEYS).set(self.windower.open_keys() as f64);
+        Ok(())
+    }
+
+    async fn ack_complete(&mut self, closed_through: [i64; 3]) {
+        let done = self.tracker.take_complete(closed_through);
+        if done.is_empty() {
+            return;
+        }
+        for (seq, msg) in &done {
+            if let Err(e) = msg.ack().await {
+                // Everything of it is stored: a lost ack is a redelivery we recognise.
+                debug!(seq, error = %e, "ack failed");
+            }
+        }
+        let _ = self.nats.flush().await;
+        ::metrics::gauge!(m::HELD_MESSAGES).set(self.tracker.len() as f64);
+    }
+
+    /// Resets the server's ack timer of batches held for long (e.g. behind an idle agent).
+    async fn keep_alive(&mut self) {
+        let now = Instant::now();
+        let Some(before) = now.checked_sub(self.cfg.ack_wait / 3) else { return };
+        for msg in self.tracker.stale(before, now) {
+            let _ = msg.ack_with(AckKind::Progress).await;
+        }
+    }
+
+    /// The connection holding the instance lock, reconnected (and the lock retaken) if lost.
+    async fn db(&mut self) -> Result<&mut Client> {
+        if self.db.as_ref().is_none_or(|c| c.is_closed()) {
+            self.db = None;
+            let c = ingestor::db::connect_creating(&self.cfg.database_url).await?;
+            if !db::try_lock_instance(&c, &self.cfg.durable).await? {
+                return Err(anyhow::Error::new(LostLock));
+            }
+            info!("reconnected to PostgreSQL");
+            self.db = Some(c);
+        }
+        Ok(self.db.as_mut().unwrap())
+    }
+}
+
+/// Decodes a batch, rejecting what can never be windowed (like the ingestor, so both consumers
+/// dead-letter the same messages).
+fn decode(payload: &[u8]) -> Result<PacketBatch, String> {
+    let batch = PacketBatch::decode(payload).map_err(|e| e.to_string())?;
+    ingestor::copy::validate(&batch.records)?;
+    Ok(batch)
+}
+
+/// Publishes every window with `Nats-Msg-Id` = its id and waits for all PubAcks.
+async fn publish(js: &jetstream::Context, windows: &[WindowRecord]) -> Result<()> {
+    for chunk in windows.chunks(512) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for w in chunk {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", w.window_id().as_str());
+            let payload = w.encode().context("encoding a window")?;
+            let ack = js.publish_with_headers(w.subject(), h, payload.into()).await.map_err(|e| {
+                ::metrics::counter!(m::PUBLISH_ERRORS_TOTAL).increment(1);
+                anyhow!("publishing window {}: {e}", w.window_id())
+            })?;
+            acks.push(ack);
+        }
+        for r in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
+            r.map_err(|e| {
+                ::metrics::counter!(m::PUBLISH_ERRORS_TOTAL).increment(1);
+                anyhow!("window not acknowledged by JetStream: {e}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match consumer.info().await {
+                Ok(info) => ::metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
+                Err(e) => debug!(error = %e, "consumer info failed"),
+            }
+        }
+    })
+}

@@ -1,0 +1,611 @@
+//! The windower service against real NATS JetStream and PostgreSQL (private instances, nothing
+//! mocked): windows in `window_features` and on NTA_WINDOWS equal the offline path's, exactly
+//! once, across graceful restarts, SIGKILL and failpoint aborts; poison messages are
+//! dead-lettered without stopping the pipeline.
+//!
+//! The crash tests run the service in a child process: this test binary itself, started with
+//! the ignored test `child_windower` selected and `NTA_WSVC_CHILD=1` (no dependency on how the
+//! `nta` binary wires its roles).
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::{NatsServer, TestDb};
+use windower::service::{self, WindowerServiceConfig, FEATURE_COLUMNS};
+use windower::{Windower, WindowerConfig};
+use wire::{PacketBatch, PacketRecord, Protocol, WindowRecord};
+
+/// 2026-01-01T00:00:00Z, a multiple of 180.
+const T0: f64 = 1_767_225_600.0;
+/// Seconds of event time per agent.
+const SPAN: u32 = 420;
+/// Sentinel keys: their windows stay open (or not) depending on processing time, so they are
+/// left out of the comparisons.
+const SENTINEL_SRC: &str = "192.0.2.254";
+const SENTINEL_DST: &str = "192.0.2.253";
+
+type Features = BTreeMap<String, Option<f64>>;
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+/// One second of traffic seen by `agent` at second `sec`: a scanner, web clients, DNS (some
+/// high-entropy names), ICMP and ARP, with keys shared between the two agents.
+fn second_of_traffic(agent: u8, sec: u32, rng: &mut Lcg) -> Vec<PacketRecord> {
+    let iface: Arc<str> = Arc::from(if agent == 0 { "eth0" } else { "eth1" });
+    let mut out = Vec::new();
+    let n = 8 + rng.below(10) as u32;
+    for i in 0..n {
+        let ts = T0 + sec as f64 + (i as f64 + rng.below(1000) as f64 / 1000.0) / (n as f64 + 1.0);
+        let mut r = PacketRecord::new(ts, 60 + rng.below(1400) as u32);
+        r.interface = iface.clone();
+        match rng.below(6) {
+            0 => {
+                r.protocol = Protocol::Tcp;
+                r.src_ip = ip("10.0.0.66");
+                r.dst_ip = ip(&format!("10.1.0.{}", 1 + rng.below(4)));
+                r.src_port = Some(40000);
+                r.dst_port = Some((sec * 7 + i) as u16 % 1024 + 1);
+                r.set_tcp_flags(0x02);
+            }
+            1 => {
+                r.protocol = Protocol::Tcp;
+                r.src_ip = ip(&format!("10.0.{agent}.{}", 10 + rng.below(3)));
+                r.dst_ip = ip("10.1.0.80");
+                r.src_port = Some(50000 + rng.below(100) as u16);
+                r.dst_port = Some(if rng.below(3) == 0 { 22 } else { 80 });
+                r.set_tcp_flags(if rng.below(4) == 0 { 0x02 } else { 0x18 });
+                if r.dst_port == Some(80) && rng.below(3) == 0 {
+                    r.http_method = Some("POST".into());
+                    r.http_path = Some(if rng.below(2) == 0 { "/login".into() } else { "/index.html".into() });
+                }
+            }
+            2 => {
+                r.protocol = Protocol::Udp;
+                r.src_ip = ip(&format!("10.0.{agent}.{}", 10 + rng.below(3)));
+                r.dst_ip = ip("10.1.0.53");
+                r.src_port = Some(30000 + rng.below(1000) as u16);
+                r.dst_port = Some(53);
+                r.dns_query = Some(true);
+                r.dns_response = Some(false);
+                r.dns_qtype = Some(if rng.below(5) == 0 { 16 } else { 1 });
+                r.dns_qname = Some(if rng.below(3) == 0 {
+                    format!("x{:x}q{:x}.tunnel.example", rng.next(), rng.next())
+                } else {
+                    "www.example.com".into()
+                });
+            }
+            3 => {
+                r.protocol = Protocol::Udp;
+                r.src_ip = ip("10.1.0.53");
+                r.dst_ip = ip(&format!("10.0.{agent}.{}", 10 + rng.below(3)));
+                r.src_port = Some(53);
+                r.dst_port = Some(30000 + rng.below(1000) as u16);
+                r.dns_query = Some(false);
+                r.dns_response = Some(true);
+                r.dns_qname = Some("www.example.com".into());
+                r.dns_qtype = Some(1);
+                r.dns_answer_count = Some(1);
+                r.dns_answer_size = Some(4);
+            }
+            4 => {
+                r.protocol = Protocol::Icmp;
+                r.src_ip = ip(&format!("10.0.{agent}.{}", 10 + rng.below(3)));
+                r.dst_ip = ip("10.1.0.1");
+                r.icmp_type = Some(8);
+                r.icmp_code = Some(0);
+            }
+            _ => {
+                r.protocol = Protocol::Arp;
+                r.arp_op = Some(1 + rng.below(2) as u16);
+                r.arp_psrc = ip(&format!("10.0.{agent}.1"));
+                r.arp_pdst = ip(&format!("10.0.{agent}.{}", 10 + rng.below(3)));
+                r.arp_hwsrc = Some(wire::MacAddr([2, 0, 0, 0, agent, rng.below(2) as u8]));
+                r.arp_hwdst = Some(wire::MacAddr([0; 6]));
+            }
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// Batches of one second per agent, interleaved as the agents would publish them, then one
+/// sentinel batch per agent far ahead in event time that pushes the watermark past the data.
+fn batches() -> Vec<PacketBatch> {
+    let mut rng = Lcg(7);
+    let mut out = Vec::new();
+    for sec in 0..SPAN {
+        for agent in 0..2u8 {
+            let mut b = PacketBatch::new(format!("agent-{agent}"), "boot1", sec as u64);
+            b.records = second_of_traffic(agent, sec, &mut rng);
+            out.push(b);
+        }
+    }
+    for agent in 0..2u8 {
+        let mut b = PacketBatch::new(format!("agent-{agent}"), "boot1", SPAN as u64);
+        let mut r = PacketRecord::new(T0 + SPAN as f64 + 900.0, 60);
+        r.protocol = Protocol::Udp;
+        r.src_ip = ip(SENTINEL_SRC);
+        r.dst_ip = ip(SENTINEL_DST);
+        b.records.push(r);
+        out.push(b);
+    }
+    out
+}
+
+fn is_sentinel(key: &str) -> bool {
+    key == SENTINEL_SRC || key == SENTINEL_DST
+}
+
+/// The offline path: the same records through a `Windower`, then `finish()`.
+fn offline(batches: &[PacketBatch], cfg: &WindowerConfig) -> HashMap<String, WindowRecord> {
+    let mut w = Windower::new(cfg.clone());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for b in batches {
+        for r in &b.records {
+            w.push(&b.agent_id, r, now);
+        }
+        out.extend(w.poll_closed(now));
+    }
+    out.extend(w.finish());
+    let mut map = HashMap::new();
+    for win in out.into_iter().filter(|w| !is_sentinel(&w.key)) {
+        let id = win.window_id();
+        assert!(map.insert(id.clone(), win).is_none(), "offline path emitted {id} twice");
+    }
+    map
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+fn config(nats: &NatsServer, db: &TestDb) -> WindowerServiceConfig {
+    WindowerServiceConfig {
+        nats_url: nats.url.clone(),
+        database_url: db.url.clone(),
+        pending_refresh: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn spawn(cfg: WindowerServiceConfig) -> Running {
+    init_tracing();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(service::run(cfg, async move {
+        let _ = rx.await;
+    }));
+    Running { stop: Some(tx), task }
+}
+
+impl Running {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("windower did not stop")
+            .expect("windower task panicked")
+            .expect("windower failed");
+    }
+}
+
+async fn jetstream(nats: &NatsServer) -> jetstream::Context {
+    let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    wire::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
+    js
+}
+
+async fn publish_raw(js: &jetstream::Context, subject: &str, msg_id: &str, payload: Vec<u8>) {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(subject.to_string(), h, payload.into()).await.unwrap().await.unwrap();
+}
+
+async fn publish_all(js: &jetstream::Context, batches: &[PacketBatch]) {
+    for b in batches {
+        publish_raw(js, &wire::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stored windows by id (sentinels left out): the 63 columns (NULL = None) plus `extra`.
+async fn stored(client: &tokio_postgres::Client) -> HashMap<String, Features> {
+    let sql = format!(
+        "SELECT view, key, extract(epoch FROM window_start)::int8, window_size,
+                array(SELECT k FROM jsonb_each_text(extra) AS e(k, v) ORDER BY k),
+                array(SELECT v FROM jsonb_each_text(extra) AS e(k, v) ORDER BY k), {}
+         FROM window_features",
+        FEATURE_COLUMNS.join(", ")
+    );
+    let rows = match client.query(&sql, &[]).await {
+        Ok(r) => r,
+        Err(_) => return HashMap::new(), // not migrated yet
+    };
+    let mut out = HashMap::new();
+    for row in rows {
+        let (view, key, start, size): (String, String, i64, i32) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        if is_sentinel(&key) {
+            continue;
+        }
+        let mut f = Features::new();
+        for (i, name) in FEATURE_COLUMNS.iter().enumerate() {
+            f.insert(name.to_string(), row.get::<_, Option<f64>>(6 + i));
+        }
+        // `extra` as text, parsed by Rust (exact), not by a JSON library's float parser.
+        let names: Vec<String> = row.get(4);
+        let values: Vec<Option<String>> = row.get(5);
+        for (k, v) in names.into_iter().zip(values) {
+            f.insert(k, v.map(|v| v.parse::<f64>().unwrap()));
+        }
+        out.insert(format!("{view}.{size}.{start}.{key}"), f);
+    }
+    out
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(-1)
+}
+
+/// Every message of NTA_WINDOWS, decoded.
+async fn published(js: &jetstream::Context) -> Vec<WindowRecord> {
+    let mut stream = match js.get_stream(wire::window::WINDOWS_STREAM).await {
+        Ok(s) => s,
+        Err(_) => return Vec::new(),
+    };
+    let total = stream.info().await.unwrap().state.messages as usize;
+    if total == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(pull::Config { ack_policy: jetstream::consumer::AckPolicy::None, ..Default::default() })
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(total);
+    while out.len() < total {
+        let mut msgs = consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await.unwrap();
+        let before = out.len();
+        while let Some(m) = msgs.next().await {
+            out.push(WindowRecord::decode(&m.unwrap().payload).expect("window decodes"));
+        }
+        assert!(out.len() > before, "NTA_WINDOWS: read {} of {total}", out.len());
+    }
+    out
+}
+
+/// Checks the table and the stream against the offline windows: same set, same features, no
+/// duplicate on the stream.
+async fn check_against(
+    expected: &HashMap<String, WindowRecord>,
+    client: &tokio_postgres::Client,
+    js: &jetstream::Context,
+) {
+    let got = stored(client).await;
+    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "table differs: missing {missing:?}, unexpected {extra:?}");
+    for (id, w) in expected {
+        let row = &got[id];
+        for (name, v) in &w.features {
+            assert_eq!(row.get(name), Some(v), "{id}: feature {name}");
+        }
+        for (name, v) in row {
+            if !w.features.contains_key(name) {
+                assert_eq!(*v, None, "{id}: column {name} set but not a feature of the window");
+            }
+        }
+    }
+    let msgs = published(js).await;
+    let mut ids = HashSet::new();
+    for w in &msgs {
+        assert!(ids.insert(w.window_id()), "{} published twice", w.window_id());
+        assert_eq!(w.subject(), format!("nta.windows.{}", wire::window::size_token(w.window_size)));
+        if !is_sentinel(&w.key) {
+            assert_eq!(Some(w), expected.get(&w.window_id()), "published window differs from the offline one");
+        }
+    }
+    let published_real = msgs.iter().filter(|w| !is_sentinel(&w.key)).count();
+    assert_eq!(published_real, expected.len(), "NTA_WINDOWS holds a different number of windows");
+    let rows = count(client, "SELECT count(*) FROM window_features").await;
+    let distinct =
+        count(client, "SELECT count(DISTINCT (view, key, window_start, window_size)) FROM window_features").await;
+    assert_eq!(rows, distinct);
+}
+
+async fn wait_all_stored(expected: &HashMap<String, WindowRecord>, client: &tokio_postgres::Client, timeout: Duration) {
+    wait_until("every window stored", timeout, || async {
+        let got = stored(client).await;
+        expected.keys().all(|k| got.contains_key(k))
+    })
+    .await;
+}
+
+async fn consumer_state(js: &jetstream::Context, durable: &str) -> (u64, usize) {
+    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    let i = stream.consumer_info(durable).await.unwrap();
+    (i.num_pending, i.num_ack_pending)
+}
+
+/// Nothing left to deliver and at most the two sentinel batches held (their windows may stay
+/// open: nothing comes after them).
+async fn wait_acked(js: &jetstream::Context) {
+    wait_until("batches acknowledged", Duration::from_secs(30), || async {
+        let (pending, ack_pending) = consumer_state(js, "nta-windower").await;
+        pending == 0 && ack_pending <= 2
+    })
+    .await;
+}
+
+fn assert_core_emits(expected: &HashMap<String, WindowRecord>) {
+    assert!(
+        !expected.is_empty(),
+        "the windower core emitted no window for {} s of traffic (core not implemented yet?)",
+        SPAN
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn windows_equal_the_offline_path_exactly_once() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let data = batches();
+    let cfg = config(&nats, &db);
+    let expected = offline(&data, &cfg.windower);
+    assert_core_emits(&expected);
+    publish_all(&js, &data).await;
+
+    let running = spawn(cfg);
+    let client = db.client().await.unwrap();
+    wait_all_stored(&expected, &client, Duration::from_secs(120)).await;
+    wait_acked(&js).await;
+    running.stop().await;
+    check_against(&expected, &client, &js).await;
+    let cp = count(&client, "SELECT closed_through_180 FROM windower_checkpoint WHERE durable = 'nta-windower'").await;
+    assert!(cp >= T0 as i64 + 360, "checkpoint {cp}");
+}
+
+/// Stops (gracefully) half-way through, restarts: same windows, none twice. Then publishes
+/// nothing new and restarts again: nothing is emitted again.
+#[tokio::test]
+async fn graceful_restart_mid_stream() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let data = batches();
+    let cfg = config(&nats, &db);
+    let expected = offline(&data, &cfg.windower);
+    assert_core_emits(&expected);
+    let client = db.client().await.unwrap();
+
+    // First half of the traffic, then stop.
+    let half = data.len() / 2;
+    publish_all(&js, &data[..half]).await;
+    let running = spawn(cfg.clone());
+    wait_until("some windows stored", Duration::from_secs(60), || async {
+        count(&client, "SELECT count(*) FROM window_features").await > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    let (_, held) = consumer_state(&js, "nta-windower").await;
+    assert!(held > 0, "open windows must keep their batches unacknowledged");
+
+    publish_all(&js, &data[half..]).await;
+    let running = spawn(cfg.clone());
+    wait_all_stored(&expected, &client, Duration::from_secs(120)).await;
+    wait_acked(&js).await;
+    running.stop().await;
+    check_against(&expected, &client, &js).await;
+
+    let before = published(&js).await.len();
+    let running = spawn(cfg);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    running.stop().await;
+    assert_eq!(published(&js).await.len(), before, "a restart re-published windows");
+    check_against(&expected, &client, &js).await;
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let data = batches();
+    let cfg = config(&nats, &db);
+    let expected = offline(&data, &cfg.windower);
+    assert_core_emits(&expected);
+
+    let third = data.len() / 3;
+    publish_all(&js, &data[..third]).await;
+    publish_raw(&js, "nta.packets.agent-0", "poison-1", b"\x93not a batch".to_vec()).await;
+    let mut newer = PacketBatch::new("agent-1", "boot9", 0);
+    newer.v = 99;
+    publish_raw(&js, "nta.packets.agent-1", "poison-2", newer.encode().unwrap()).await;
+    let mut bad_ts = PacketBatch::new("agent-0", "boot9", 1);
+    bad_ts.records.push(PacketRecord::new(f64::NAN, 60));
+    publish_raw(&js, "nta.packets.agent-0", "poison-3", bad_ts.encode().unwrap()).await;
+    publish_all(&js, &data[third..]).await;
+
+    let running = spawn(cfg);
+    let client = db.client().await.unwrap();
+    wait_all_stored(&expected, &client, Duration::from_secs(120)).await;
+    wait_acked(&js).await;
+    running.stop().await;
+    check_against(&expected, &client, &js).await;
+
+    let mut dl = js.get_stream(wire::streams::DEADLETTER_STREAM).await.unwrap();
+    assert_eq!(dl.info().await.unwrap().state.messages, 3);
+    let mut subjects = Vec::new();
+    for seq in 1..=3 {
+        let m = dl.get_raw_message(seq).await.unwrap();
+        let reason = m.headers.get(wire::DEADLETTER_REASON_HEADER).expect("reason header").to_string();
+        assert!(!reason.is_empty());
+        subjects.push(m.headers.get(wire::DEADLETTER_SUBJECT_HEADER).unwrap().to_string());
+    }
+    assert_eq!(subjects, ["nta.packets.agent-0", "nta.packets.agent-1", "nta.packets.agent-0"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash tests (child processes)
+
+const CHILD_ENV: &str = "NTA_WSVC_CHILD";
+
+/// Entry point of the child process (selected explicitly by the crash tests).
+#[tokio::test]
+#[ignore = "child process of the crash tests"]
+async fn child_windower() {
+    if std::env::var(CHILD_ENV).is_err() {
+        return;
+    }
+    init_tracing();
+    let cfg = WindowerServiceConfig {
+        nats_url: std::env::var("NTA_NATS_URL").unwrap(),
+        database_url: std::env::var("NTA_DATABASE_URL").unwrap(),
+        // Small steps: many flushes per replay, so a failpoint at the N-th lands mid-way.
+        max_messages_per_step: 16,
+        ..Default::default()
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    service::run(cfg, async move {
+        term.recv().await;
+    })
+    .await
+    .unwrap();
+}
+
+fn start_child(nats: &NatsServer, db: &TestDb, failpoint: Option<&str>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_windower", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, "1")
+        .env("NTA_NATS_URL", &nats.url)
+        .env("NTA_DATABASE_URL", &db.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match failpoint {
+        Some(f) => cmd.env(service::FAILPOINT_ENV, f),
+        None => cmd.env_remove(service::FAILPOINT_ENV),
+    };
+    cmd.spawn().expect("starting the child windower")
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("child windower did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Replays the stream in a child that dies (failpoint abort; or SIGKILL once `kill_after`
+/// windows are stored, with only the first half of the stream published so that the kill
+/// always comes before the end), restarts it, and compares with the offline path.
+async fn crash_and_recover(failpoint: Option<&str>, kill_after: i64) {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let data = batches();
+    let expected = offline(&data, &WindowerConfig::default());
+    assert_core_emits(&expected);
+    let half = data.len() / 2;
+    let first = if failpoint.is_some() { data.len() } else { half };
+    publish_all(&js, &data[..first]).await;
+    let client = db.client().await.unwrap();
+
+    let mut child = start_child(&nats, &db, failpoint);
+    if failpoint.is_some() {
+        let status = wait_exit(&mut child, Duration::from_secs(120));
+        assert!(!status.success(), "the child should have aborted at {failpoint:?}, got {status:?}");
+    } else {
+        let start = Instant::now();
+        while count(&client, "SELECT count(*) FROM window_features").await < kill_after {
+            assert!(start.elapsed() < Duration::from_secs(120), "no windows stored before the kill");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let at_crash = count(&client, "SELECT count(*) FROM window_features").await.max(0);
+    assert!(
+        (at_crash as usize) < expected.len(),
+        "the crash came after everything was stored ({at_crash} rows); the test proves nothing"
+    );
+    let (_, held) = consumer_state(&js, "nta-windower").await;
+    eprintln!("crash ({failpoint:?}): {at_crash} of {} windows stored, {held} batches unacked", expected.len());
+    assert!(held > 0, "the dead windower held no batch");
+    publish_all(&js, &data[first..]).await;
+
+    let mut child = start_child(&nats, &db, None);
+    wait_all_stored(&expected, &client, Duration::from_secs(180)).await;
+    wait_acked(&js).await;
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "child windower exited with {status:?}");
+    check_against(&expected, &client, &js).await;
+}
+
+#[tokio::test]
+async fn sigkill_mid_replay() {
+    crash_and_recover(None, 200).await;
+}
+
+#[tokio::test]
+async fn abort_after_store_before_ack() {
+    crash_and_recover(Some("after_store:5"), 0).await;
+}
+
+#[tokio::test]
+async fn abort_after_publish_before_store() {
+    crash_and_recover(Some("after_publish:5"), 0).await;
+}
