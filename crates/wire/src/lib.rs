@@ -5,6 +5,8 @@
 mod record;
 pub mod streams;
 pub mod window;
+pub mod alert;
+pub use alert::{AlertEvent, ALERTS_SUBJECT};
 pub use window::{View, WindowRecord};
 pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
 
