@@ -25,6 +25,8 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Offline analysis of a capture (no NATS, no PostgreSQL): per-key windows and features.
     Analyze(AnalyzeArgs),
+    /// Train the random forests on lab captures (see infra/lab) and evaluate them.
+    Train(TrainArgs),
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -177,6 +179,28 @@ pub struct DecodeArgs {
     /// Output file [default: stdout]
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Lab run directories (each with labels.jsonl and captures/); repeat for several runs.
+    #[arg(long = "lab", required = true)]
+    pub labs: Vec<PathBuf>,
+    /// Model file to write.
+    #[arg(long, short = 'o', default_value = "crates/predictor/models/default.nta-model")]
+    pub output: PathBuf,
+    /// Directory for the evaluation report (report.md, report.json).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Also write the labelled examples as CSV (source.csv, destination.csv) for scikit-learn.
+    #[arg(long)]
+    pub export_csv: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+    #[arg(long, default_value_t = 20)]
+    pub max_depth: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

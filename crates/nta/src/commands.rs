@@ -13,6 +13,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             crate::run::run(resolved).await
         }
         Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
+        Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
         Command::Bench(BenchCommand::Windows { packets, sources }) => {
             let report = tokio::task::spawn_blocking(move || windower::run_window_bench(packets, sources)).await?;

@@ -7,6 +7,7 @@ mod config;
 mod metrics;
 mod report;
 mod run;
+mod train;
 
 use clap::Parser;
 

@@ -3,3 +3,4 @@
 pub mod forest;
 
 pub use forest::{ForestParams, MaxFeatures, RandomForest};
+pub mod train;
