@@ -188,7 +188,10 @@ def main():
                 if os.path.exists(os.path.join(work, name)):
                     shutil.copy(os.path.join(work, name), os.path.join(out, "logs", "victim-" + name))
         manifest["status"] = "ok"
-    except (Stop, Exception) as e:
+    except Stop as e:  # Ctrl-C / SIGTERM: the with-block has already torn the lab down
+        manifest["status"] = f"interrupted: {e}"
+        return 130
+    except Exception as e:
         manifest["status"] = f"failed: {e!r}"
         print(f"lab: FAILED: {e!r}", file=sys.stderr, flush=True)
         raise

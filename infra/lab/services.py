@@ -35,9 +35,11 @@ http {{
         location = /wp-login.php {{ return 403; }}
         location /admin {{ auth_basic "lab"; auth_basic_user_file {d}/htpasswd; }}
         location /api/ {{ default_type application/json; return 200 '{{"ok":true}}'; }}
-        # slowhttptest -B posts a slow body here; nginx reads request bodies for any location
-        location = /form {{ client_max_body_size 10m; return 200; }}
+        # slowhttptest -B posts a slow body here: nginx must read the whole body before it
+        # proxies the request, so every slow POST holds a connection (a bare `return` would not)
+        location = /form {{ client_max_body_size 10m; proxy_pass http://127.0.0.1:8081; }}
     }}
+    server {{ listen 127.0.0.1:8081; location / {{ return 200 "thanks\n"; }} }}
 }}
 """
 

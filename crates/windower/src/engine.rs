@@ -6,10 +6,10 @@
 //! at the same watermark step as its last 5 s window and is merged into its 180 s window.
 //! Only three states per key are therefore alive at a time, whatever the window length.
 
-use crate::level::{Level, Skip};
+use crate::level::{ClosedWindow, Level, Skip};
 use crate::state::Params;
 use crate::WindowerConfig;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 use wire::{PacketRecord, WindowRecord};
 
@@ -50,7 +50,9 @@ pub struct Windower {
     open5: BTreeMap<i64, Level>,
     acc30: BTreeMap<i64, Level>,
     acc180: BTreeMap<i64, Level>,
-    agents: HashMap<String, AgentClock>,
+    /// Few agents: a vector with a cached last index beats hashing the id per record.
+    agents: Vec<(String, AgentClock)>,
+    last_agent: usize,
     /// Every 5 s window ending at or before this has been sealed (a multiple of 5).
     sealed: i64,
     /// Checkpoint given to `resume`: windows ending at or before it are not emitted again.
@@ -74,7 +76,8 @@ impl Windower {
             open5: BTreeMap::new(),
             acc30: BTreeMap::new(),
             acc180: BTreeMap::new(),
-            agents: HashMap::new(),
+            agents: Vec::new(),
+            last_agent: 0,
             sealed: i64::MIN,
             resumed: [i64::MIN; 3],
             stats: WindowerStats::default(),
@@ -97,15 +100,20 @@ impl Windower {
             metrics::counter!("nta_windower_skipped_records_total", "reason" => "bad_timestamp").increment(1);
             return PushOutcome::Accepted;
         }
-        match self.agents.get_mut(agent_id) {
-            Some(c) => {
-                c.last_seen = now;
-                c.max_ts = c.max_ts.max(ts);
-            }
-            None => {
-                self.agents.insert(agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now });
-            }
-        }
+        let i = match self.agents.get(self.last_agent) {
+            Some((id, _)) if id == agent_id => self.last_agent,
+            _ => match self.agents.iter().position(|(id, _)| id == agent_id) {
+                Some(i) => i,
+                None => {
+                    self.agents.push((agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now }));
+                    self.agents.len() - 1
+                }
+            },
+        };
+        self.last_agent = i;
+        let c = &mut self.agents[i].1;
+        c.last_seen = now;
+        c.max_ts = c.max_ts.max(ts);
         self.push_inner(rec)
     }
 
@@ -155,78 +163,96 @@ impl Windower {
         let lateness = self.cfg.allowed_lateness.as_secs_f64();
         let active = self
             .agents
-            .values()
+            .iter()
+            .map(|(_, a)| a)
             .filter(|a| now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout)
             .map(|a| a.max_ts - lateness)
             .reduce(f64::min);
-        active.or_else(|| self.agents.values().map(|a| a.max_ts - lateness).reduce(f64::max))
+        active.or_else(|| self.agents.iter().map(|(_, a)| a.max_ts - lateness).reduce(f64::max))
     }
 
     /// Closes every window the watermark has passed and returns the emitted ones, sorted by
     /// (window end, size, view, key).
     pub fn poll_closed(&mut self, now: Instant) -> Vec<WindowRecord> {
-        let Some(wm) = self.watermark(now) else { return Vec::new() };
+        let mut out = Vec::new();
+        self.poll_closed_with(now, &mut |w| out.push(w.into_record()));
+        out
+    }
+
+    /// Like [`Windower::poll_closed`], streaming compact windows to `emit` in the same order
+    /// (nothing accumulates: the way to close a million keys at once in bounded memory).
+    pub fn poll_closed_with(&mut self, now: Instant, emit: &mut dyn FnMut(ClosedWindow)) {
+        let Some(wm) = self.watermark(now) else { return };
         let target = floor_to(wm.floor() as i64, 5);
-        if target <= self.sealed {
-            return Vec::new();
+        if target > self.sealed {
+            self.advance(target, emit);
         }
-        self.advance(target)
     }
 
     /// Closes everything still open (end of an offline input) and returns it.
     pub fn finish(&mut self) -> Vec<WindowRecord> {
+        let mut out = Vec::new();
+        self.finish_with(&mut |w| out.push(w.into_record()));
+        out
+    }
+
+    pub fn finish_with(&mut self, emit: &mut dyn FnMut(ClosedWindow)) {
         let last = [&self.open5, &self.acc30, &self.acc180]
             .iter()
             .zip(SIZES)
             .filter_map(|(m, s)| m.keys().next_back().map(|k| floor_to(k + s - 1, 180) + 180))
             .max();
-        match last {
-            Some(t) if t > self.sealed => self.advance(t),
-            _ => Vec::new(),
+        if let Some(t) = last {
+            if t > self.sealed {
+                self.advance(t, emit);
+            }
         }
     }
 
-    fn advance(&mut self, target: i64) -> Vec<WindowRecord> {
+    /// Seals and closes, in increasing window end, every window ending at or before `target`;
+    /// at equal ends 5 s before 30 s before 180 s, so the output order is (end, size) and a
+    /// longer window is closed right after the last 5 s window that feeds it.
+    fn advance(&mut self, target: i64, emit: &mut dyn FnMut(ClosedWindow)) {
         let p = self.params;
-        let mut out: Vec<WindowRecord> = Vec::new();
-        while let Some(entry) = self.open5.first_entry() {
-            let start = *entry.key();
-            if start + 5 > target {
+        let mut n = 0u64;
+        let mut count = |w: ClosedWindow| {
+            n += 1;
+            emit(w)
+        };
+        loop {
+            let ends = [
+                self.open5.keys().next().map(|s| s + 5),
+                self.acc30.keys().next().map(|s| s + 30),
+                self.acc180.keys().next().map(|s| s + 180),
+            ];
+            let Some(end) = ends.iter().flatten().copied().min() else { break };
+            if end > target {
                 break;
             }
-            let mut level = entry.remove();
-            level.seal();
-            if start + 5 > self.resumed[0] {
-                out.extend(level.finalize(start, 5));
+            if ends[0] == Some(end) {
+                let (start, mut level) = self.open5.pop_first().unwrap();
+                level.seal();
+                if end > self.resumed[0] {
+                    level.finalize_with(start, 5, &mut count);
+                }
+                self.acc30.entry(floor_to(start, 30)).or_default().merge(level, &p);
+                continue; // the 30 s window ending here (if any) is next
             }
-            self.acc30.entry(floor_to(start, 30)).or_default().merge(level, &p);
+            if ends[1] == Some(end) {
+                let (start, level) = self.acc30.pop_first().unwrap();
+                if end > self.resumed[1] {
+                    level.finalize_with(start, 30, &mut count);
+                }
+                self.acc180.entry(floor_to(start, 180)).or_default().merge(level, &p);
+                continue;
+            }
+            let (start, level) = self.acc180.pop_first().unwrap();
+            if end > self.resumed[2] {
+                level.finalize_with(start, 180, &mut count);
+            }
         }
         self.sealed = target;
-        while let Some(entry) = self.acc30.first_entry() {
-            let start = *entry.key();
-            if start + 30 > target {
-                break;
-            }
-            let level = entry.remove();
-            if start + 30 > self.resumed[1] {
-                out.extend(level.finalize(start, 30));
-            }
-            self.acc180.entry(floor_to(start, 180)).or_default().merge(level, &p);
-        }
-        while let Some(entry) = self.acc180.first_entry() {
-            let start = *entry.key();
-            if start + 180 > target {
-                break;
-            }
-            let level = entry.remove();
-            if start + 180 > self.resumed[2] {
-                out.extend(level.finalize(start, 180));
-            }
-        }
-        // Stable: keeps each window's (view, key) order.
-        out.sort_by_key(|w| (w.window_start + w.window_size as i64, w.window_size));
-        self.stats.windows_emitted += out.len() as u64;
-        out
+        self.stats.windows_emitted += n;
     }
 
     /// Per size (5, 30, 180): every window ending at or before this epoch second has been

@@ -155,7 +155,7 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("avg_conn_duration", mean_duration(&s.conns));
     put(
         "partial_http_count",
-        Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == C_SYN | C_WEB)),
+        Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == (C_SYN | C_WEB))),
     );
     put("bytes_per_conn", ratio(s.tcp_bytes as f64, conns));
     put(

@@ -14,6 +14,36 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use wire::{PacketRecord, Protocol, View, WindowRecord, BATCH_FORMAT_VERSION};
 
+/// A closed window in compact form: features as (static name, value) pairs in the order of
+/// [`crate::ORIGINAL_FEATURES`] + [`crate::EXTRA_SOURCE_FEATURES`] (source view) or
+/// [`crate::DESTINATION_FEATURES`] (destination view). Cheaper than a `WindowRecord` (no
+/// per-feature `String`); [`ClosedWindow::into_record`] converts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedWindow {
+    pub view: View,
+    pub key: IpAddr,
+    pub window_start: i64,
+    pub window_size: u32,
+    pub features: Vec<(&'static str, Option<f64>)>,
+}
+
+impl ClosedWindow {
+    pub fn get(&self, name: &str) -> Option<Option<f64>> {
+        self.features.iter().find(|f| f.0 == name).map(|f| f.1)
+    }
+
+    pub fn into_record(self) -> WindowRecord {
+        WindowRecord {
+            v: BATCH_FORMAT_VERSION,
+            view: self.view,
+            key: self.key.to_string(),
+            window_start: self.window_start,
+            window_size: self.window_size,
+            features: self.features.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Level {
     pub src: FastMap<IpAddr, SrcState>,
@@ -85,28 +115,38 @@ impl Level {
     /// The window's records, sorted by (view, key). Source keys that only received answers
     /// (no packet sent) are not emitted.
     pub fn finalize(&self, start: i64, size: u32) -> Vec<WindowRecord> {
+        let mut out = Vec::new();
+        self.finalize_with(start, size, &mut |w| out.push(w.into_record()));
+        out
+    }
+
+    /// Like [`Level::finalize`], handing each window to `emit` as it is computed (no
+    /// `WindowRecord` maps are built unless the caller wants them).
+    pub fn finalize_with(&self, start: i64, size: u32, emit: &mut dyn FnMut(ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
         let mut src: Vec<(&IpAddr, &SrcState)> = self.src.iter().filter(|(_, s)| s.packets > 0).collect();
         src.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut dst: Vec<(&IpAddr, &DstState)> = self.dst.iter().collect();
         dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mk = |view: View, key: &IpAddr, f: Vec<(&'static str, Option<f64>)>| WindowRecord {
-            v: BATCH_FORMAT_VERSION,
-            view,
-            key: key.to_string(),
-            window_start: start,
-            window_size: size,
-            features: f.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
-        };
-        let mut out = Vec::with_capacity(src.len() + dst.len());
         for (k, s) in src {
-            out.push(mk(View::Source, k, source_features(s, d, arp.get(k))));
+            emit(ClosedWindow {
+                view: View::Source,
+                key: *k,
+                window_start: start,
+                window_size: size,
+                features: source_features(s, d, arp.get(k)),
+            });
         }
         for (k, s) in dst {
-            out.push(mk(View::Destination, k, destination_features(s, d)));
+            emit(ClosedWindow {
+                view: View::Destination,
+                key: *k,
+                window_start: start,
+                window_size: size,
+                features: destination_features(s, d),
+            });
         }
-        out
     }
 
     /// Window-wide IP <-> MAC join over ARP sender bindings. For key k with MAC set M(k),

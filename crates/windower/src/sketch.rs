@@ -63,6 +63,10 @@ impl<V: Cell> BottomK<V> {
                 if v.len() < SMALL.min(cap) {
                     let mut val = V::default();
                     f(&mut val);
+                    if v.capacity() == 0 {
+                        // Most sets of most keys hold one member: don't pay for four.
+                        v.reserve_exact(1);
+                    }
                     v.push((h, val));
                     return;
                 }
@@ -223,7 +227,8 @@ pub enum PortSet {
     Bits(Box<[u64; 1024]>, u32),
 }
 
-const PORTS_SMALL: usize = 48;
+/// Linear search beats hashing up to here; a set that outgrows it becomes the bitmap.
+const PORTS_SMALL: usize = 32;
 
 impl Default for PortSet {
     fn default() -> Self {
@@ -240,6 +245,9 @@ impl PortSet {
                     return;
                 }
                 if v.len() < PORTS_SMALL {
+                    if v.capacity() == 0 {
+                        v.reserve_exact(1);
+                    }
                     v.push(p);
                     return;
                 }

@@ -68,12 +68,42 @@ fn fill_question(rec: &mut PacketRecord, packet: &simple_dns::Packet) -> bool {
             if i > 0 {
                 name.push('.');
             }
-            name.push_str(&String::from_utf8_lossy(label));
+            push_label(&mut name, label);
         }
         rec.dns_qname = Some(name);
         rec.dns_qtype = Some(u16::from(q.qtype));
     }
     response
+}
+
+/// Appends one label. Valid UTF-8 (ordinary names, mDNS instance names) is kept as text;
+/// bytes that are not (DNS tunnels encode data in raw bytes) are written `\DDD` as in RFC 1035
+/// master files and `dig`, so no information is lost to a replacement character: tunnel
+/// detection measures the entropy and length of exactly these names. Control characters are
+/// escaped the same way in either case.
+fn push_label(name: &mut String, label: &[u8]) {
+    use std::fmt::Write;
+    match std::str::from_utf8(label) {
+        Ok(text) if !text.chars().any(char::is_control) => name.push_str(text),
+        Ok(text) => {
+            for c in text.chars() {
+                if c.is_control() {
+                    let _ = write!(name, "\\{:03}", c as u32);
+                } else {
+                    name.push(c);
+                }
+            }
+        }
+        Err(_) => {
+            for &b in label {
+                if (0x20..0x7f).contains(&b) && b != b'\\' {
+                    name.push(b as char);
+                } else {
+                    let _ = write!(name, "\\{b:03}");
+                }
+            }
+        }
+    }
 }
 
 /// Sum of the wire RDLENGTH of the answer-section records (compressed names count as sent).
