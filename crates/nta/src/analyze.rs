@@ -1,16 +1,65 @@
-//! `nta analyze FILE`: the offline path (decode -> windows), no NATS and no PostgreSQL, through
-//! the same windower code as the live service.
+//! `nta analyze FILE`: the whole detection offline, in one process, no NATS or PostgreSQL:
+//! decode -> windows (the windower library) -> model and rule verdicts (the predictor library),
+//! the same code paths as the services.
 
 use anyhow::{Context, Result};
+use predictor::model::{Model, Verdict};
+use predictor::rules::{self, RuleHit, RuleThresholds};
 use std::collections::BTreeMap;
 use std::io::Write;
-use wire::WindowRecord;
+use wire::{PacketRecord, WindowRecord};
 
 use crate::cli::{AnalyzeArgs, AnalyzeFormat};
 
+/// Confidence given to a window only a rule flags (as the predictor service does).
+const RULE_CONFIDENCE: f64 = 0.75;
+/// Smallest model confidence that counts as a detection in the summary table.
+const MIN_CONFIDENCE: f64 = 0.6;
+
+/// The verdict on one window: the model's label, or a rule's class where only a rule fires.
+pub struct WindowVerdict {
+    pub label: String,
+    pub confidence: Option<f64>,
+    pub rules: Vec<RuleHit>,
+    pub by_model: bool,
+}
+
+fn verdict(model_verdict: Option<Verdict>, hits: Vec<RuleHit>) -> WindowVerdict {
+    match model_verdict {
+        Some(v) if v.label != "Normal" || hits.is_empty() => {
+            WindowVerdict { label: v.label, confidence: Some(v.confidence), rules: hits, by_model: true }
+        }
+        _ if !hits.is_empty() => WindowVerdict {
+            label: hits[0].class.to_string(),
+            confidence: Some(RULE_CONFIDENCE),
+            rules: hits,
+            by_model: false,
+        },
+        _ => WindowVerdict { label: "Normal".into(), confidence: None, rules: hits, by_model: false },
+    }
+}
+
 pub fn analyze(args: AnalyzeArgs) -> Result<()> {
-    let cfg = windower::WindowerConfig::default();
-    let (windows, stats) = windower::analyze_file(&args.file, &cfg)?;
+    let model = match Model::load_configured(args.model.as_deref()) {
+        Ok(m) => Some(m),
+        Err(e) if args.model.is_none() => {
+            eprintln!("warning: no model ({e:#}); only the rule baselines will label windows");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (windows, stats) = windows_with_progress(&args.file)?;
+    let thresholds = RuleThresholds::default();
+    let model_verdicts: Vec<Option<Verdict>> = match &model {
+        Some(m) => m.predict(&windows),
+        None => windows.iter().map(|_| None).collect(),
+    };
+    let verdicts: Vec<WindowVerdict> = windows
+        .iter()
+        .zip(model_verdicts)
+        .map(|(w, v)| verdict(v, rules::evaluate(w, &thresholds)))
+        .collect();
+
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => Box::new(std::io::stdout().lock()),
@@ -18,31 +67,62 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     let mut out = std::io::BufWriter::new(&mut out);
     match args.format {
         AnalyzeFormat::Jsonl => {
-            for w in &windows {
-                serde_json::to_writer(&mut out, &window_json(w, args.features))?;
+            for (w, v) in windows.iter().zip(&verdicts) {
+                serde_json::to_writer(&mut out, &window_json(w, v, args.features))?;
                 out.write_all(b"\n")?;
             }
         }
-        AnalyzeFormat::Text => write_table(&mut out, &windows)?,
+        AnalyzeFormat::Text => write_table(&mut out, &windows, &verdicts)?,
     }
     out.flush()?;
     eprintln!(
-        "{} windows from {} records ({} late, {} without an address)",
+        "{} windows from {} records ({} late, {} without an address); model {}",
         windows.len(),
         stats.accepted,
         stats.late,
-        stats.skipped_no_address
+        stats.skipped_no_address,
+        model.as_ref().map(|m| m.model_version.as_str()).unwrap_or("none")
     );
     Ok(())
 }
 
+/// Windows of a capture, with a progress bar on stderr (records read) for large files.
+fn windows_with_progress(path: &std::path::Path) -> Result<(Vec<WindowRecord>, windower::WindowerStats)> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} records ({per_sec}) {elapsed}").expect("template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<PacketRecord>(4096);
+    let p = path.to_path_buf();
+    let reader = std::thread::spawn(move || {
+        windower::for_each_record(&p, |r| {
+            let _ = tx.send(r);
+        })
+    });
+    let counted = rx.into_iter().inspect(|_| bar.inc(1));
+    let out = windower::windows_from_records_with_stats(counted, &windower::WindowerConfig::default());
+    bar.finish_and_clear();
+    reader.join().map_err(|_| anyhow::anyhow!("capture reader panicked"))??;
+    Ok(out)
+}
+
 /// One JSON line per window; `src_ip` names the key in either view (as the original's column).
-pub fn window_json(w: &WindowRecord, with_features: bool) -> serde_json::Value {
+pub fn window_json(w: &WindowRecord, v: &WindowVerdict, with_features: bool) -> serde_json::Value {
     let mut o = serde_json::json!({
         "src_ip": w.key,
         "view": w.view.as_str(),
         "window_start": w.window_start,
         "window_size": w.window_size,
+        "label": v.label,
+        "confidence": v.confidence,
+        "detected_by": match (v.by_model && v.label != "Normal", v.rules.is_empty()) {
+            (true, true) => "model",
+            (true, false) => "both",
+            (false, false) => "rule",
+            (false, true) => "none",
+        },
+        "rules": v.rules.iter().map(|h| h.rule).collect::<Vec<_>>(),
     });
     if with_features {
         o["features"] = serde_json::to_value(&w.features).unwrap_or_default();
@@ -50,42 +130,55 @@ pub fn window_json(w: &WindowRecord, with_features: bool) -> serde_json::Value {
     o
 }
 
-fn feature(w: &WindowRecord, name: &str) -> f64 {
-    w.features.get(name).copied().flatten().unwrap_or(0.0)
-}
-
-/// Per view and key: 5 s windows, first and last window, packets and bytes.
-fn write_table(out: &mut impl Write, windows: &[WindowRecord]) -> Result<()> {
+/// Per view, key and class: windows, first and last seen, peak confidence, packets.
+fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[WindowVerdict]) -> Result<()> {
     #[derive(Default)]
     struct Row {
         windows: u64,
         first: i64,
         last: i64,
+        peak: f64,
         packets: f64,
-        bytes: f64,
     }
-    let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
-    for w in windows.iter().filter(|w| w.window_size == 5) {
-        let r = rows.entry((w.view.as_str(), w.key.as_str())).or_insert(Row { first: i64::MAX, ..Default::default() });
+    let mut rows: BTreeMap<(&str, &str, &str), Row> = BTreeMap::new();
+    for (w, v) in windows.iter().zip(verdicts) {
+        let attack = v.label != "Normal" && (v.confidence.unwrap_or(0.0) >= MIN_CONFIDENCE || !v.rules.is_empty());
+        let class = if attack { v.label.as_str() } else { "Normal" };
+        let r = rows.entry((w.view.as_str(), w.key.as_str(), class)).or_insert(Row { first: i64::MAX, ..Default::default() });
         r.windows += 1;
         r.first = r.first.min(w.window_start);
-        r.last = r.last.max(w.window_start + 5);
-        // Both views name their (sent or received) totals packet_count and byte_count.
-        r.packets += feature(w, "packet_count");
-        r.bytes += feature(w, "byte_count");
+        r.last = r.last.max(w.window_start + w.window_size as i64);
+        if attack {
+            r.peak = r.peak.max(v.confidence.unwrap_or(0.0));
+        }
+        if w.window_size == 5 {
+            // 5 s windows do not overlap: their packets add up to the total exactly.
+            r.packets += w.features.get("packet_count").copied().flatten().unwrap_or(0.0);
+        }
     }
-    writeln!(out, "{:<12} {:<40} {:>8} {:>10} {:>12}  first .. last (UTC)", "view", "key", "windows", "packets", "bytes")?;
-    for ((view, key), r) in rows {
+    let attacks: Vec<_> = rows.iter().filter(|((_, _, c), _)| *c != "Normal").collect();
+    if attacks.is_empty() {
+        writeln!(out, "no attack detected")?;
+    } else {
         writeln!(
             out,
-            "{view:<12} {key:<40} {:>8} {:>10} {:>12}  {} .. {}",
-            r.windows,
-            r.packets,
-            r.bytes,
-            fmt_time(r.first),
-            fmt_time(r.last)
+            "{:<12} {:<40} {:<11} {:>7} {:>9} {:>5}  first .. last (UTC)",
+            "view", "key", "class", "windows", "packets", "peak"
         )?;
+        for ((view, key, class), r) in attacks {
+            writeln!(
+                out,
+                "{view:<12} {key:<40} {class:<11} {:>7} {:>9} {:>5.2}  {} .. {}",
+                r.windows,
+                r.packets,
+                r.peak,
+                fmt_time(r.first),
+                fmt_time(r.last)
+            )?;
+        }
     }
+    let normal_keys = rows.keys().filter(|(_, _, c)| *c == "Normal").count();
+    writeln!(out, "{normal_keys} (view, key) pairs with Normal windows")?;
     Ok(())
 }
 

@@ -64,7 +64,26 @@ pub struct RunArgs {
     #[command(flatten)]
     pub windower: WindowerArgs,
     #[command(flatten)]
+    pub predictor: PredictorArgs,
+    #[command(flatten)]
     pub stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Predictor")]
+pub struct PredictorArgs {
+    /// Model file [default: $NTA_MODEL, else crates/predictor/models/default.nta-model]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Durable consumer shared by predictor replicas [default: nta-predictor]
+    #[arg(long)]
+    pub predictor_durable: Option<String>,
+    /// Smallest model confidence that raises an alert [default: 0.6]
+    #[arg(long)]
+    pub min_confidence: Option<f64>,
+    /// An alert with no new window for this long (s) is closed [default: 300]
+    #[arg(long)]
+    pub alert_quiet_s: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +115,9 @@ pub struct AnalyzeArgs {
     /// With jsonl: add a `features` object with every feature by name.
     #[arg(long)]
     pub features: bool,
+    /// Model file [default: $NTA_MODEL, else the shipped default model]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Output file [default: stdout]
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,

@@ -26,7 +26,18 @@ pub struct FileConfig {
     #[serde(default)]
     pub windower: WindowerFile,
     #[serde(default)]
+    pub predictor: PredictorFile,
+    #[serde(default)]
     pub stream: StreamFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictorFile {
+    pub model: Option<std::path::PathBuf>,
+    pub durable: Option<String>,
+    pub min_confidence: Option<f64>,
+    pub alert_quiet_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ pub struct Resolved {
     pub agent: Option<agent::AgentConfig>,
     pub ingestor: ingestor::IngestorConfig,
     pub windower: windower::service::WindowerServiceConfig,
+    pub predictor: predictor::PredictorServiceConfig,
 }
 
 pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
@@ -25,11 +26,11 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     let mut targets = args.targets.clone();
     if targets.contains(&Target::All) {
         // Every role that exists today; later roles join here as they land.
-        targets = vec![Target::Agent, Target::Ingestor, Target::Windower];
+        targets = vec![Target::Agent, Target::Ingestor, Target::Windower, Target::Predictor];
     }
     targets.dedup();
     for t in &targets {
-        if matches!(t, Target::Predictor | Target::Dashboard) {
+        if matches!(t, Target::Dashboard) {
             bail!("role {t:?} is not part of this build yet");
         }
     }
@@ -118,7 +119,24 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     if let Some(s) = args.windower.idle_agent_timeout_s.or(fw.idle_agent_timeout_s) {
         win.windower.idle_agent_timeout = Duration::from_secs(s);
     }
-    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win })
+    let fp = file.predictor;
+    let mut pred = predictor::PredictorServiceConfig {
+        nats_url: nats_url.clone(),
+        database_url: database_url.clone(),
+        stream_limits: ing.stream_limits.clone(),
+        ..Default::default()
+    };
+    pred.model_path = args.predictor.model.or(fp.model);
+    if let Some(d) = args.predictor.predictor_durable.or(fp.durable) {
+        pred.durable = d;
+    }
+    if let Some(c) = args.predictor.min_confidence.or(fp.min_confidence) {
+        pred.min_confidence = c;
+    }
+    if let Some(s) = args.predictor.alert_quiet_s.or(fp.alert_quiet_s) {
+        pred.quiet_period = Duration::from_secs(s);
+    }
+    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win, predictor: pred })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -155,6 +173,11 @@ pub async fn run(r: Resolved) -> Result<()> {
         let cfg = r.windower.clone();
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move { windower::service::run(cfg, stop).await.context("windower").map(|_| "windower") });
+    }
+    if r.targets.contains(&Target::Predictor) {
+        let cfg = r.predictor.clone();
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move { predictor::service::run(cfg, stop).await.context("predictor").map(|_| "predictor") });
     }
     let agent_task = r.agent.clone().map(|cfg| {
         let stop = stopped(stop_rx.clone());

@@ -22,10 +22,7 @@ use eval::Evaluation;
 use label::CaptureLabels;
 use lab::Interval;
 
-/// The classes, in model order.
-pub const CLASSES: [&str; 9] = [
-    "Normal", "arp_spoof", "dns_tunnel", "icmp_flood", "port_scan", "slowloris", "ssh_brute", "syn_flood", "udp_flood",
-];
+pub use crate::model::CLASSES;
 
 /// Feature names of a view's model, in column order (`window_size` included: the same
 /// behaviour looks different in 5 s and 3 min windows).
@@ -37,18 +34,10 @@ pub fn feature_names(view: View) -> Vec<String> {
     base.into_iter().map(String::from).chain(std::iter::once("window_size".to_string())).collect()
 }
 
-/// One window's feature row in `names` order; a missing feature is NaN (the forest sends it left).
+/// One window's feature row in `names` order, exactly as the predictor builds it
+/// ([`crate::model::feature_value`]): a missing feature is NaN (the forest sends it left).
 pub fn feature_row(w: &WindowRecord, names: &[String]) -> Vec<f64> {
-    names
-        .iter()
-        .map(|n| {
-            if n == "window_size" {
-                w.window_size as f64
-            } else {
-                w.features.get(n).copied().flatten().unwrap_or(f64::NAN)
-            }
-        })
-        .collect()
+    names.iter().map(|n| crate::model::feature_value(w, n)).collect()
 }
 
 /// Labelled rows of one view.

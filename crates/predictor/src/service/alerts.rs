@@ -1,0 +1,235 @@
+//! From verdicts and rule hits to alert updates (pure logic; `db` applies them).
+
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use wire::{View, WindowRecord};
+
+use crate::model::{Verdict, NORMAL};
+use crate::rules::RuleHit;
+
+/// Severity thresholds on the peak confidence (the SQL of the upsert is generated from them).
+pub const SEVERITIES: [(f64, &str); 3] = [(0.9, "CRITICAL"), (0.7, "HIGH"), (0.5, "MEDIUM")];
+
+pub fn severity(peak_confidence: f64) -> &'static str {
+    SEVERITIES.iter().find(|(t, _)| peak_confidence >= *t).map_or("LOW", |(_, s)| s)
+}
+
+/// `CASE WHEN <expr> >= 0.9 THEN 'CRITICAL' ... ELSE 'LOW' END`
+pub fn severity_sql(expr: &str) -> String {
+    let mut s = String::from("CASE");
+    for (t, name) in SEVERITIES {
+        s.push_str(&format!(" WHEN {expr} >= {t} THEN '{name}'"));
+    }
+    s.push_str(" ELSE 'LOW' END");
+    s
+}
+
+/// "syn_flood against 10.0.0.5 from 9,600 sources" (destination view), "port_scan from
+/// 10.0.0.66" (source view).
+pub fn summary(view: View, key: &str, class: &str, distinct_sources: Option<i64>) -> String {
+    match view {
+        View::Destination => match distinct_sources {
+            Some(n) => format!("{class} against {key} from {} source{}", thousands(n), if n == 1 { "" } else { "s" }),
+            None => format!("{class} against {key}"),
+        },
+        View::Source => format!("{class} from {key}"),
+    }
+}
+
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// How verdicts become detections.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    /// A model verdict other than Normal opens or extends an alert from this probability on.
+    pub min_confidence: f64,
+    /// Confidence credited to a rule hit (the model's probability of the class when higher).
+    pub rule_confidence: f64,
+    /// Event-time gap after which a window opens a new alert instead of extending the open one.
+    pub quiet_period_secs: f64,
+}
+
+/// Index of a window size in the per-size packet and byte sums.
+pub fn size_slot(window_size: u32) -> Option<usize> {
+    match window_size {
+        5 => Some(0),
+        30 => Some(1),
+        180 => Some(2),
+        _ => None,
+    }
+}
+
+/// What the windows of one batch add to the alert of one (view, key, class).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertDelta {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub window_count: i64,
+    pub peak_confidence: f64,
+    pub by_model: bool,
+    pub by_rule: bool,
+    pub packets: [i64; 3],
+    pub bytes: [i64; 3],
+    pub distinct_sources: Option<i64>,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub rules: BTreeSet<String>,
+    /// (window_start, window_size) of the windows.
+    pub windows: Vec<(i64, i32)>,
+}
+
+impl AlertDelta {
+    pub fn detected_by(&self) -> &'static str {
+        match (self.by_model, self.by_rule) {
+            (true, true) => "both",
+            (false, true) => "rule",
+            _ => "model",
+        }
+    }
+}
+
+pub type AlertKey = (View, String, String);
+
+fn count(w: &WindowRecord, name: &str) -> i64 {
+    w.features.get(name).copied().flatten().filter(|v| v.is_finite()).map_or(0, |v| v.max(0.0).round() as i64)
+}
+
+/// Detections of one window: class -> (confidence, by model, rules).
+pub fn detections<'a>(
+    verdict: Option<&Verdict>,
+    hits: &'a [RuleHit],
+    classes: &[String],
+    policy: &AlertPolicy,
+) -> BTreeMap<String, (f64, bool, Vec<&'a RuleHit>)> {
+    let mut out: BTreeMap<String, (f64, bool, Vec<&RuleHit>)> = BTreeMap::new();
+    if let Some(v) = verdict {
+        if v.label != NORMAL && v.confidence >= policy.min_confidence {
+            out.insert(v.label.clone(), (v.confidence, true, Vec::new()));
+        }
+    }
+    for h in hits {
+        let model_p = verdict
+            .and_then(|v| classes.iter().position(|c| c == h.class).map(|i| v.probabilities.get(i).copied().unwrap_or(0.0)))
+            .unwrap_or(0.0);
+        let e = out.entry(h.class.to_string()).or_insert((0.0, false, Vec::new()));
+        e.0 = e.0.max(policy.rule_confidence).max(model_p);
+        e.2.push(h);
+    }
+    out
+}
+
+/// Folds the detections of some windows (already known to be new) into one delta per alert.
+pub fn aggregate<'a>(
+    items: impl IntoIterator<Item = (&'a WindowRecord, Option<&'a Verdict>, &'a [RuleHit])>,
+    classes: &[String],
+    top_features: &dyn Fn(View) -> Vec<String>,
+    policy: &AlertPolicy,
+) -> BTreeMap<AlertKey, AlertDelta> {
+    let mut out: BTreeMap<AlertKey, AlertDelta> = BTreeMap::new();
+    for (w, verdict, hits) in items {
+        for (class, (conf, by_model, rule_hits)) in detections(verdict, hits, classes, policy) {
+            let d = out.entry((w.view, w.key.clone(), class)).or_insert_with(|| AlertDelta {
+                first_seen: i64::MAX,
+                last_seen: i64::MIN,
+                window_count: 0,
+                peak_confidence: 0.0,
+                by_model: false,
+                by_rule: false,
+                packets: [0; 3],
+                bytes: [0; 3],
+                distinct_sources: None,
+                evidence: serde_json::Map::new(),
+                rules: BTreeSet::new(),
+                windows: Vec::new(),
+            });
+            d.first_seen = d.first_seen.min(w.window_start);
+            d.last_seen = d.last_seen.max(w.window_start + w.window_size as i64);
+            d.window_count += 1;
+            d.peak_confidence = d.peak_confidence.max(conf);
+            d.by_model |= by_model;
+            d.by_rule |= !rule_hits.is_empty();
+            if let Some(s) = size_slot(w.window_size) {
+                d.packets[s] += count(w, "packet_count");
+                d.bytes[s] += count(w, "byte_count");
+            }
+            if w.view == View::Destination && w.features.contains_key("unique_src_ips") {
+                let n = count(w, "unique_src_ips");
+                d.distinct_sources = Some(d.distinct_sources.map_or(n, |m| m.max(n)));
+            }
+            for h in rule_hits {
+                d.rules.insert(h.rule.to_string());
+                d.evidence.insert(h.rule.to_string(), with_window(&h.evidence, w));
+            }
+            if by_model {
+                let feats: serde_json::Map<String, serde_json::Value> = top_features(w.view)
+                    .into_iter()
+                    .map(|f| {
+                        let v = crate::model::feature_value(w, &f);
+                        (f, serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+                    })
+                    .collect();
+                d.evidence.insert(
+                    "model".into(),
+                    with_window(&json!({"confidence": conf, "top_features": feats}), w),
+                );
+            }
+            d.windows.push((w.window_start, i32::try_from(w.window_size).unwrap_or(i32::MAX)));
+        }
+    }
+    out
+}
+
+/// Evidence of the latest window that showed it, tagged with that window.
+fn with_window(e: &serde_json::Value, w: &WindowRecord) -> serde_json::Value {
+    let mut e = e.clone();
+    if let Some(o) = e.as_object_mut() {
+        o.insert("window_start".into(), w.window_start.into());
+        o.insert("window_size".into(), w.window_size.into());
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CLASSES;
+
+    #[test]
+    fn severities_summaries_and_detections() {
+        assert_eq!(severity(0.95), "CRITICAL");
+        assert_eq!(severity(0.9), "CRITICAL");
+        assert_eq!(severity(0.75), "HIGH");
+        assert_eq!(severity(0.5), "MEDIUM");
+        assert_eq!(severity(0.2), "LOW");
+        assert!(severity_sql("x").starts_with("CASE WHEN x >= 0.9 THEN 'CRITICAL'"));
+        assert_eq!(summary(View::Destination, "10.0.0.5", "syn_flood", Some(9600)), "syn_flood against 10.0.0.5 from 9,600 sources");
+        assert_eq!(summary(View::Destination, "h", "c", Some(1_234_567)), "c against h from 1,234,567 sources");
+        assert_eq!(summary(View::Destination, "h", "c", Some(1)), "c against h from 1 source");
+        assert_eq!(summary(View::Source, "10.0.0.66", "port_scan", None), "port_scan from 10.0.0.66");
+
+        let classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
+        let policy = AlertPolicy { min_confidence: 0.6, rule_confidence: 0.75, quiet_period_secs: 300.0 };
+        let mut probabilities = vec![0.0; 9];
+        probabilities[7] = 0.55;
+        probabilities[0] = 0.45;
+        let v = Verdict { label: "syn_flood".into(), class_index: 7, confidence: 0.55, probabilities };
+        // Below min_confidence and no rule: nothing.
+        assert!(detections(Some(&v), &[], &classes, &policy).is_empty());
+        let hit = RuleHit { rule: "syn_flood_victim", class: "syn_flood", evidence: json!({}) };
+        let d = detections(Some(&v), std::slice::from_ref(&hit), &classes, &policy);
+        assert_eq!(d["syn_flood"].0, 0.75);
+        assert!(!d["syn_flood"].1);
+    }
+}

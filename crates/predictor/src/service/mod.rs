@@ -1,0 +1,513 @@
+//! The predictor service (`nta run --target predictor`): consumes closed windows from
+//! `NTA_WINDOWS` with a durable pull consumer (`nta-predictor`; every replica sharing the name
+//! shares the work), classifies them in batches with the model and the rule baselines, and in
+//! one PostgreSQL transaction per batch writes `predictions` and opens or extends `alerts`
+//! (+ `alert_windows`); it acknowledges the messages after the commit and then publishes the
+//! alert events on `nta.alerts`.
+//!
+//! # Exactly-once effects
+//!
+//! A window's prediction is keyed by (view, key, window_start, window_size, model_version) and
+//! inserted `ON CONFLICT DO NOTHING ... RETURNING`: only windows whose row is new in this
+//! transaction touch the alerts. A redelivered window (ack lost, crash after commit, the other
+//! replica took it after an `ack_wait` timeout) therefore changes nothing, and nothing is acked
+//! before the commit, so a crash before it just redelivers. Alerts are upserted against the
+//! partial unique index `(view, key, class) WHERE state = 'open'` (`INSERT ... ON CONFLICT DO
+//! UPDATE`), atomic between replicas; keys are locked in sorted order. Alert events go out
+//! with a core NATS publish after the commit: a lost event loses nothing, the row is the truth.
+//!
+//! # Alert lifecycle
+//!
+//! open (first window labelled other than Normal: by the model with confidence >=
+//! `min_confidence`, or by a rule) -> extended by later windows of the same (view, key, class)
+//! -> `closed` when no window extended it for `quiet_period` of processing time (a periodic
+//! task in every replica) or when a window arrives more than `quiet_period` of event time after
+//! its last window (the attack stopped and came back: a new alert), or `resolved` by an
+//! operator ([`resolve_alert`]). A later window of a closed or resolved alert opens a new one.
+
+mod alerts;
+pub mod db;
+mod deadletter;
+pub mod metrics;
+
+pub use alerts::{severity, summary, AlertPolicy};
+pub use db::{resolve_alert, resolve_alert_event};
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures::{FutureExt, StreamExt};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+use tracing::{debug, error, info, warn};
+use wire::{AlertEvent, WindowRecord};
+
+use crate::model::{Model, Verdict, NORMAL};
+use crate::rules::{self, RuleHit, RuleThresholds};
+use metrics as m;
+
+type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct PredictorServiceConfig {
+    pub nats_url: String,
+    /// Created (with its schema) if missing.
+    pub database_url: String,
+    /// Durable consumer on NTA_WINDOWS; replicas with the same name share the windows.
+    pub durable: String,
+    /// The model file; `None`: `$NTA_MODEL`, else the repository's
+    /// `crates/predictor/models/default.nta-model` (see [`crate::model::default_model_path`]).
+    pub model_path: Option<PathBuf>,
+    /// Model verdicts other than Normal alert from this probability on.
+    pub min_confidence: f64,
+    /// Confidence credited to a rule hit (the model's probability of that class when higher):
+    /// 0.75 makes a rule-only alert HIGH.
+    pub rule_confidence: f64,
+    pub rules: RuleThresholds,
+    /// An alert closes after this long without a new window (processing time), and a window
+    /// this long (event time) after an alert's last one opens a new alert.
+    pub quiet_period: Duration,
+    /// How often quiet alerts are looked for.
+    pub close_interval: Duration,
+    /// Windows fetched and predicted together.
+    pub batch_size: usize,
+    /// Server-side redelivery timer of unacked windows.
+    pub ack_wait: Duration,
+    pub max_ack_pending: i64,
+    /// Period of the `nta_predictor_consumer_pending_messages` refresh.
+    pub pending_refresh: Duration,
+    /// Limits applied if this process creates `NTA_WINDOWS`.
+    pub stream_limits: wire::streams::StreamLimits,
+    /// Recorded with each prediction (`predictions.instance`); default `<host>-<pid>`.
+    pub instance: String,
+}
+
+impl Default for PredictorServiceConfig {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "predictor".into());
+        PredictorServiceConfig {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
+            durable: "nta-predictor".into(),
+            model_path: None,
+            min_confidence: 0.6,
+            rule_confidence: 0.75,
+            rules: RuleThresholds::default(),
+            quiet_period: Duration::from_secs(300),
+            close_interval: Duration::from_secs(10),
+            batch_size: 256,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 20_000,
+            pending_refresh: Duration::from_secs(5),
+            stream_limits: wire::streams::StreamLimits::default(),
+            instance: format!("{host}-{}", std::process::id()),
+        }
+    }
+}
+
+/// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
+pub async fn run(cfg: PredictorServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+    m::describe();
+    let model = Model::load_configured(cfg.model_path.as_deref())?;
+    run_with_model(cfg, Arc::new(model), shutdown).await
+}
+
+/// [`run`] with a model already in memory.
+pub async fn run_with_model(
+    cfg: PredictorServiceConfig,
+    model: Arc<Model>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    m::describe();
+    let shutdown = shutdown.fuse();
+    futures::pin_mut!(shutdown);
+    let mut svc = tokio::select! {
+        s = Service::start(cfg, model) => s?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    let res = svc.main_loop(&mut shutdown).await;
+    for t in &svc.background {
+        t.abort();
+    }
+    let _ = svc.nats.flush().await;
+    res
+}
+
+struct Service {
+    cfg: PredictorServiceConfig,
+    model: Arc<Model>,
+    policy: AlertPolicy,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    db: Option<Client>,
+    backoff: Duration,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// One decoded window and the message that carried it.
+struct Item {
+    msg: jetstream::Message,
+    window: WindowRecord,
+}
+
+impl Service {
+    async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
+        let mut client = ingestor::db::connect_creating(&cfg.database_url).await?;
+        db::migrate(&mut client).await.context("migrating the predictor schema")?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("nta-predictor")
+            .retry_on_initial_connect()
+            .connect(&cfg.nats_url)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+        let js = jetstream::new(nats.clone());
+        let stream =
+            wire::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
+        wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &cfg.durable,
+                pull::Config {
+                    durable_name: Some(cfg.durable.clone()),
+                    description: Some("nta predictor (replicas share it)".into()),
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: cfg.ack_wait,
+                    max_ack_pending: cfg.max_ack_pending,
+                    filter_subject: format!("{}.>", wire::window::WINDOWS_SUBJECT_PREFIX),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow!("creating consumer {}: {e}", cfg.durable))?;
+        for (name, vm) in [("source", &model.source), ("destination", &model.destination)] {
+            if vm.is_none() {
+                warn!(view = name, "the model has no forest for this view: its windows get rule verdicts only");
+            }
+        }
+        info!(durable = %cfg.durable, model_version = %model.model_version, instance = %cfg.instance, "predictor started");
+        let policy = AlertPolicy {
+            min_confidence: cfg.min_confidence,
+            rule_confidence: cfg.rule_confidence,
+            quiet_period_secs: cfg.quiet_period.as_secs_f64(),
+        };
+        let background = vec![spawn_pending_gauge(consumer.clone(), cfg.pending_refresh)];
+        Ok(Service { cfg, model, policy, nats, js, consumer, db: Some(client), backoff: MIN_BACKOFF, background })
+    }
+
+    async fn main_loop<S: Future<Output = ()> + futures::future::FusedFuture>(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut S>,
+    ) -> Result<()> {
+        let mut messages = self.messages().await?;
+        let mut close_tick = tokio::time::interval(self.cfg.close_interval);
+        close_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => {
+                    info!("predictor stopping");
+                    return Ok(());
+                }
+                item = messages.next() => match item {
+                    Some(Ok(msg)) => {
+                        let mut chunk = vec![msg];
+                        while chunk.len() < self.cfg.batch_size.max(1) {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(m))) => chunk.push(m),
+                                Some(Some(Err(e))) => debug!(error = %e, "consumer stream"),
+                                _ => break,
+                            }
+                        }
+                        self.process(chunk).await;
+                    }
+                    Some(Err(e)) => {
+                        warn!(error = %e, "consuming NTA_WINDOWS");
+                        tokio::time::sleep(MIN_BACKOFF).await;
+                    }
+                    None => {
+                        warn!("consumer stream ended; reopening");
+                        tokio::time::sleep(MIN_BACKOFF).await;
+                        messages = self.messages().await?;
+                    }
+                },
+                _ = close_tick.tick() => self.close_quiet().await,
+            }
+        }
+    }
+
+    async fn messages(&self) -> Result<pull::Stream> {
+        let mut tries = 0;
+        loop {
+            match self
+                .consumer
+                .stream()
+                .max_messages_per_batch(self.cfg.batch_size.max(1))
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await
+            {
+                Ok(s) => return Ok(s),
+                Err(e) if tries < 10 => {
+                    warn!(error = %e, "opening the consumer stream");
+                    tries += 1;
+                    tokio::time::sleep(MAX_BACKOFF.min(MIN_BACKOFF * (1 << tries))).await;
+                }
+                Err(e) => bail!("opening the consumer stream: {e}"),
+            }
+        }
+    }
+
+    async fn process(&mut self, chunk: Vec<jetstream::Message>) {
+        let mut items = Vec::with_capacity(chunk.len());
+        for msg in chunk {
+            match decode(&msg.payload) {
+                Ok(window) => {
+                    ::metrics::counter!(m::WINDOWS_TOTAL, "view" => window.view.as_str(),
+                        "size" => wire::window::size_token(window.window_size))
+                    .increment(1);
+                    items.push(Item { msg, window });
+                }
+                Err(reason) => {
+                    if let Err(e) = deadletter::dead_letter(&self.js, &msg, &reason).await {
+                        error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
+                        let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
+                    }
+                }
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        // Sorted by identity: every replica takes row locks in the same order.
+        items.sort_by(|a, b| {
+            (a.window.view, &a.window.key, a.window.window_start, a.window.window_size).cmp(&(
+                b.window.view,
+                &b.window.key,
+                b.window.window_start,
+                b.window.window_size,
+            ))
+        });
+
+        let model = self.model.clone();
+        let windows: Vec<WindowRecord> = items.iter().map(|i| i.window.clone()).collect();
+        let rules_cfg = self.cfg.rules.clone();
+        let classified = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let verdicts = model.predict(&windows);
+            let elapsed = t.elapsed();
+            let hits: Vec<Vec<RuleHit>> = windows.iter().map(|w| rules::evaluate(w, &rules_cfg)).collect();
+            (verdicts, hits, elapsed)
+        })
+        .await;
+        let (verdicts, hits, elapsed) = match classified {
+            Ok(v) => v,
+            Err(e) => {
+                error!(error = %e, "inference panicked; the windows will be redelivered");
+                for it in &items {
+                    let _ = it.msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
+                }
+                return;
+            }
+        };
+        ::metrics::histogram!(m::INFERENCE_DURATION_SECONDS).record(elapsed.as_secs_f64());
+
+        let mut attempt = 0;
+        let events = loop {
+            attempt += 1;
+            match self.store(&items, &verdicts, &hits).await {
+                Ok(ev) => {
+                    self.backoff = MIN_BACKOFF;
+                    break Some(ev);
+                }
+                Err(e) => {
+                    ::metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
+                    if attempt >= 3 {
+                        error!(error = format!("{e:#}"), "storing predictions failed; the windows will be redelivered");
+                        break None;
+                    }
+                    warn!(error = format!("{e:#}"), attempt, "storing predictions failed; retrying");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        let Some(events) = events else {
+            for it in &items {
+                let _ = it.msg.ack_with(AckKind::Nak(Some(self.backoff))).await;
+            }
+            return;
+        };
+        for it in &items {
+            if let Err(e) = it.msg.ack().await {
+                // Stored: a lost ack is a redelivery that finds its prediction and does nothing.
+                debug!(error = %e, "ack failed");
+            }
+        }
+        self.publish(&events).await;
+    }
+
+    /// The transaction of one batch; returns the alert events to publish.
+    async fn store(&mut self, items: &[Item], verdicts: &[Option<Verdict>], hits: &[Vec<RuleHit>]) -> Result<Vec<AlertEvent>> {
+        let model = self.model.clone();
+        let rows: Vec<db::PredictionRow> = items
+            .iter()
+            .zip(verdicts)
+            .zip(hits)
+            .map(|((it, v), h)| prediction_row(&model, &it.window, v.as_ref(), h, self.policy.rule_confidence))
+            .collect();
+        let instance = self.cfg.instance.clone();
+        let policy = self.policy.clone();
+        let client = self.db().await?;
+        let tx = client.transaction().await?;
+        let new = db::insert_predictions(&tx, &rows, &model.model_version, &instance).await?;
+        let top = |view| {
+            model.view(view).map(|vm| vm.top_features(5).into_iter().map(|(f, _)| f.to_string()).collect()).unwrap_or_default()
+        };
+        let deltas = alerts::aggregate(
+            new.iter().map(|&i| (&items[i].window, verdicts[i].as_ref(), hits[i].as_slice())),
+            &model.classes,
+            &top,
+            &policy,
+        );
+        let events = db::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
+        tx.commit().await.context("committing predictions")?;
+
+        let dups = items.len() - new.len();
+        if dups > 0 {
+            ::metrics::counter!(m::DUPLICATE_WINDOWS_TOTAL).increment(dups as u64);
+        }
+        for &i in &new {
+            ::metrics::counter!(m::PREDICTIONS_TOTAL, "label" => rows[i].label.clone()).increment(1);
+            for h in &hits[i] {
+                ::metrics::counter!(m::RULE_HITS_TOTAL, "rule" => h.rule).increment(1);
+            }
+        }
+        for e in &events {
+            match e.event.as_str() {
+                "opened" => ::metrics::counter!(m::ALERTS_OPENED_TOTAL, "class" => e.class.clone()).increment(1),
+                "closed" => ::metrics::counter!(m::ALERTS_CLOSED_TOTAL).increment(1),
+                _ => {}
+            }
+        }
+        debug!(windows = items.len(), new = new.len(), events = events.len(), "batch stored");
+        Ok(events)
+    }
+
+    async fn close_quiet(&mut self) {
+        let quiet = self.cfg.quiet_period.as_secs_f64();
+        let res = match self.db().await {
+            Ok(c) => db::close_quiet(c, quiet).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(events) => {
+                if !events.is_empty() {
+                    ::metrics::counter!(m::ALERTS_CLOSED_TOTAL).increment(events.len() as u64);
+                    info!(closed = events.len(), "closed quiet alerts");
+                    self.publish(&events).await;
+                }
+            }
+            Err(e) => warn!(error = format!("{e:#}"), "closing quiet alerts failed"),
+        }
+    }
+
+    /// Core NATS publish of alert events (after the commit; the table is the record).
+    async fn publish(&self, events: &[AlertEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        for e in events {
+            let res = match serde_json::to_vec(e) {
+                Ok(body) => self.nats.publish(wire::ALERTS_SUBJECT, body.into()).await.map_err(|e| anyhow!(e)),
+                Err(err) => Err(anyhow!(err)),
+            };
+            if let Err(err) = res {
+                ::metrics::counter!(m::ALERT_PUBLISH_ERRORS_TOTAL).increment(1);
+                warn!(error = %err, alert = e.id, "alert event not published");
+            }
+        }
+        if let Err(err) = self.nats.flush().await {
+            warn!(error = %err, "flushing alert events");
+        }
+    }
+
+    /// The database connection, reconnected if lost.
+    async fn db(&mut self) -> Result<&mut Client> {
+        if self.db.as_ref().is_none_or(|c| c.is_closed()) {
+            self.db = None;
+            let c = ingestor::db::connect_creating(&self.cfg.database_url).await?;
+            info!("reconnected to PostgreSQL");
+            self.db = Some(c);
+        }
+        Ok(self.db.as_mut().unwrap())
+    }
+}
+
+/// The prediction row of one window: the model's verdict, or without a forest for the view,
+/// the first rule's class (or Normal with confidence 0).
+fn prediction_row<'a>(
+    model: &Model,
+    w: &'a WindowRecord,
+    v: Option<&Verdict>,
+    hits: &[RuleHit],
+    rule_confidence: f64,
+) -> db::PredictionRow<'a> {
+    let rules: Vec<&'static str> = hits.iter().map(|h| h.rule).collect();
+    match v {
+        Some(v) => db::PredictionRow {
+            window: w,
+            label: v.label.clone(),
+            confidence: v.confidence,
+            probabilities: v.probabilities_json(&model.classes),
+            rules,
+            decided_by: "model",
+        },
+        None => db::PredictionRow {
+            window: w,
+            label: hits.first().map_or(NORMAL, |h| h.class).to_string(),
+            confidence: if hits.is_empty() { 0.0 } else { rule_confidence },
+            probabilities: serde_json::json!({}),
+            rules,
+            decided_by: "rules",
+        },
+    }
+}
+
+/// Decodes a window, rejecting what cannot be stored or means nothing.
+pub fn decode(payload: &[u8]) -> Result<WindowRecord, String> {
+    let w = WindowRecord::decode(payload).map_err(|e| e.to_string())?;
+    if w.key.is_empty() || w.key.len() > 512 || w.key.contains('\0') {
+        return Err(format!("invalid window key {:?}", w.key.chars().take(64).collect::<String>()));
+    }
+    if !(1..=86_400).contains(&w.window_size) {
+        return Err(format!("invalid window size {}", w.window_size));
+    }
+    // Between 1970 and 9999 (PostgreSQL timestamps, and nothing a capture can hold).
+    if !(0..=253_402_300_799).contains(&w.window_start) {
+        return Err(format!("invalid window start {}", w.window_start));
+    }
+    Ok(w)
+}
+
+fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match consumer.info().await {
+                Ok(info) => ::metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
+                Err(e) => debug!(error = %e, "consumer info failed"),
+            }
+        }
+    })
+}
