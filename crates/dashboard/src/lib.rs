@@ -1,1 +1,229 @@
-//! Web dashboard and API (issue 5). Nothing here yet.
+//! Web dashboard and JSON API (issue 5), served by `nta run --target dashboard`.
+//!
+//! * Pages (one embedded single-page app, no build step, no CDN): overview, alerts (live over
+//!   Server-Sent Events fed from NATS `nta.alerts`), alert detail, hosts, packets.
+//! * JSON API for everything the pages show, described by `/api/openapi.json`.
+//! * Reads the tables of the ingestor (`raw_packets`), the windower (`window_features`) and the
+//!   predictor (`predictions`, `alerts`, `alert_windows`); runs no migrations of its own or
+//!   theirs. A table that does not exist yet gives an empty answer with
+//!   `"status": "missing_table"`, never an error page.
+//! * Authentication: password login (HttpOnly, SameSite=Strict session cookie, CSRF token for
+//!   POSTs) and/or a bearer token for API clients; see [`auth`].
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod live;
+pub mod sql;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+/// Default listen address (`--listen`, `NTA_DASHBOARD_ADDR`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Configuration of the dashboard role.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub nats_url: String,
+    /// Browser login password (`NTA_DASHBOARD_PASSWORD`); empty counts as unset.
+    pub password: Option<String>,
+    /// Bearer token of API clients (`NTA_DASHBOARD_TOKEN`); empty counts as unset.
+    pub token: Option<String>,
+}
+
+impl DashboardConfig {
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>, nats_url: impl Into<String>) -> Self {
+        DashboardConfig {
+            listen,
+            database_url: database_url.into(),
+            nats_url: nats_url.into(),
+            password: None,
+            token: None,
+        }
+    }
+}
+
+/// Counters exported on `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    pub http_requests: AtomicU64,
+    pub alert_events: AtomicU64,
+    pub sse_clients: AtomicU64,
+    pub login_failures: AtomicU64,
+}
+
+pub struct Inner {
+    pub pool: deadpool_postgres::Pool,
+    pub nats: async_nats::Client,
+    pub auth: auth::Auth,
+    /// Alert events as received on `nta.alerts` (JSON text), fanned out to SSE clients.
+    pub alerts_tx: broadcast::Sender<Arc<str>>,
+    pub pipeline: tokio::sync::RwLock<live::PipelineSnapshot>,
+    pub counters: Counters,
+    /// Turns true when the server shuts down, ending the (endless) SSE streams so that the
+    /// graceful shutdown does not wait for browsers to disconnect.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state: a connection pool (connections are made on first use, so the
+    /// dashboard starts while PostgreSQL is down) and a NATS client that keeps retrying in the
+    /// background. Fails only on a malformed configuration or an unsafe auth setup.
+    pub async fn new(cfg: &DashboardConfig) -> Result<AppState> {
+        let auth = auth::Auth::new(cfg.password.clone(), cfg.token.clone());
+        if auth.is_open() {
+            if !cfg.listen.ip().is_loopback() {
+                bail!(
+                    "refusing to serve the dashboard on {} without authentication: set \
+                     NTA_DASHBOARD_PASSWORD and/or NTA_DASHBOARD_TOKEN (or listen on a loopback address)",
+                    cfg.listen
+                );
+            }
+            warn!(listen = %cfg.listen, "dashboard has no password and no token: open to anyone who can reach this loopback address");
+        }
+        let mut pg = tokio_postgres::Config::from_str(&cfg.database_url).context("bad database url")?;
+        // A runaway query (e.g. a 24 h search over a huge table) must not hold a connection forever.
+        pg.options("-c statement_timeout=20000 -c application_name=nta-dashboard");
+        pg.connect_timeout(Duration::from_secs(5));
+        let mgr = deadpool_postgres::Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = deadpool_postgres::Pool::builder(mgr)
+            .max_size(8)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .context("building the PostgreSQL pool")?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("nta-dashboard")
+            .retry_on_initial_connect()
+            .connect(cfg.nats_url.as_str())
+            .await
+            .with_context(|| format!("bad NATS url {}", cfg.nats_url))?;
+        let (alerts_tx, _) = broadcast::channel(1024);
+        Ok(AppState(Arc::new(Inner {
+            pool,
+            nats,
+            auth,
+            alerts_tx,
+            pipeline: tokio::sync::RwLock::new(live::PipelineSnapshot::default()),
+            counters: Counters::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
+        })))
+    }
+
+    /// Starts the background tasks: the `nta.alerts` subscription and the pipeline sampler.
+    /// They stop when the returned handles are aborted (or the runtime ends).
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![tokio::spawn(live::relay_alerts(self.clone())), tokio::spawn(live::sample_pipeline(self.clone()))]
+    }
+}
+
+/// All routes. Every route but `/health`, `/metrics`, `/login` and `/assets/*` requires a
+/// session cookie or the bearer token (unless the dashboard runs open on loopback).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/login", get(assets::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/assets/{*path}", get(assets::asset))
+        .route("/health", get(api::health))
+        .route("/metrics", get(api::metrics))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/session", get(auth::session_info))
+        .route("/api/last10", get(api::last10))
+        .route("/api/raw_packets/last/{count}", get(api::raw_packets_last))
+        .route("/api/alltraffic", get(api::packets))
+        .route("/api/packets", get(api::packets))
+        .route("/api/packets.csv", get(api::packets_csv))
+        .route("/api/traffic", get(api::traffic))
+        .route("/api/protocols", get(api::protocols))
+        .route("/api/top-sources", get(api::top_sources))
+        .route("/api/top-destinations", get(api::top_destinations))
+        .route("/api/top-ports", get(api::top_ports))
+        .route("/api/pipeline", get(api::pipeline))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/alerts/summary", get(api::alerts_summary))
+        .route("/api/alerts/stream", get(live::alerts_stream))
+        .route("/api/alerts/{id}", get(api::alert_detail))
+        .route("/api/alerts/{id}/resolve", post(api::resolve_alert))
+        .route("/api/hosts/{ip}", get(api::host))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
+        .with_state(state)
+}
+
+/// Security headers on every response (a strict CSP: scripts and styles only from our own
+/// embedded files, so even a markup-injection bug could not run inline script) and counting.
+async fn common_headers(State(state): State<AppState>, req: Request<axum::body::Body>, next: Next) -> Response {
+    state.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Serves the dashboard on `cfg.listen` until `shutdown` completes.
+pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let state = AppState::new(&cfg).await?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let tasks = state.spawn_background();
+    info!(listen = %listener.local_addr()?, auth = state.auth.mode(), "dashboard listening");
+    let app = router(state.clone());
+    let stop = state.clone();
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop.shutdown.send_replace(true);
+        })
+        .await;
+    for t in tasks {
+        t.abort();
+    }
+    res.context("serving the dashboard")
+}
