@@ -1,0 +1,65 @@
+//! `nta analyze` with the shipped default model on other people's captures (the shared set,
+//! none of which the model was trained on): attack captures name the attacker and its class,
+//! benign captures raise nothing.
+
+mod common;
+use common::*;
+use std::collections::BTreeSet;
+
+/// (view, key, class) of every window labelled as an attack.
+fn detections(file: &str) -> BTreeSet<(String, String, String)> {
+    let path = testkit::pcaps_dir().join(file);
+    let out = nta().arg("analyze").arg(&path).args(["--format", "jsonl"]).output().expect("nta analyze");
+    assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|w| w["label"] != "Normal" && (w["confidence"].as_f64().unwrap_or(0.0) >= 0.6 || !w["rules"].as_array().unwrap().is_empty()))
+        .map(|w| {
+            (w["view"].as_str().unwrap().to_string(), w["src_ip"].as_str().unwrap().to_string(), w["label"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn attack_captures_name_the_attacker_and_class() {
+    let cases = [
+        ("port_scan-nmap-syn.pcap", "source", "172.16.0.8", "port_scan"),
+        ("port_scan-syn-1000ports.pcap", "source", "10.0.0.140", "port_scan"),
+        ("port_scan-nmap-version-tcp.pcap", "source", "192.168.126.228", "port_scan"),
+        ("ssh_brute-guessing.pcap", "source", "192.168.56.1", "ssh_brute"),
+        ("dns_tunnel-iodine.pcap", "source", "10.0.2.30", "dns_tunnel"),
+        ("syn_flood-ecn-cwr.pcapng", "destination", "10.10.10.10", "syn_flood"),
+    ];
+    let mut failures = Vec::new();
+    for (file, view, key, class) in cases {
+        let found = detections(file);
+        if !found.contains(&(view.to_string(), key.to_string(), class.to_string())) {
+            failures.push(format!("{file}: expected {class} for {view} {key}, got {found:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn arp_spoofing_capture_flags_the_claimed_addresses() {
+    let found = detections("arp_spoof-unsolicited-replies.pcap");
+    assert!(found.iter().any(|(v, _, c)| v == "source" && c == "arp_spoof"), "{found:?}");
+}
+
+#[test]
+fn benign_captures_raise_nothing() {
+    let mut noisy = Vec::new();
+    for path in testkit::shared_pcaps() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("benign-") {
+            continue;
+        }
+        let found = detections(&name);
+        if !found.is_empty() {
+            noisy.push(format!("{name}: {found:?}"));
+        }
+    }
+    assert!(noisy.is_empty(), "false positives:\n{}", noisy.join("\n"));
+}
