@@ -43,7 +43,8 @@ apt_install() {
 
 # command:package pairs (a bare name is checked with dpkg).
 apt_install nats-server:nats-server psql:postgresql-client libpcap-dev tshark:tshark \
-  tcpdump:tcpdump ip:iproute2 ping:iputils-ping pkg-config:pkg-config
+  tcpdump:tcpdump ip:iproute2 ping:iputils-ping pkg-config:pkg-config \
+  chromium:chromium chromedriver:chromium-driver
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! port_open "$PG_PORT"; then
   apt_install postgres:postgresql
 fi

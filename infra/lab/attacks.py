@@ -29,6 +29,21 @@ COMMON = ["123456", "password", "12345678", "qwerty", "123456789", "12345", "123
           "access", "yankees", "987654321", "dallas", "austin", "thunder", "taylor", "matrix"]
 
 
+def wordlist(rng, n):
+    """n guesses: the common passwords, then the usual mutations of them (Capitalised, year or
+    digits appended, a trailing !), shuffled like a real list would not be, but reproducibly."""
+    out, seen = list(COMMON), set(COMMON)
+    while len(out) < n:
+        w = rng.choice(COMMON)
+        w = rng.choice([w.capitalize(), w, w.upper()]) + rng.choice(["", "1", "123", "!", "2023", "2024", str(rng.randint(0, 99))])
+        if w not in seen:
+            seen.add(w)
+            out.append(w)
+    out = out[:n]
+    rng.shuffle(out)
+    return out
+
+
 class Runner:
     def __init__(self, lab, svc, logdir):
         self.lab, self.svc, self.logdir = lab, svc, logdir
@@ -97,7 +112,7 @@ class Runner:
     # ---- ssh brute force --------------------------------------------------------------------
     def run_hydra(self, var, log):
         rng = random.Random(var.get("seed", 0))
-        words = rng.sample(COMMON, min(int(var.get("words", 40)), len(COMMON)))
+        words = wordlist(rng, int(var.get("words", 40)))
         if var.get("find_password"):
             words.append(self.svc.password)
         wl = f"{self.logdir}/{var['id']}-wordlist.txt"
@@ -131,7 +146,7 @@ class Runner:
         try:
             # after Ctrl-C arpspoof re-ARPs the true MACs for a few seconds: let it finish
             res = self._timed(["arpspoof", "-i", "eth0", *var["args"]], var, log,
-                              stop_after=var["duration"], grace=20)
+                              stop_after=var["duration"], grace=40)
         finally:
             sh("ip", "netns", "exec", att.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
         # the impersonated host's address is the one the poison claims

@@ -82,7 +82,9 @@ def fill(var, lab, svc):
 def start_capture(lab, path, log):
     # -Z root: keep root so tcpdump may write into the (root-owned) output directory;
     # -U: write each packet at once, so a killed run still leaves a readable file
-    p = lab.spawn(lab.victim, ["tcpdump", "-i", "eth0", "-n", "-U", "-Z", "root", "-w", path], log=log)
+    # -B: a 32 MB kernel buffer, so floods do not lose packets while other jobs hog the CPU
+    p = lab.spawn(lab.victim, ["tcpdump", "-i", "eth0", "-n", "-U", "-B", "32768", "-Z", "root", "-w", path],
+                  log=log)
     deadline = time.time() + 10
     while "listening on" not in open(log).read():
         if p.poll() is not None or time.time() > deadline:

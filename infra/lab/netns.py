@@ -176,3 +176,7 @@ class Lab:
             sh("ip", "netns", "del", ns, check=False)
         for ns in self.namespaces():
             shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+        try:
+            os.rmdir("/etc/netns")  # only if empty, i.e. nothing but ours was ever there
+        except OSError:
+            pass

@@ -57,7 +57,7 @@ AllowUsers {user}
 # hydra opens many connections at once; the default 10:30:100 would refuse most of them,
 # which is also realistic, so keep it moderate rather than unlimited
 MaxStartups 60:30:120
-MaxAuthTries 6
+MaxAuthTries {max_auth_tries}
 LoginGraceTime 20
 UseDNS no
 Subsystem sftp internal-sftp
@@ -160,7 +160,8 @@ class Services:
         with open(f"{d}/nginx.conf", "w") as f:
             f.write(NGINX_CONF.format(d=d, ip=v.ip, zone=self.zone))
         with open(f"{d}/sshd_config", "w") as f:
-            f.write(SSHD_CONF.format(d=d, ip=v.ip, user=self.user))
+            f.write(SSHD_CONF.format(d=d, ip=v.ip, user=self.user,
+                                       max_auth_tries=self.cfg.get("ssh_max_auth_tries", 6)))
         if not os.path.exists(f"{d}/ssh_host_ed25519_key"):
             sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/ssh_host_ed25519_key")
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory

@@ -79,6 +79,17 @@ impl Batcher {
         if self.current.records.is_empty() {
             return Ok(());
         }
+        self.send_current(queue)
+    }
+
+    /// An empty batch tells consumers this agent's input ended (the end of a replayed file):
+    /// the windower then closes the windows it would otherwise hold open for more packets.
+    fn end_of_input(&mut self, queue: &SendQueue) -> Result<()> {
+        self.flush(queue)?;
+        self.send_current(queue)
+    }
+
+    fn send_current(&mut self, queue: &SendQueue) -> Result<()> {
         self.next_seq += 1;
         let next = PacketBatch::new(&self.agent_id, &self.boot_id, self.next_seq);
         let batch = std::mem::replace(&mut self.current, next);
@@ -153,7 +164,11 @@ pub fn run_capture(
     if live {
         export_pcap_stats(&mut source);
     }
-    batcher.flush(queue)?;
+    if live {
+        batcher.flush(queue)?;
+    } else {
+        batcher.end_of_input(queue)?;
+    }
     summary.batches = batcher.next_seq;
     queue.close();
     if let Err(e) = result {

@@ -40,6 +40,10 @@ pub struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
+/// A bearer token was sent and is not the configured one.
+#[derive(Debug)]
+pub struct BadBearer;
+
 /// How a request was authenticated.
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -103,12 +107,12 @@ impl Auth {
 
     /// Who sent `headers`: `Ok(None)` when nobody (no or an unknown cookie), `Err` when a bearer
     /// token was sent and is wrong (never fall back to the cookie then).
-    pub fn principal(&self, headers: &HeaderMap) -> Result<Option<Principal>, ()> {
+    pub fn principal(&self, headers: &HeaderMap) -> Result<Option<Principal>, BadBearer> {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             let given = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
             return match (&self.token, given) {
                 (Some(t), Some(g)) if ct_eq(t, g) => Ok(Some(Principal::Bearer)),
-                _ => Err(()),
+                _ => Err(BadBearer),
             };
         }
         if self.is_open() {

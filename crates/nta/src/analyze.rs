@@ -13,8 +13,8 @@ use crate::cli::{AnalyzeArgs, AnalyzeFormat};
 
 /// Confidence given to a window only a rule flags (as the predictor service does).
 const RULE_CONFIDENCE: f64 = 0.75;
-/// Smallest model confidence that counts as a detection in the summary table.
-const MIN_CONFIDENCE: f64 = 0.6;
+/// Smallest model confidence that counts as a detection (as in the predictor service).
+const MIN_CONFIDENCE: f64 = predictor::service::MIN_CONFIDENCE;
 
 /// The verdict on one window: the model's label, or a rule's class where only a rule fires.
 pub struct WindowVerdict {

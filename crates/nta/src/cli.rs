@@ -65,6 +65,10 @@ pub struct RunArgs {
     pub windower: WindowerArgs,
     #[command(flatten)]
     pub predictor: PredictorArgs,
+    /// Dashboard listen address [default: 127.0.0.1:8080]. Log in with NTA_DASHBOARD_PASSWORD
+    /// (browsers) or NTA_DASHBOARD_TOKEN (API clients, `Authorization: Bearer`).
+    #[arg(long, env = "NTA_DASHBOARD_ADDR", help_heading = "Dashboard")]
+    pub listen: Option<SocketAddr>,
     #[command(flatten)]
     pub stream: StreamArgs,
 }
@@ -78,7 +82,7 @@ pub struct PredictorArgs {
     /// Durable consumer shared by predictor replicas [default: nta-predictor]
     #[arg(long)]
     pub predictor_durable: Option<String>,
-    /// Smallest model confidence that raises an alert [default: 0.6]
+    /// Smallest model confidence that raises an alert [default: 0.7]
     #[arg(long)]
     pub min_confidence: Option<f64>,
     /// An alert with no new window for this long (s) is closed [default: 300]
@@ -221,6 +225,9 @@ pub struct TrainArgs {
     pub trees: usize,
     #[arg(long, default_value_t = 20)]
     pub max_depth: usize,
+    /// Smallest leaf: larger leaves give smoother, less over-confident probabilities.
+    #[arg(long, default_value_t = 1)]
+    pub min_samples_leaf: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }

@@ -36,3 +36,36 @@ pub async fn landed(database_url: &str, agent: &agent::AgentSummary) -> Result<S
     }
     Ok(out)
 }
+
+/// Open and recent alerts, most severe first (the predictor's table).
+pub async fn alerts(database_url: &str) -> Result<String> {
+    let client = ingestor::db::connect_creating(database_url).await?;
+    let mut out = String::from("alerts:\n");
+    let rows = client
+        .query(
+            "SELECT severity, class, detected_by, summary, window_count, round(peak_confidence::numeric, 2)::text
+             FROM alerts ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'MEDIUM' THEN 2 ELSE 3 END,
+                      last_seen DESC LIMIT 20",
+            &[],
+        )
+        .await;
+    match rows {
+        Ok(rows) if rows.is_empty() => out += "  none\n",
+        Ok(rows) => {
+            for r in rows {
+                writeln!(
+                    out,
+                    "  {:<8} {:<11} {:<5} {} ({} windows, peak confidence {})",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, i32>(4),
+                    r.get::<_, String>(5)
+                )?;
+            }
+        }
+        Err(e) => writeln!(out, "  (no alerts table yet: {e})")?,
+    }
+    Ok(out)
+}

@@ -19,6 +19,7 @@ pub struct Resolved {
     pub ingestor: ingestor::IngestorConfig,
     pub windower: windower::service::WindowerServiceConfig,
     pub predictor: predictor::PredictorServiceConfig,
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
@@ -26,14 +27,9 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     let mut targets = args.targets.clone();
     if targets.contains(&Target::All) {
         // Every role that exists today; later roles join here as they land.
-        targets = vec![Target::Agent, Target::Ingestor, Target::Windower, Target::Predictor];
+        targets = vec![Target::Agent, Target::Ingestor, Target::Windower, Target::Predictor, Target::Dashboard];
     }
     targets.dedup();
-    for t in &targets {
-        if matches!(t, Target::Dashboard) {
-            bail!("role {t:?} is not part of this build yet");
-        }
-    }
     let nats_url = args.nats_url.or(file.nats_url).unwrap_or_else(|| DEFAULT_NATS_URL.into());
     let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
     let metrics_addr = args.metrics_addr.or(file.metrics_addr).unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().unwrap());
@@ -136,7 +132,15 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     if let Some(s) = args.predictor.alert_quiet_s.or(fp.alert_quiet_s) {
         pred.quiet_period = Duration::from_secs(s);
     }
-    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win, predictor: pred })
+    let dashboard = dashboard::DashboardConfig {
+        listen: args.listen.unwrap_or_else(|| dashboard::DEFAULT_LISTEN.parse().expect("default address")),
+        database_url: database_url.clone(),
+        nats_url: nats_url.clone(),
+        // Secrets come from the environment only: flags would show in `ps`.
+        password: std::env::var("NTA_DASHBOARD_PASSWORD").ok().filter(|s| !s.is_empty()),
+        token: std::env::var("NTA_DASHBOARD_TOKEN").ok().filter(|s| !s.is_empty()),
+    };
+    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win, predictor: pred, dashboard })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -179,6 +183,11 @@ pub async fn run(r: Resolved) -> Result<()> {
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move { predictor::service::run(cfg, stop).await.context("predictor").map(|_| "predictor") });
     }
+    if r.targets.contains(&Target::Dashboard) {
+        let cfg = r.dashboard.clone();
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move { dashboard::run(cfg, stop).await.context("dashboard").map(|_| "dashboard") });
+    }
     let agent_task = r.agent.clone().map(|cfg| {
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move { agent::run(cfg, stop).await })
@@ -202,17 +211,36 @@ pub async fn run(r: Resolved) -> Result<()> {
             c.file_error.as_ref().map(|e| format!("; file error: {e}")).unwrap_or_default()
         );
         if replaying && r.targets.contains(&Target::Ingestor) {
-            // A laptop replay (`--target all --read F`) ends when everything landed in PostgreSQL.
+            // A laptop replay (`--target all --read F`): wait until the packets are stored and
+            // the windows closed so far are predicted, then say what landed.
+            let drained = async {
+                wait_consumer_drained(&r.nats_url, wire::PACKETS_STREAM, &r.ingestor.durable).await?;
+                if r.targets.contains(&Target::Predictor) {
+                    // Give the windower a flush interval to publish what the replay closed.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    wait_consumer_drained(&r.nats_url, wire::window::WINDOWS_STREAM, &r.predictor.durable).await?;
+                }
+                anyhow::Ok(())
+            };
             tokio::select! {
-                res = wait_consumer_drained(&r.nats_url, &r.ingestor.durable) => res?,
+                res = drained => res?,
                 _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
             }
-            let _ = stop_tx.send(true);
-            while let Some(res) = tasks.join_next().await {
-                res??;
-            }
             print!("{}", crate::report::landed(&r.database_url, &summary).await?);
-            return Ok(());
+            if r.targets.contains(&Target::Predictor) {
+                print!("{}", crate::report::alerts(&r.database_url).await?);
+            }
+            if r.targets.contains(&Target::Dashboard) {
+                // The dashboard stays up to explore what landed.
+                let login = if r.dashboard.password.is_some() { "password from NTA_DASHBOARD_PASSWORD" } else { "open (loopback, no password set)" };
+                println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", r.dashboard.listen);
+            } else {
+                let _ = stop_tx.send(true);
+                while let Some(res) = tasks.join_next().await {
+                    res??;
+                }
+                return Ok(());
+            }
         }
         if replaying && tasks.is_empty() {
             return Ok(());
@@ -243,11 +271,11 @@ async fn wait_task_failure(tasks: &mut tokio::task::JoinSet<Result<&'static str>
 }
 
 /// Waits until the durable consumer has delivered and seen acknowledged every message.
-async fn wait_consumer_drained(nats_url: &str, durable: &str) -> Result<()> {
+async fn wait_consumer_drained(nats_url: &str, stream: &str, durable: &str) -> Result<()> {
     let client = async_nats::connect(nats_url).await?;
     let js = async_nats::jetstream::new(client);
     loop {
-        if let Ok(stream) = js.get_stream(wire::PACKETS_STREAM).await {
+        if let Ok(stream) = js.get_stream(stream).await {
             if let Ok(mut consumer) =
                 stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable).await
             {

@@ -26,7 +26,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
         tr::export_csv(&data.source, &test, &dir.join("source.csv"))?;
         tr::export_csv(&data.destination, &test, &dir.join("destination.csv"))?;
     }
-    let params = ForestParams { n_trees: args.trees, max_depth: args.max_depth, seed: args.seed, ..Default::default() };
+    let params = ForestParams {
+        n_trees: args.trees,
+        max_depth: args.max_depth,
+        min_samples_leaf: args.min_samples_leaf,
+        seed: args.seed,
+        ..Default::default()
+    };
     let hash = tr::data_hash(&data);
     let mut report = format!(
         "# NTA model evaluation\n\nTraining data hash `{hash}`; {} variations, {} held out (split by variation, never by window): {:?}\n\n",

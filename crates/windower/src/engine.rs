@@ -42,6 +42,8 @@ pub struct WindowerStats {
 struct AgentClock {
     max_ts: f64,
     last_seen: Instant,
+    /// The agent said its input ended (a replayed file): it holds no window back.
+    finished: bool,
 }
 
 pub struct Windower {
@@ -105,7 +107,7 @@ impl Windower {
             _ => match self.agents.iter().position(|(id, _)| id == agent_id) {
                 Some(i) => i,
                 None => {
-                    self.agents.push((agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now }));
+                    self.agents.push((agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now, finished: false }));
                     self.agents.len() - 1
                 }
             },
@@ -113,6 +115,7 @@ impl Windower {
         self.last_agent = i;
         let c = &mut self.agents[i].1;
         c.last_seen = now;
+        c.finished = false;
         c.max_ts = c.max_ts.max(ts);
         self.push_inner(rec)
     }
@@ -165,7 +168,7 @@ impl Windower {
             .agents
             .iter()
             .map(|(_, a)| a)
-            .filter(|a| now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout)
+            .filter(|a| !a.finished && now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout)
             .map(|a| a.max_ts - lateness)
             .reduce(f64::min);
         active.or_else(|| self.agents.iter().map(|(_, a)| a.max_ts - lateness).reduce(f64::max))
@@ -182,10 +185,25 @@ impl Windower {
     /// Like [`Windower::poll_closed`], streaming compact windows to `emit` in the same order
     /// (nothing accumulates: the way to close a million keys at once in bounded memory).
     pub fn poll_closed_with(&mut self, now: Instant, emit: &mut dyn FnMut(ClosedWindow)) {
+        if !self.agents.is_empty() && self.agents.iter().all(|(_, a)| a.finished) {
+            // Every input ended (replays): nothing more can arrive for the open windows.
+            return self.finish_with(emit);
+        }
         let Some(wm) = self.watermark(now) else { return };
         let target = floor_to(wm.floor() as i64, 5);
         if target > self.sealed {
             self.advance(target, emit);
+        }
+    }
+
+    /// `agent_id` says its input ended (the end of a replayed file): it stops holding windows
+    /// back, and once every agent has ended, the next poll closes everything (as [`finish`]).
+    /// New records from the agent make it active again.
+    ///
+    /// [`finish`]: Windower::finish
+    pub fn end_of_input(&mut self, agent_id: &str) {
+        if let Some((_, a)) = self.agents.iter_mut().find(|(id, _)| id == agent_id) {
+            a.finished = true;
         }
     }
 

@@ -609,3 +609,40 @@ async fn abort_after_store_before_ack() {
 async fn abort_after_publish_before_store() {
     crash_and_recover(Some("after_publish:5"), 0).await;
 }
+
+/// A real capture with ~9.6 k spoofed single-packet sources (the shared SYN flood), replayed
+/// through the service as the agent would batch it: the same windows as the offline path.
+#[tokio::test]
+async fn real_capture_with_spoofed_sources_equals_offline() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let records = windower::records_from_file(&testkit::pcaps_dir().join("syn_flood-ecn-cwr.pcapng")).unwrap();
+    let last = records.iter().map(|r| r.timestamp).fold(0.0, f64::max);
+    let mut data: Vec<PacketBatch> = records
+        .chunks(500)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut b = PacketBatch::new("flood", "boot", i as u64);
+            b.records = c.to_vec();
+            b
+        })
+        .collect();
+    // A sentinel far ahead pushes the watermark past every window of the capture.
+    let mut s = PacketRecord::new(last + 1000.0, 60);
+    s.src_ip = ip(SENTINEL_SRC);
+    s.dst_ip = ip(SENTINEL_DST);
+    s.protocol = Protocol::Udp;
+    let mut b = PacketBatch::new("flood", "boot", data.len() as u64);
+    b.records = vec![s];
+    data.push(b);
+    let cfg = config(&nats, &db);
+    let expected = offline(&data, &cfg.windower);
+    assert!(expected.len() > 9_000, "offline windows {}", expected.len());
+    publish_all(&js, &data).await;
+    let running = spawn(cfg);
+    let client = db.client().await.unwrap();
+    wait_all_stored(&expected, &client, Duration::from_secs(120)).await;
+    running.stop().await;
+    check_against(&expected, &client, &js).await;
+}

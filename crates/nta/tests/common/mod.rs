@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use testkit::{free_port, nta_bin, NatsServer, TestDb};
 
 /// `nta` with logs quiet unless a test fails.

@@ -359,6 +359,10 @@ impl Service {
                 return;
             }
         };
+        if batch.records.is_empty() {
+            // An empty batch is an agent's end-of-input marker (the end of a replayed file).
+            self.windower.end_of_input(&batch.agent_id);
+        }
         let mut ends = Ends::default();
         let (mut late, mut already) = (0u64, 0u64);
         for r in &batch.records {

@@ -1,0 +1,219 @@
+//! Fixture: a fresh PostgreSQL database with the three schemas (the ingestor's and the
+//! windower's through their migrate functions, the predictor's by executing its migration
+//! file, which is exactly what its migrate function will run), a private NATS server, fixture
+//! rows, and the dashboard serving on a free port.
+#![allow(dead_code)]
+
+use dashboard::DashboardConfig;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testkit::{NatsServer, TestDb};
+
+pub const PREDICTOR_SCHEMA: &str = include_str!("../../../predictor/migrations/0001_predictions_alerts.sql");
+
+/// A DNS name and an HTTP path an attacker controls: both would set `window.__xss` if a page
+/// ever rendered them as markup.
+pub const XSS_QNAME: &str = "<script>window.__xss=1</script>.evil.example";
+pub const XSS_PATH: &str = "/<img src=x onerror=\"window.__xss=2\">";
+pub const XSS_HOST: &str = "<b onmouseover=alert(1)>host</b>";
+pub const CSV_QNAME: &str = "=HYPERLINK(\"http://evil\",\"x\")";
+
+pub struct Fixture {
+    pub db: TestDb,
+    pub nats: NatsServer,
+    pub base: String,
+    pub now: f64,
+    pub alert_id: i64,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+impl Fixture {
+    /// Schemas and rows, dashboard started with this auth.
+    pub async fn start(password: Option<&str>, token: Option<&str>) -> Fixture {
+        Self::start_with(password, token, true).await
+    }
+
+    pub async fn start_with(password: Option<&str>, token: Option<&str>, schema: bool) -> Fixture {
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+        let db = TestDb::create().await.unwrap();
+        let nats = NatsServer::start().unwrap();
+        let now = now().floor();
+        let mut alert_id = 0;
+        if schema {
+            let mut c = db.client().await.unwrap();
+            ingestor::db::migrate(&mut c).await.unwrap();
+            windower::service::db::migrate(&mut c).await.unwrap();
+            c.batch_execute(PREDICTOR_SCHEMA).await.unwrap();
+            alert_id = insert_rows(&c, now).await;
+        }
+        let port = testkit::free_port();
+        let mut cfg = DashboardConfig::new(format!("127.0.0.1:{port}").parse().unwrap(), db.url.clone(), nats.url.clone());
+        cfg.password = password.map(str::to_string);
+        cfg.token = token.map(str::to_string);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dashboard::run(cfg, async move {
+            let _ = rx.await;
+        }));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Fixture { db, nats, base, now, alert_id, shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t).await.expect("dashboard shuts down").unwrap().unwrap();
+        }
+    }
+}
+
+/// Packets over the last 10 minutes from 10.0.0.1 (a SYN scan of 10.0.0.2), 10.0.0.3 (DNS,
+/// HTTP with hostile strings), ARP; 5 s windows of 10.0.0.1 with predictions; one open alert.
+pub async fn insert_rows(c: &tokio_postgres::Client, now: f64) -> i64 {
+    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8) AT TIME ZONE 'UTC')::date)", &[&now]).await.unwrap();
+    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - 86400) AT TIME ZONE 'UTC')::date)", &[&now]).await.unwrap();
+    // 300 SYNs to ports 1..300, one every 2 s back from now - 1 s.
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, tcp_flags, tcp_syn, agent_id, batch_id, idx)
+         SELECT to_timestamp($1::float8 - 1 - 2 * g), 'eth0', '10.0.0.1', '10.0.0.2', 'TCP', 60, 40000, g, 'SYN', true, 'a', 'b1', g
+         FROM generate_series(1, 300) g",
+        &[&now],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, dns_query, dns_qname, dns_qtype, agent_id, batch_id, idx)
+         VALUES (to_timestamp($1::float8 - 30), 'eth0', '10.0.0.3', '10.0.0.53', 'UDP', 90, 5353, 53, true, $2, 1, 'a', 'b2', 0),
+                (to_timestamp($1::float8 - 31), 'eth0', '10.0.0.3', '10.0.0.53', 'UDP', 95, 5354, 53, true, $3, 16, 'a', 'b2', 1)",
+        &[&now, &XSS_QNAME, &CSV_QNAME],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, tcp_flags, http_method, http_path, http_host, agent_id, batch_id, idx)
+         VALUES (to_timestamp($1::float8 - 20), 'eth0', '10.0.0.3', '10.0.0.80', 'TCP', 400, 51000, 80, 'PSH,ACK', 'GET', $2, $3, 'a', 'b3', 0)",
+        &[&now, &XSS_PATH, &XSS_HOST],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, protocol, length, arp_op, arp_psrc, arp_pdst, arp_hwsrc, agent_id, batch_id, idx)
+         VALUES (to_timestamp($1::float8 - 10), 'eth0', 'ARP', 42, 1, '10.0.0.1', '10.0.0.9', '02:00:00:00:00:01', 'a', 'b4', 0)",
+        &[&now],
+    )
+    .await
+    .unwrap();
+    // An old packet, yesterday: outside the default range.
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, agent_id, batch_id, idx)
+         VALUES (to_timestamp($1::float8 - 86400 + 60), 'eth0', '10.9.9.9', '10.0.0.2', 'ICMP', 98, 'a', 'b5', 0)",
+        &[&now],
+    )
+    .await
+    .unwrap();
+    // 5 s source windows of 10.0.0.1 over the scan (each with 2.5 SYNs on average) and one
+    // destination window of 10.0.0.2.
+    let ws = (now / 5.0).floor() * 5.0;
+    c.execute(
+        "INSERT INTO window_features (view, key, window_start, window_end, window_size, packet_count, byte_count,
+                                      packet_rate_pps, byte_rate_bps, tcp_count, tcp_syn_count, unique_dst_ports, syn_only_ratio, extra)
+         SELECT 'source', '10.0.0.1', to_timestamp($1::float8 - 5 * g), to_timestamp($1::float8 - 5 * g + 5), 5, 2.5, 150, 0.5, 240, 2.5, 2.5, 2.5, 1.0,
+                '{\"scan_entropy\": 0.5}'::jsonb
+         FROM generate_series(1, 120) g",
+        &[&ws],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO window_features (view, key, window_start, window_end, window_size, packet_count, byte_count)
+         VALUES ('destination', '10.0.0.2', to_timestamp($1::float8 - 5), to_timestamp($1::float8), 5, 3, 180)",
+        &[&ws],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO predictions (view, key, window_start, window_size, label, confidence, probabilities, model_version, rules)
+         SELECT 'source', '10.0.0.1', to_timestamp($1::float8 - 5 * g), 5, CASE WHEN g <= 10 THEN 'port_scan' ELSE 'Normal' END,
+                0.93, '{\"port_scan\": 0.93, \"Normal\": 0.07}'::jsonb, 'rf-test-1', CASE WHEN g <= 10 THEN '{syn_scan}'::text[] ELSE '{}' END
+         FROM generate_series(1, 120) g",
+        &[&ws],
+    )
+    .await
+    .unwrap();
+    let id: i64 = c
+        .query_one(
+            "INSERT INTO alerts (view, key, class, severity, detected_by, first_seen, last_seen, window_count, peak_confidence,
+                                 packets, bytes, summary, evidence, model_version)
+             VALUES ('source', '10.0.0.1', 'port_scan', 'HIGH', 'both', to_timestamp($1::float8 - 50), to_timestamp($1::float8), 10, 0.93,
+                     25, 1500, 'port_scan from 10.0.0.1 to 300 ports', '{\"rule\": \"syn_scan\", \"distinct_ports\": 300}', 'rf-test-1')
+             RETURNING id",
+            &[&ws],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.execute(
+        "INSERT INTO alert_windows (alert_id, view, key, window_start, window_size)
+         SELECT $2, 'source', '10.0.0.1', to_timestamp($1::float8 - 5 * g), 5 FROM generate_series(1, 10) g",
+        &[&ws, &id],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO alerts (view, key, class, state, severity, detected_by, first_seen, last_seen, peak_confidence, summary, resolved_at)
+         VALUES ('source', '10.0.0.7', 'dns_tunnel', 'resolved', 'LOW', 'model', to_timestamp($1::float8 - 3000), to_timestamp($1::float8 - 2900), 0.6, 'old', now())",
+        &[&ws],
+    )
+    .await
+    .unwrap();
+    id
+}
+
+/// Inserts an open alert as the predictor would and publishes its AlertEvent; returns its id.
+pub async fn raise_alert(c: &tokio_postgres::Client, nats: &async_nats::Client, key: &str, class: &str, severity: &str) -> i64 {
+    let row = c
+        .query_one(
+            "INSERT INTO alerts (view, key, class, severity, detected_by, first_seen, last_seen, window_count, peak_confidence,
+                                 packets, bytes, summary, evidence)
+             VALUES ('destination', $1, $2, $3, 'rule', now() - interval '5 seconds', now(), 1, 0.99, 9600, 576000,
+                     $4, '{\"rule\": \"syn_flood\"}')
+             RETURNING id, extract(epoch from first_seen)::float8, extract(epoch from last_seen)::float8",
+            &[&key, &class, &severity, &format!("{class} against {key}")],
+        )
+        .await
+        .unwrap();
+    let id: i64 = row.get(0);
+    let ev = wire::AlertEvent {
+        id,
+        event: "opened".into(),
+        view: wire::View::Destination,
+        key: key.into(),
+        class: class.into(),
+        state: "open".into(),
+        severity: severity.into(),
+        detected_by: "rule".into(),
+        first_seen: row.get(1),
+        last_seen: row.get(2),
+        window_count: 1,
+        peak_confidence: 0.99,
+        packets: 9600,
+        bytes: 576000,
+        distinct_sources: Some(9600),
+        summary: format!("{class} against {key}"),
+    };
+    nats.publish(wire::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
+    nats.flush().await.unwrap();
+    id
+}
