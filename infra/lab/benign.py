@@ -8,6 +8,7 @@ real client program (curl, dig, ssh/scp via sshpass, ping) started inside the cl
 namespace; stop() ends the threads and whatever they are running.
 """
 import random
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -54,6 +55,7 @@ class BenignTraffic:
         for t in self.threads:
             t.join(timeout=10)
         self.threads = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _run(self, host, argv, timeout=60):
         """Run one client command inside the host's namespace; benign failures (e.g. a request
