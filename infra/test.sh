@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash infra/setup.sh
+# Real attack tools for the lab smoke test (hping3, nmap, hydra, ...).
+bash infra/lab/setup.sh
 # Integration tests drive the real binary.
 cargo build -p nta
 cargo test --workspace "$@"

@@ -15,7 +15,51 @@ import threading
 
 from services import ASSETS, HOSTNAMES, LARGE, PAGES
 
-ACTIVITIES = ("web", "dns", "ssh", "ping")
+ACTIVITIES = ("web", "dns", "ssh", "ping", "oneshot", "mdns")
+
+# mDNS service discovery as phones, TVs and printers do it on every LAN (queries and answers
+# with long instance names and TXT records): ordinary traffic that must not look like a tunnel.
+MDNS_SERVICES = ["_googlecast._tcp", "_airplay._tcp", "_raop._tcp", "_ipp._tcp", "_printer._tcp",
+                 "_spotify-connect._tcp", "_companion-link._tcp", "_homekit._tcp", "_smb._tcp",
+                 "_device-info._tcp", "_sleep-proxy._udp", "_hap._tcp"]
+MDNS_INSTANCES = ["Living Room TV", "Kitchen speaker", "Office Printer HP LaserJet 400",
+                  "Anna's MacBook Pro", "Bedroom Chromecast Ultra", "Samsung Galaxy S21",
+                  "iPad de Marie", "NAS-4F2A9C", "Brother HL-L2350DW series"]
+# A tiny sender: the DNS message is built here (a traffic generator, not a parser).
+MDNS_SENDER = r"""
+import random, socket, struct, sys
+rng = random.Random(int(sys.argv[1]))
+def name(n):
+    out = b""
+    for label in n.split("."):
+        b = label.encode()
+        out += bytes([len(b)]) + b
+    return out + b"\0"
+services, instances = sys.argv[2].split("|"), sys.argv[3].split("|")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+s.bind(("", 5353))
+def rev6():
+    return ".".join(rng.choice("0123456789abcdef") for _ in range(32)) + ".ip6.arpa"
+for _ in range(rng.randint(1, 4)):
+    svc = rng.choice(services) + ".local"
+    if rng.random() < 0.25:  # a host probing its own names (ANY): hostname and reverse names
+        qs = [("host-" + str(rng.randint(1, 99)) + ".local", 255), (rev6(), 255),
+              (".".join(str(rng.randint(1, 254)) for _ in range(4)) + ".in-addr.arpa", 255)]
+        msg = struct.pack("!6H", 0, 0, len(qs), 0, 0, 0) + b"".join(name(q) + struct.pack("!2H", t, 1) for q, t in qs)
+    elif rng.random() < 0.5:  # a query: PTR for the service, sometimes TXT/SRV of an instance
+        qs = [(svc, 12)] + ([(rng.choice(instances) + "." + svc, rng.choice([16, 33]))] if rng.random() < 0.5 else [])
+        msg = struct.pack("!6H", 0, 0, len(qs), 0, 0, 0) + b"".join(name(q) + struct.pack("!2H", t, 1) for q, t in qs)
+    else:  # an announcement: PTR -> instance, TXT with key=value pairs
+        inst = rng.choice(instances) + "." + svc
+        txt = b"".join(bytes([len(kv)]) + kv for kv in
+                       [f"{k}={rng.getrandbits(32):08x}".encode() for k in ("id", "md", "ve", "rs", "fn")[: rng.randint(2, 5)]])
+        ptr = name(inst)
+        msg = (struct.pack("!6H", 0, 0x8400, 0, 2, 0, 0)
+               + name(svc) + struct.pack("!2HIH", 12, 1, 4500, len(ptr)) + ptr
+               + name(inst) + struct.pack("!2HIH", 16, 0x8001, 4500, len(txt)) + txt)
+    s.sendto(msg, ("224.0.0.251", 5353))
+"""
 UA = ["Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
       "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
       "curl/7.88.1"]
@@ -118,6 +162,9 @@ class BenignTraffic:
             r = rng.random()
             if r < 0.05:
                 names.append((f"nosuch{rng.randint(1, 999)}.{self.svc.zone}", "A"))  # NXDOMAIN
+            elif r < 0.10:  # reverse lookups (long ip6.arpa names are ordinary, not a tunnel)
+                v6 = ".".join(rng.choice("0123456789abcdef") for _ in range(32))
+                names.append((rng.choice([f"{v6}.ip6.arpa", f"{rng.randint(1, 254)}.0.77.10.in-addr.arpa"]), "PTR"))
             elif r < 0.12:
                 names.append((self.svc.zone, rng.choice(["MX", "TXT"])))
             else:
@@ -142,6 +189,25 @@ class BenignTraffic:
             script = "; ".join(f"{c}; sleep {rng.randint(1, 3)}" for c in cmds)
             self._run(host, ["sshpass", "-p", svc.password, "ssh", *opts, f"{svc.user}@{v.ip}", script], timeout=90)
         return 10.0, 40.0
+
+    def _oneshot(self, host, rng):
+        # One request on its own connection, then a long pause: an API poll, a health check, a
+        # login page that answers 401 and a retry with credentials (HTTP basic auth).
+        base = f"http://www.{self.svc.zone}"
+        curl = ["curl", "-s", "--max-time", "20", "-o", "/dev/null", "-A", rng.choice(UA)]
+        r = rng.random()
+        if r < 0.3:
+            self._run(host, curl + [f"{base}/admin/"])  # 401 challenge, no retry
+        elif r < 0.6:
+            self._run(host, curl + ["--anyauth", "-u", f"{self.svc.web_user}:{self.svc.web_password}", f"{base}/admin/"])
+        else:
+            self._run(host, curl + [f"{base}/{rng.choice(['api/status'] + PAGES)}"])
+        return 5.0, 25.0
+
+    def _mdns(self, host, rng):
+        self._run(host, ["python3", "-c", MDNS_SENDER, str(rng.getrandbits(32)), "|".join(MDNS_SERVICES),
+                         "|".join(MDNS_INSTANCES)], timeout=10)
+        return 1.0, 12.0
 
     def _ping(self, host, rng):
         target = self.lab.victim.ip if rng.random() < 0.7 else self.lab.gateway.ip
