@@ -298,21 +298,10 @@ fn csv_row(out: &mut String, r: &PacketRecord, agent: &str, batch_id: &str, idx:
     out.push('\n');
 }
 
-/// `YYYY-MM-DD HH:MM:SS.ffffff+00` from Unix microseconds (Hinnant's civil-from-days).
+/// `YYYY-MM-DD HH:MM:SS.ffffff+00` from Unix microseconds.
 fn fmt_ts(micros: i64) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let rem = micros.rem_euclid(86_400_000_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let secs = rem / 1_000_000;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}+00", secs / 3600, secs / 60 % 60, secs % 60, rem % 1_000_000)
+    let (y, m, d, hh, mm, ss) = wire::time::civil(micros.div_euclid(1_000_000));
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:06}+00", micros.rem_euclid(1_000_000))
 }
 
 #[cfg(test)]

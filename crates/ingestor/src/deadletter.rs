@@ -1,25 +1,13 @@
 //! Poison messages: copied to `nta.deadletter` (kept by the NTA_DEADLETTER stream for
 //! inspection and replay) and then terminated, so they never block the consumer.
 
-use anyhow::{Context, Result};
-use async_nats::jetstream::{self, AckKind};
-use async_nats::HeaderMap;
+use anyhow::Result;
+use async_nats::jetstream;
 
 use crate::metrics::DEADLETTER_TOTAL;
 
 pub(crate) async fn dead_letter(js: &jetstream::Context, msg: &jetstream::Message, reason: &str) -> Result<()> {
-    let mut headers = HeaderMap::new();
-    // Header values cannot hold line breaks; reasons come from error messages.
-    let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
-    headers.insert(wire::DEADLETTER_REASON_HEADER, reason.as_str());
-    headers.insert(wire::DEADLETTER_SUBJECT_HEADER, msg.subject.as_str());
-    // Only terminate once the copy is safely stored: a lost dead letter would be a lost batch.
-    js.publish_with_headers(wire::DEADLETTER_SUBJECT, headers, msg.payload.clone())
-        .await
-        .context("publishing dead letter")?
-        .await
-        .context("dead letter not acknowledged by JetStream")?;
-    msg.ack_with(AckKind::Term).await.map_err(|e| anyhow::anyhow!("terminating message: {e}"))?;
+    let reason = wire::deadletter::dead_letter(js, msg, reason, "ingestor").await.map_err(anyhow::Error::msg)?;
     metrics::counter!(DEADLETTER_TOTAL).increment(1);
     tracing::warn!(subject = %msg.subject, reason = %reason, "message dead-lettered");
     Ok(())

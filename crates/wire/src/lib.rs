@@ -3,7 +3,9 @@
 //! data flow stays one-way: agent -> ingestor / windower -> predictor -> dashboard.
 
 mod record;
+pub mod deadletter;
 pub mod streams;
+pub mod time;
 pub mod window;
 pub mod alert;
 pub use alert::{AlertEvent, ALERTS_SUBJECT};

@@ -1,0 +1,36 @@
+//! Poison messages, the same way in every consumer: the message is copied to
+//! `nta.deadletter` (stream `NTA_DEADLETTER`, kept for inspection and replay) with the reason,
+//! the original subject and the consumer in headers, and only then terminated, so it never
+//! stalls a consumer and is never lost.
+
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+
+use crate::{DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT, DEADLETTER_SUBJECT_HEADER};
+
+/// Header naming the consumer that gave up on the message.
+pub const DEADLETTER_CONSUMER_HEADER: &str = "Nta-Deadletter-Consumer";
+
+/// Copies `msg` to the dead-letter subject (waiting for the PubAck), then terminates it.
+/// Returns the sanitised reason that was recorded.
+pub async fn dead_letter(
+    js: &jetstream::Context,
+    msg: &jetstream::Message,
+    reason: &str,
+    consumer: &str,
+) -> Result<String, String> {
+    let mut headers = HeaderMap::new();
+    // Header values cannot hold line breaks; reasons come from error messages.
+    let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
+    headers.insert(DEADLETTER_REASON_HEADER, reason.as_str());
+    headers.insert(DEADLETTER_SUBJECT_HEADER, msg.subject.as_str());
+    headers.insert(DEADLETTER_CONSUMER_HEADER, consumer);
+    // Terminate only once the copy is stored: a lost dead letter would be lost data.
+    js.publish_with_headers(DEADLETTER_SUBJECT, headers, msg.payload.clone())
+        .await
+        .map_err(|e| format!("publishing dead letter: {e}"))?
+        .await
+        .map_err(|e| format!("dead letter not acknowledged by JetStream: {e}"))?;
+    msg.ack_with(AckKind::Term).await.map_err(|e| format!("terminating message: {e}"))?;
+    Ok(reason)
+}
