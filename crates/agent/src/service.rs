@@ -96,11 +96,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         })?
     };
 
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("nta-agent-{agent_id}"))
-        .retry_on_initial_connect()
-        .connect(&cfg.nats_url)
-        .await
+    let client = wire::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}")).await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = async_nats::jetstream::new(client);
     let stop_signal = {

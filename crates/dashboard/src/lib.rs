@@ -125,10 +125,7 @@ impl AppState {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .context("building the PostgreSQL pool")?;
-        let nats = async_nats::ConnectOptions::new()
-            .name("nta-dashboard")
-            .retry_on_initial_connect()
-            .connect(cfg.nats_url.as_str())
+        let nats = wire::streams::connect(&cfg.nats_url, "nta-dashboard")
             .await
             .with_context(|| format!("bad NATS url {}", cfg.nats_url))?;
         let (alerts_tx, _) = broadcast::channel(1024);

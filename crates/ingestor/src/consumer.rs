@@ -32,12 +32,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    // Waits for NATS rather than failing when the ingestor starts first.
-    let nats = async_nats::ConnectOptions::new()
-        .name("nta-ingestor")
-        .retry_on_initial_connect()
-        .connect(&cfg.nats_url)
-        .await
+    let nats = wire::streams::connect(&cfg.nats_url, "nta-ingestor").await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = jetstream::new(nats.clone());
     let stream = wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;

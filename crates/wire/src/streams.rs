@@ -7,6 +7,12 @@ use std::time::Duration;
 
 use crate::{DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX};
 
+/// Connects to NATS under a client `name`, waiting for the server rather than failing when a
+/// role starts before it (the client keeps reconnecting afterwards too).
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
+}
+
 /// Stream of dead-lettered messages (kept so they can be inspected and replayed).
 pub const DEADLETTER_STREAM: &str = "NTA_DEADLETTER";
 

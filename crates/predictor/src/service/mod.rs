@@ -170,11 +170,7 @@ impl Service {
     async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
         let mut client = ingestor::db::connect_creating(&cfg.database_url).await?;
         db::migrate(&mut client).await.context("migrating the predictor schema")?;
-        let nats = async_nats::ConnectOptions::new()
-            .name("nta-predictor")
-            .retry_on_initial_connect()
-            .connect(&cfg.nats_url)
-            .await
+        let nats = wire::streams::connect(&cfg.nats_url, "nta-predictor").await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let stream =

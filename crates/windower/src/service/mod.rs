@@ -167,11 +167,7 @@ impl Service {
         }
         let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
 
-        let nats = async_nats::ConnectOptions::new()
-            .name("nta-windower")
-            .retry_on_initial_connect()
-            .connect(&cfg.nats_url)
-            .await
+        let nats = wire::streams::connect(&cfg.nats_url, "nta-windower").await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let mut stream =
