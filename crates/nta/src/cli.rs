@@ -185,7 +185,7 @@ pub struct StreamArgs {
     /// NTA_PACKETS maximum age in hours [default: 168]
     #[arg(long)]
     pub stream_max_age_hours: Option<u64>,
-    /// NTA_PACKETS maximum size in GB [default: 10]
+    /// NTA_PACKETS / NTA_WINDOWS maximum size in GB [default: 10 GiB, less if JetStream cannot reserve it]
     #[arg(long)]
     pub stream_max_gb: Option<f64>,
 }

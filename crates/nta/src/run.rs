@@ -45,8 +45,7 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
             .stream
             .stream_max_gb
             .or(file.stream.max_gb)
-            .map(|g| (g * 1e9) as i64)
-            .unwrap_or(defaults.max_bytes),
+            .map(|g| (g * 1e9) as i64),
     };
 
     let agent = if targets.contains(&Target::Agent) {

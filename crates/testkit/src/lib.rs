@@ -87,14 +87,29 @@ impl NatsServer {
 
     /// Starts on a given port (e.g. to bring NATS up late for a client already retrying it).
     pub fn start_on(port: u16) -> Result<NatsServer> {
+        Self::spawn(port, None)
+    }
+
+    /// Starts with JetStream's file store capped at `bytes`, like a server on a small disk.
+    pub fn start_with_store_limit(bytes: u64) -> Result<NatsServer> {
+        Self::spawn(free_port(), Some(bytes))
+    }
+
+    fn spawn(port: u16, max_file_store: Option<u64>) -> Result<NatsServer> {
         let bin = ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
             .context("nats-server not found (run infra/setup.sh)")?;
         let store = tempfile::tempdir()?;
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.path())
+        let mut cmd = Command::new(bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
+        if let Some(bytes) = max_file_store {
+            // The store cap has no command-line flag; a config file carries it.
+            let conf = store.path().join("limits.conf");
+            std::fs::write(&conf, format!("jetstream {{ max_file_store: {bytes} }}\n"))?;
+            cmd.arg("-c").arg(&conf);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -16,18 +16,72 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_
 /// Stream of dead-lettered messages (kept so they can be inspected and replayed).
 pub const DEADLETTER_STREAM: &str = "NTA_DEADLETTER";
 
-/// Retention limits of the packet stream.
+/// Retention limits of the packet and window streams.
 #[derive(Debug, Clone)]
 pub struct StreamLimits {
     pub max_age: Duration,
-    /// Bytes; the oldest batches are discarded beyond it.
-    pub max_bytes: i64,
+    /// Bytes; the oldest messages are discarded beyond it. `None` asks for
+    /// [`DEFAULT_MAX_BYTES`] but settles for what the server can reserve (see [`create_fitting`]);
+    /// an explicit size is taken as is or fails with a clear error.
+    pub max_bytes: Option<i64>,
 }
+
+/// Size a stream asks for when none is configured.
+pub const DEFAULT_MAX_BYTES: i64 = 10 * 1024 * 1024 * 1024;
+
+/// Smallest size an unconfigured stream settles for before giving up.
+const MIN_FITTED_BYTES: i64 = 64 * 1024 * 1024;
 
 impl Default for StreamLimits {
     fn default() -> Self {
-        StreamLimits { max_age: Duration::from_secs(7 * 24 * 3600), max_bytes: 10 * 1024 * 1024 * 1024 }
+        StreamLimits { max_age: Duration::from_secs(7 * 24 * 3600), max_bytes: None }
     }
+}
+
+/// Creates a stream unless it exists. JetStream reserves a stream's `max_bytes` against the
+/// server's file-store limit, which by default is 75% of the disk space free when nats-server
+/// started, so the same default that fits on a server can fail on a laptop with 20 GB free. With
+/// no size configured the request is halved until the server accepts it (down to 64 MiB) and a
+/// warning says what was kept; a configured size is never silently shrunk.
+pub async fn create_fitting(
+    js: &jetstream::Context,
+    mut config: stream::Config,
+    max_bytes: Option<i64>,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    config.max_bytes = max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Err(e) if storage_exceeded(&e) => {
+                if max_bytes.is_some() || config.max_bytes / 2 < MIN_FITTED_BYTES {
+                    tracing::error!(
+                        stream = %config.name,
+                        max_bytes = config.max_bytes,
+                        "JetStream cannot reserve this much file storage; lower stream.max_gb or \
+                         raise nats-server's jetstream max_file_store"
+                    );
+                    return Err(e);
+                }
+                config.max_bytes /= 2;
+            }
+            Ok(s) => {
+                if max_bytes.is_none() && config.max_bytes < DEFAULT_MAX_BYTES {
+                    tracing::warn!(
+                        stream = %config.name,
+                        max_bytes = config.max_bytes,
+                        "JetStream could not reserve the default 10 GiB; the stream keeps less history \
+                         (set stream.max_gb, or give nats-server more max_file_store)"
+                    );
+                }
+                return Ok(s);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn storage_exceeded(e: &jetstream::context::CreateStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(err)
+        if err.error_code() == jetstream::ErrorCode::STORAGE_RESOURCES_EXCEEDED)
 }
 
 /// Creates `NTA_PACKETS` (file storage, limits by age and bytes) unless it exists.
@@ -35,19 +89,18 @@ pub async fn ensure_packets_stream(
     js: &jetstream::Context,
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: PACKETS_STREAM.to_string(),
         subjects: vec![format!("{PACKETS_SUBJECT_PREFIX}.>")],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: limits.max_age,
-        max_bytes: limits.max_bytes,
         discard: stream::DiscardPolicy::Old,
         // JetStream drops a re-published batch whose Nats-Msg-Id it saw within this window.
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
-    })
-    .await
+    };
+    create_fitting(js, config, limits.max_bytes).await
 }
 
 /// Creates `NTA_DEADLETTER` on subject `nta.deadletter` unless it exists.
@@ -71,16 +124,15 @@ pub async fn ensure_windows_stream(
     js: &jetstream::Context,
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: crate::window::WINDOWS_STREAM.to_string(),
         subjects: vec![format!("{}.>", crate::window::WINDOWS_SUBJECT_PREFIX)],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: limits.max_age,
-        max_bytes: limits.max_bytes,
         discard: stream::DiscardPolicy::Old,
         duplicate_window: Duration::from_secs(30 * 60),
         ..Default::default()
-    })
-    .await
+    };
+    create_fitting(js, config, limits.max_bytes).await
 }

@@ -1,0 +1,29 @@
+//! Stream creation against a real nats-server whose file store is smaller than the defaults.
+
+use async_nats::jetstream;
+use wire::streams::{ensure_packets_stream, ensure_windows_stream, StreamLimits, DEFAULT_MAX_BYTES};
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+#[tokio::test]
+async fn default_sizes_fit_a_small_store_and_explicit_sizes_are_kept() {
+    // 3 GiB of store: neither default 10 GiB stream fits, both must still be created.
+    let nats = testkit::NatsServer::start_with_store_limit(3 * GIB).unwrap();
+    let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let mut packets = ensure_packets_stream(&js, &StreamLimits::default()).await.unwrap();
+    let mut windows = ensure_windows_stream(&js, &StreamLimits::default()).await.unwrap();
+    let p = packets.info().await.unwrap().config.max_bytes;
+    let w = windows.info().await.unwrap().config.max_bytes;
+    assert!(p > 0 && p < DEFAULT_MAX_BYTES && w > 0 && w < DEFAULT_MAX_BYTES, "{p} {w}");
+    assert!((p + w) as u64 <= 3 * GIB, "reserved {p} + {w}");
+
+    // An explicit size that does not fit is an error, never silently shrunk.
+    let nats = testkit::NatsServer::start_with_store_limit(GIB).unwrap();
+    let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let limits = StreamLimits { max_bytes: Some(2 * GIB as i64), ..Default::default() };
+    let err = ensure_packets_stream(&js, &limits).await.unwrap_err();
+    assert!(err.to_string().contains("insufficient storage"), "{err}");
+    let limits = StreamLimits { max_bytes: Some((GIB / 2) as i64), ..Default::default() };
+    let mut s = ensure_packets_stream(&js, &limits).await.unwrap();
+    assert_eq!(s.info().await.unwrap().config.max_bytes, (GIB / 2) as i64);
+}
