@@ -99,6 +99,25 @@ async fn endpoints_return_fixture_data() {
     let p80 = v["items"].as_array().unwrap().iter().find(|i| i["port"] == 80).unwrap();
     assert_eq!(p80["service"], "HTTP");
     assert_eq!(p80["packet_count"], 2);
+    // Over 15 minutes aggregates read the rollup, which agrees with the packets they summarise
+    // (the range widened to whole minutes, which adds nothing here).
+    for view in ["protocols", "top-sources", "top-destinations", "top-ports"] {
+        let rolled = get_ok(&f, &format!("/api/{view}?range=1h")).await;
+        assert_eq!(rolled["source"], "rollup", "{view}");
+        let exact = get_ok(&f, &format!("/api/{view}?range=1h&source=packets")).await;
+        assert_eq!(exact["source"], "packets");
+        for k in ["labels", "values", "bytes", "items", "total"] {
+            assert_eq!(rolled[k], exact[k], "{view} {k}");
+        }
+    }
+    let v = get_ok(&f, "/api/traffic?range=24h").await;
+    assert_eq!((v["source"].as_str(), v["bucket_seconds"].as_i64()), (Some("rollup"), Some(300)));
+    assert_eq!(v["totals"]["packets"], 305.0, "yesterday's packet 24 h - 60 s ago is in range");
+    let exact = get_ok(&f, "/api/traffic?range=24h&source=packets").await;
+    assert_eq!(exact["totals"], v["totals"]);
+    let (st, _) = get(&f, "/api/traffic?range=1h&source=rollup").await;
+    assert_eq!(st, 400, "15 s buckets cannot come from minute rows");
+
     let v = get_ok(&f, "/api/pipeline").await;
     assert_eq!(v["model_version"], "rf-test-1");
     assert_eq!(v["database_available"], true);

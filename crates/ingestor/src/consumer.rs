@@ -279,6 +279,8 @@ fn record(out: &WriteOutcome, extra_dups: u64) {
     metrics::counter!(m::DUPLICATE_BATCHES_TOTAL).increment(out.duplicate_batches as u64 + extra_dups);
     if out.new_batches > 0 {
         metrics::histogram!(m::COPY_DURATION_SECONDS).record(out.copy_time.as_secs_f64());
+        metrics::histogram!(m::ROLLUP_DURATION_SECONDS).record(out.rollup_time.as_secs_f64());
+        metrics::counter!(m::ROLLUP_ROWS_TOTAL).increment(out.rollup_rows);
     }
     metrics::histogram!(m::COMMIT_DURATION_SECONDS).record(out.commit_time.as_secs_f64());
     debug!(new = out.new_batches, dup = out.duplicate_batches + extra_dups as usize, rows = out.rows, "stored");

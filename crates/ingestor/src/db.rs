@@ -10,7 +10,13 @@ use tracing::{info, warn};
 /// Embedded migrations, applied in order; a version is never edited once released, only
 /// followed by a new one.
 const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "raw_packets", include_str!("../migrations/0001_raw_packets.sql"))];
+    &[
+        (1, "raw_packets", include_str!("../migrations/0001_raw_packets.sql")),
+        (2, "traffic_rollup", include_str!("../migrations/0002_traffic_rollup.sql")),
+    ];
+
+/// Number of migrations this build applies.
+pub const MIGRATION_COUNT: usize = MIGRATIONS.len();
 
 /// Key of the advisory lock serialising concurrent `migrate` calls (any constant unique to us).
 const MIGRATION_LOCK_KEY: i64 = 0x4e54_415f_4d49_4752; // "NTA_MIGR"

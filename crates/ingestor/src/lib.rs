@@ -15,6 +15,7 @@ pub mod db;
 mod deadletter;
 pub mod failpoint;
 pub mod metrics;
+pub mod rollup;
 
 use std::future::Future;
 use std::time::Duration;

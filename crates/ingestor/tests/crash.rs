@@ -84,6 +84,7 @@ async fn crash_and_recover(failpoint: &str) {
 
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets").await, want);
     assert_eq!(count(&client, "SELECT count(DISTINCT (batch_id, idx)) FROM raw_packets").await, want);
+    assert_rollup_matches_packets(&client).await;
 }
 
 #[tokio::test]
@@ -137,5 +138,6 @@ async fn sigkill_mid_ingestion() {
     let want = (MANY as usize * ROWS) as i64;
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets").await, want);
     assert_eq!(count(&client, "SELECT count(DISTINCT (batch_id, idx)) FROM raw_packets").await, want);
+    assert_rollup_matches_packets(&client).await;
     eprintln!("killed with {at_kill}/{MANY} batches stored; after restart all {MANY} exactly once");
 }

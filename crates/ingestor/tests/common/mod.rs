@@ -294,3 +294,17 @@ pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> 
         })
         .collect()
 }
+
+/// The incrementally maintained `traffic_rollup` equals the rollup recomputed from the stored
+/// packets, row for row (and is not empty), whatever redeliveries or crashes happened.
+pub async fn assert_rollup_matches_packets(client: &tokio_postgres::Client) {
+    let diff = "SELECT count(*) FROM ((SELECT * FROM traffic_rollup EXCEPT ALL \
+                  SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity')) \
+                 UNION ALL (SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity') EXCEPT ALL \
+                  SELECT * FROM traffic_rollup)) d";
+    assert_eq!(count(client, diff).await, 0, "traffic_rollup differs from raw_packets");
+    let packets = count(client, "SELECT count(*) FROM raw_packets").await;
+    let rolled = count(client, "SELECT coalesce(sum(packets), 0)::int8 FROM traffic_rollup WHERE width = 60 AND dim = 'protocol'").await;
+    assert_eq!(rolled, packets);
+    assert!(packets > 0);
+}

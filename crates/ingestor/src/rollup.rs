@@ -1,0 +1,122 @@
+//! Per-minute and per-hour traffic counts in `traffic_rollup` (migration 0002), added in the
+//! transaction that stores the packets. The dashboard's aggregates over hours or days then read
+//! a few thousand rows instead of millions of packets, and since the counts come from exactly
+//! the batches the ledger admits, they stay equal to what `raw_packets` holds.
+
+use std::collections::BTreeMap;
+use tokio_postgres::Transaction;
+use wire::PacketRecord;
+
+use crate::copy::ts_micros;
+
+/// Bucket widths in seconds: minutes for ranges up to hours, hours for days.
+pub const WIDTHS: [i16; 2] = [60, 3600];
+
+/// One rollup row's identity. The derived order is the order rows are upserted in, the same
+/// in every transaction, so two ingestors adding to the same rows never deadlock.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    width: i16,
+    dim: &'static str,
+    bucket: i64,
+    value: String,
+}
+
+/// Packet and byte counts of a set of records, by rollup row.
+#[derive(Debug, Default)]
+pub struct Rollup {
+    rows: BTreeMap<Key, (i64, i64)>,
+}
+
+impl Rollup {
+    pub fn add(&mut self, r: &PacketRecord) {
+        let Some(micros) = ts_micros(r.timestamp) else { return };
+        let secs = micros.div_euclid(1_000_000);
+        let length = i64::from(i32::try_from(r.length).unwrap_or(i32::MAX));
+        let port = r.dst_port.filter(|&p| p > 0);
+        for width in WIDTHS {
+            let bucket = secs.div_euclid(width as i64) * width as i64;
+            let mut bump = |dim: &'static str, value: String| {
+                let e = self.rows.entry(Key { width, dim, bucket, value }).or_default();
+                e.0 += 1;
+                e.1 += length;
+            };
+            bump("protocol", r.protocol.as_str().to_string());
+            if let Some(ip) = r.src_ip {
+                bump("src", ip.to_string());
+            }
+            if let Some(ip) = r.dst_ip {
+                bump("dst", ip.to_string());
+            }
+            if let Some(p) = port {
+                bump("port", p.to_string());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Adds the counts to `traffic_rollup` inside `tx`; returns the rows touched.
+    pub async fn apply(&self, tx: &Transaction<'_>) -> Result<u64, tokio_postgres::Error> {
+        if self.rows.is_empty() {
+            return Ok(0);
+        }
+        let n = self.rows.len();
+        let (mut widths, mut dims, mut buckets, mut values, mut packets, mut bytes) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (k, &(p, b)) in &self.rows {
+            widths.push(k.width);
+            dims.push(k.dim);
+            buckets.push(k.bucket as f64);
+            values.push(k.value.as_str());
+            packets.push(p);
+            bytes.push(b);
+        }
+        tx.execute(
+            "INSERT INTO traffic_rollup (width, dim, bucket, value, packets, bytes) \
+             SELECT w, d, to_timestamp(b), v, p, n \
+             FROM unnest($1::int2[], $2::text[], $3::float8[], $4::text[], $5::int8[], $6::int8[]) AS u(w, d, b, v, p, n) \
+             ON CONFLICT (width, dim, bucket, value) DO UPDATE \
+             SET packets = traffic_rollup.packets + excluded.packets, bytes = traffic_rollup.bytes + excluded.bytes",
+            &[&widths, &dims, &buckets, &values, &packets, &bytes],
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_dimensions() {
+        let mut r = PacketRecord { timestamp: 3_725.5, length: 100, ..Default::default() };
+        r.src_ip = Some("10.0.0.1".parse().unwrap());
+        r.dst_port = Some(0);
+        let mut roll = Rollup::default();
+        roll.add(&r);
+        r.timestamp = 3_599.0;
+        roll.add(&r);
+        let minutes: Vec<_> =
+            roll.rows.iter().filter(|(k, _)| k.width == 60 && k.dim == "src").map(|(k, v)| (k.bucket, *v)).collect();
+        assert_eq!(minutes, vec![(3540, (1, 100)), (3720, (1, 100))]);
+        let hours: Vec<_> =
+            roll.rows.iter().filter(|(k, _)| k.width == 3600 && k.dim == "src").map(|(k, v)| (k.bucket, *v)).collect();
+        assert_eq!(hours, vec![(0, (1, 100)), (3600, (1, 100))]);
+        // Port 0 and absent addresses make no rows; protocol always does.
+        assert!(!roll.rows.keys().any(|k| k.dim == "port" || k.dim == "dst"));
+        assert_eq!(roll.rows.keys().filter(|k| k.dim == "protocol").count(), 4);
+    }
+}
