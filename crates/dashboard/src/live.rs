@@ -107,8 +107,9 @@ pub struct PipelineSnapshot {
     pub at: Option<Instant>,
 }
 
-const CONSUMERS: [(&str, &str, &str); 3] = [
+const CONSUMERS: [(&str, &str, &str); 4] = [
     (wire::PACKETS_STREAM, "nta-ingestor", "ingestor"),
+    (wire::PACKETS_STREAM, "nta-ingestor-rollup", "ingestor (rollup)"),
     (wire::PACKETS_STREAM, "nta-windower", "windower"),
     (wire::window::WINDOWS_STREAM, "nta-predictor", "predictor"),
 ];

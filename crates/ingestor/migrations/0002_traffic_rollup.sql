@@ -1,7 +1,8 @@
 -- Packet and byte counts per minute and per hour, by protocol, source address, destination
--- address and destination port. The ingestor adds a batch's counts in the transaction that
--- stores the batch (so they are exact and counted once, like the packets); the dashboard sums
--- whole hours plus the minutes at the edges of a range instead of scanning raw_packets.
+-- address and destination port, for the dashboard: it sums whole hours plus the minutes at the
+-- edges of a range instead of scanning raw_packets. The ingestor's rollup worker (its own
+-- durable consumer on NTA_PACKETS) adds many batches' counts per transaction together with
+-- their ids in rolled_up_batches, so every batch is counted exactly once.
 CREATE TABLE traffic_rollup (
     width   smallint    NOT NULL CHECK (width IN (60, 3600)),
     -- 'protocol', 'src', 'dst' or 'port'; value is the protocol name, host(address) or the port.
@@ -10,12 +11,19 @@ CREATE TABLE traffic_rollup (
     value   text        NOT NULL,
     packets bigint      NOT NULL,
     bytes   bigint      NOT NULL,
-    PRIMARY KEY (width, dim, bucket, value)
+    PRIMARY KEY (width, dim, bucket, value) INCLUDE (packets, bytes)
 );
 
--- The rollup rows raw_packets implies for [lo, hi), computed from the packets themselves: used
--- once below for packets stored before this table existed, and by tests and benchmarks to
--- check the incremental counts against the source of truth.
+-- The rollup worker's ledger, like ingested_batches for the packets.
+CREATE TABLE rolled_up_batches (
+    batch_id  text        PRIMARY KEY,
+    rolled_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rolled_up_batches_rolled_at_idx ON rolled_up_batches (rolled_at);
+
+-- The rollup rows raw_packets implies for [lo, hi), computed from the packets themselves: for
+-- tests and benchmarks to check the incremental counts against the source of truth, and for an
+-- operator to rebuild a range.
 CREATE FUNCTION nta_traffic_rollup_of(lo timestamptz, hi timestamptz)
 RETURNS TABLE (width smallint, dim text, bucket timestamptz, value text, packets bigint, bytes bigint)
 LANGUAGE sql STABLE AS $$
@@ -33,8 +41,6 @@ LANGUAGE sql STABLE AS $$
     )
     SELECT width, dim, bucket, value, count(*)::bigint, sum(length)::bigint FROM d GROUP BY 1, 2, 3, 4
 $$;
-
-INSERT INTO traffic_rollup SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity');
 
 -- Retention drops rollup rows with the day partitions they summarise.
 CREATE OR REPLACE FUNCTION nta_drop_old_raw_partitions(keep_days integer) RETURNS SETOF text

@@ -37,37 +37,32 @@ pub(crate) async fn run(
     let js = jetstream::new(nats.clone());
     let stream = wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
     wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
-    let consumer: PullConsumer = stream
-        .get_or_create_consumer(
-            &cfg.durable,
-            pull::Config {
-                durable_name: Some(cfg.durable.clone()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: cfg.ack_wait,
-                max_ack_pending: cfg.max_ack_pending,
-                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("creating consumer {}", cfg.durable))?;
+    let consumer = durable_consumer(&stream, &cfg, &cfg.durable).await?;
+    let rollup_durable = crate::rollup_durable(&cfg.durable);
+    let rollup_consumer = durable_consumer(&stream, &cfg, &rollup_durable).await?;
 
     let mut client = db::connect_creating(&cfg.database_url).await?;
     db::migrate(&mut client).await.context("migrating the database")?;
     db::precreate_partitions(&client).await?;
     info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
 
-    let background = [spawn_pending_gauge(consumer.clone(), cfg.pending_refresh), spawn_maintenance(&cfg, stream.cached_info().config.max_age)?];
+    let background = [
+        spawn_pending_gauge(consumer.clone(), cfg.durable.clone(), cfg.pending_refresh),
+        spawn_pending_gauge(rollup_consumer.clone(), rollup_durable, cfg.pending_refresh),
+        spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
+    ];
     let (stop_tx, stop_rx) = watch::channel(false);
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
     let mut workers = Vec::with_capacity(cfg.writers.max(1));
     let mut first = Some(client);
-    for _ in 0..cfg.writers.max(1) {
+    let sinks = std::iter::repeat_n((Sink::Packets, &consumer), cfg.writers.max(1)).chain([(Sink::Rollup, &rollup_consumer)]);
+    for (sink, consumer) in sinks {
         let db = match first.take() {
             Some(c) => c,
             None => db::connect_cfg(&db_cfg).await.context("connecting to PostgreSQL")?,
         };
         workers.push(Worker {
+            sink,
             nats: nats.clone(),
             js: js.clone(),
             consumer: consumer.clone(),
@@ -96,7 +91,34 @@ pub(crate) async fn run(
     res
 }
 
+/// What a worker does with the batches it pulls; each sink has its own durable consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Ledger + COPY into raw_packets (`cfg.writers` workers).
+    Packets,
+    /// Counts into traffic_rollup (one worker, large transactions; see [`crate::rollup`]).
+    Rollup,
+}
+
+async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
+    stream
+        .get_or_create_consumer(
+            durable,
+            pull::Config {
+                durable_name: Some(durable.to_string()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: cfg.ack_wait,
+                max_ack_pending: cfg.max_ack_pending,
+                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating consumer {durable}"))
+}
+
 struct Worker {
+    sink: Sink,
     nats: async_nats::Client,
     js: jetstream::Context,
     consumer: PullConsumer,
@@ -130,15 +152,22 @@ impl Worker {
     /// Up to `max_batches_per_txn` messages, waiting at most `fetch_wait` for them. The pull
     /// request always runs to completion: dropping it early would strand messages the server
     /// already sent to it until their ack_wait ran out.
+    fn batch_limit(&self) -> usize {
+        match self.sink {
+            Sink::Packets => self.cfg.max_batches_per_txn.max(1),
+            Sink::Rollup => self.cfg.rollup_batches_per_txn.max(1),
+        }
+    }
+
     async fn fetch(&self) -> Result<Vec<jetstream::Message>> {
         let mut batch = self
             .consumer
             .batch()
-            .max_messages(self.cfg.max_batches_per_txn.max(1))
+            .max_messages(self.batch_limit())
             .expires(self.cfg.fetch_wait)
             .messages()
             .await?;
-        let mut out = Vec::with_capacity(self.cfg.max_batches_per_txn);
+        let mut out = Vec::with_capacity(self.batch_limit());
         while let Some(item) = batch.next().await {
             match item {
                 Ok(msg) => out.push(msg),
@@ -182,7 +211,7 @@ impl Worker {
 
         match self.write(&inputs).await {
             Ok(out) => {
-                record(&out, in_fetch_dups);
+                record(self.sink, &out, in_fetch_dups);
                 for (msg, _) in &decoded {
                     if let Err(e) = msg.ack().await {
                         // The batch is stored: a lost ack only means a redelivery we will skip.
@@ -219,7 +248,7 @@ impl Worker {
         for (&i, b) in owner.iter().zip(inputs) {
             match self.write(std::slice::from_ref(b)).await {
                 Ok(out) => {
-                    record(&out, 0);
+                    record(self.sink, &out, 0);
                     done[i] = true;
                 }
                 Err(e) if is_data_error(&e) => {
@@ -247,7 +276,10 @@ impl Worker {
             _ => db::connect_cfg(&self.db_cfg).await.context("reconnecting to PostgreSQL")?,
         };
         let client = self.db.insert(client);
-        let res = write_batches(client, &mut self.parts, batches, self.failpoint).await;
+        let res = match self.sink {
+            Sink::Packets => write_batches(client, &mut self.parts, batches, self.failpoint).await,
+            Sink::Rollup => crate::rollup::write_rollup(client, batches).await,
+        };
         if res.is_err() {
             // A partition may have been dropped by retention behind our back.
             self.parts.clear();
@@ -256,6 +288,13 @@ impl Worker {
     }
 
     async fn poison(&self, msg: &jetstream::Message, reason: &str) {
+        if self.sink == Sink::Rollup {
+            // The packet workers dead-letter the same message; one copy there is enough.
+            warn!(reason, "rollup skips a message it cannot count");
+            metrics::counter!(m::ROLLUP_SKIPPED_TOTAL).increment(1);
+            let _ = msg.ack().await;
+            return;
+        }
         if let Err(e) = dead_letter(&self.js, msg, reason).await {
             error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
             let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
@@ -273,14 +312,19 @@ impl Worker {
     }
 }
 
-fn record(out: &WriteOutcome, extra_dups: u64) {
+fn record(sink: Sink, out: &WriteOutcome, extra_dups: u64) {
+    if sink == Sink::Rollup {
+        metrics::counter!(m::ROLLUP_BATCHES_TOTAL).increment(out.new_batches as u64);
+        metrics::counter!(m::ROLLUP_ROWS_TOTAL).increment(out.rollup_rows);
+        metrics::histogram!(m::ROLLUP_DURATION_SECONDS).record((out.copy_time + out.commit_time).as_secs_f64());
+        debug!(new = out.new_batches, rows = out.rollup_rows, "rolled up");
+        return;
+    }
     metrics::counter!(m::BATCHES_TOTAL).increment(out.new_batches as u64);
     metrics::counter!(m::ROWS_TOTAL).increment(out.rows);
     metrics::counter!(m::DUPLICATE_BATCHES_TOTAL).increment(out.duplicate_batches as u64 + extra_dups);
     if out.new_batches > 0 {
         metrics::histogram!(m::COPY_DURATION_SECONDS).record(out.copy_time.as_secs_f64());
-        metrics::histogram!(m::ROLLUP_DURATION_SECONDS).record(out.rollup_time.as_secs_f64());
-        metrics::counter!(m::ROLLUP_ROWS_TOTAL).increment(out.rollup_rows);
     }
     metrics::histogram!(m::COMMIT_DURATION_SECONDS).record(out.commit_time.as_secs_f64());
     debug!(new = out.new_batches, dup = out.duplicate_batches + extra_dups as usize, rows = out.rows, "stored");
@@ -293,13 +337,13 @@ fn is_data_error(e: &anyhow::Error) -> bool {
         .any(|pe| pe.code().is_some_and(|c| c.code().starts_with("22")))
 }
 
-fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> JoinHandle<()> {
+fn spawn_pending_gauge(mut consumer: PullConsumer, durable: String, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             match consumer.info().await {
-                Ok(info) => metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
+                Ok(info) => metrics::gauge!(m::CONSUMER_PENDING_MESSAGES, "consumer" => durable.clone()).set(info.num_pending as f64),
                 Err(e) => debug!(error = %e, "consumer info failed"),
             }
         }

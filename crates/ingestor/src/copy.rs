@@ -17,7 +17,6 @@ use wire::{MacAddr, PacketRecord};
 
 use crate::db::{day_of_micros, PartitionCache};
 use crate::failpoint::Failpoint;
-use crate::rollup::Rollup;
 
 /// Columns written by COPY, in order (`inserted_at` is left to its default).
 pub(crate) const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, \
@@ -76,9 +75,8 @@ pub struct WriteOutcome {
     pub rows: u64,
     pub copy_time: Duration,
     pub commit_time: Duration,
-    /// `traffic_rollup` rows added to or created.
+    /// `traffic_rollup` rows created or added to (rollup worker only).
     pub rollup_rows: u64,
-    pub rollup_time: Duration,
 }
 
 /// Stores `batches` exactly once: ledger insert (skipping batches already there), COPY of the
@@ -120,7 +118,6 @@ pub async fn write_batches(
     out.new_batches = fresh.len();
     out.duplicate_batches = batches.len() - fresh.len();
 
-    let mut rollup = Rollup::default();
     if !fresh.is_empty() {
         let start = Instant::now();
         let sink = tx.copy_in(&format!("COPY raw_packets ({COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
@@ -129,18 +126,12 @@ pub async fn write_batches(
         for b in order.iter().filter(|b| fresh.contains(b.batch_id.as_ref())) {
             for (idx, r) in b.records.iter().enumerate() {
                 write_row(writer.as_mut(), b, idx as i32, r).await.context("COPY raw_packets")?;
-                rollup.add(r);
             }
         }
         out.rows = writer.finish().await.context("COPY raw_packets")?;
         out.copy_time = start.elapsed();
     }
     failpoint.hit(Failpoint::AfterCopy);
-    // Last before the commit: the rollup's row locks are the only ones other writers can wait
-    // on (the current minute's protocol rows are shared by every batch), so hold them briefly.
-    let start = Instant::now();
-    out.rollup_rows = rollup.apply(&tx).await.context("traffic_rollup upsert")?;
-    out.rollup_time = start.elapsed();
 
     let start = Instant::now();
     tx.commit().await.context("commit")?;

@@ -154,12 +154,13 @@ pub async fn drop_expired_partitions(client: &Client, keep_days: u32) -> Result<
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Forgets ledger entries older than `keep`; returns how many went.
+/// Forgets ledger entries (packets' and rollup's) older than `keep`; returns how many went.
 pub async fn prune_ledger(client: &Client, keep: std::time::Duration) -> Result<u64> {
     let secs = keep.as_secs_f64();
     Ok(client
         .execute("DELETE FROM ingested_batches WHERE ingested_at < now() - make_interval(secs => $1)", &[&secs])
-        .await?)
+        .await?
+        + client.execute("DELETE FROM rolled_up_batches WHERE rolled_at < now() - make_interval(secs => $1)", &[&secs]).await?)
 }
 
 /// Creates today's and tomorrow's partitions ahead of time so the first batch after midnight

@@ -32,6 +32,8 @@ pub struct IngestorConfig {
     pub durable: String,
     /// Batches fetched and written per transaction.
     pub max_batches_per_txn: usize,
+    /// Batches the rollup worker (durable `<durable>-rollup`) folds into one transaction.
+    pub rollup_batches_per_txn: usize,
     /// Concurrent fetch-and-write loops, each with its own PostgreSQL connection. PostgreSQL
     /// spends most of a COPY maintaining indexes on one core per connection, so a second
     /// writer raises throughput markedly even on small machines.
@@ -56,6 +58,11 @@ pub struct IngestorConfig {
     pub pending_refresh: Duration,
 }
 
+/// Durable consumer of the rollup worker of the ingestors sharing `durable`.
+pub fn rollup_durable(durable: &str) -> String {
+    format!("{durable}-rollup")
+}
+
 impl Default for IngestorConfig {
     fn default() -> Self {
         IngestorConfig {
@@ -63,6 +70,7 @@ impl Default for IngestorConfig {
             database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
             durable: "nta-ingestor".into(),
             max_batches_per_txn: 16,
+            rollup_batches_per_txn: 256,
             writers: 2,
             fetch_wait: Duration::from_millis(500),
             retention_days: None,

@@ -45,6 +45,7 @@ async fn crash_and_recover(failpoint: &str) {
     let js = jetstream(&nats).await;
     // Short ack_wait so the messages the crashed process held come back quickly.
     precreate_consumer(&js, "nta-ingestor", Duration::from_secs(2)).await;
+    precreate_consumer(&js, "nta-ingestor-rollup", Duration::from_secs(2)).await;
     // Current timestamps, so no retention setting of the binary can drop them.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     for s in 0..BATCHES {
@@ -78,7 +79,7 @@ async fn crash_and_recover(failpoint: &str) {
         count(&client, "SELECT count(*) FROM ingested_batches").await == BATCHES as i64
     })
     .await;
-    wait_drained(&js, "nta-ingestor", Duration::from_secs(30)).await;
+    wait_ingested(&js, Duration::from_secs(30)).await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     wait_exit(&mut child, Duration::from_secs(20));
 
@@ -107,6 +108,7 @@ async fn sigkill_mid_ingestion() {
     let db = TestDb::create().await.unwrap();
     let js = jetstream(&nats).await;
     precreate_consumer(&js, "nta-ingestor", Duration::from_secs(2)).await;
+    precreate_consumer(&js, "nta-ingestor-rollup", Duration::from_secs(2)).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     for s in 0..MANY {
         let mut b = small_batch("kill", s, ROWS);
@@ -132,7 +134,7 @@ async fn sigkill_mid_ingestion() {
         count(&client, "SELECT count(*) FROM ingested_batches").await == MANY as i64
     })
     .await;
-    wait_drained(&js, "nta-ingestor", Duration::from_secs(30)).await;
+    wait_ingested(&js, Duration::from_secs(30)).await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     wait_exit(&mut child, Duration::from_secs(20));
     let want = (MANY as usize * ROWS) as i64;

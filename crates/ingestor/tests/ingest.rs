@@ -21,7 +21,7 @@ async fn stores_every_column_exactly() {
     let client = db.client().await.unwrap();
     let total = batches.iter().map(|b| b.records.len()).sum::<usize>() as i64;
     wait_until("rows stored", T, || async { count(&client, "SELECT count(*) FROM raw_packets").await == total }).await;
-    wait_drained(&js, "nta-ingestor", T).await;
+    wait_ingested(&js, T).await;
     ing.stop().await;
 
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets").await, total);
@@ -68,7 +68,7 @@ async fn redelivered_batch_is_stored_once() {
     publish_raw(&js, &subject, "m2", b.encode().unwrap()).await;
     let ing = spawn(config(&nats, &db));
     let client = db.client().await.unwrap();
-    wait_drained(&js, "nta-ingestor", T).await;
+    wait_ingested(&js, T).await;
     publish_raw(&js, &subject, "m3", b.encode().unwrap()).await;
     let other = small_batch("agent-r", 8, 5);
     publish(&js, &other).await;
@@ -76,7 +76,7 @@ async fn redelivered_batch_is_stored_once() {
         count(&client, "SELECT count(*) FROM ingested_batches").await == 2
     })
     .await;
-    wait_drained(&js, "nta-ingestor", T).await;
+    wait_ingested(&js, T).await;
     ing.stop().await;
     let n = b.records.len() as i64;
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets WHERE batch_id = 'agent-r.boot1.7'").await, n);
@@ -119,7 +119,7 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     assert_eq!(first.headers.get(wire::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.packets.x");
     assert!(!first.headers.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().is_empty());
     assert!(msgs[1].headers.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("timestamp"));
-    wait_drained(&js, "nta-ingestor", T).await;
+    wait_ingested(&js, T).await;
     ing.stop().await;
     assert_eq!(count(&client, "SELECT count(*) FROM ingested_batches").await, 1);
 }
@@ -143,7 +143,7 @@ async fn two_ingestors_share_the_work_without_duplicates() {
         count(&client, "SELECT count(*) FROM raw_packets").await >= want
     })
     .await;
-    wait_drained(&js, "nta-ingestor", T).await;
+    wait_ingested(&js, T).await;
     a.stop().await;
     b.stop().await;
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets").await, want);

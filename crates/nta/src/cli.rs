@@ -168,7 +168,7 @@ pub struct AgentArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Ingestor")]
 pub struct IngestorArgs {
-    /// Durable consumer name shared by all ingestor replicas [default: nta-ingestor]
+    /// Durable consumer name shared by all ingestor replicas (their rollup worker uses NAME-rollup) [default: nta-ingestor]
     #[arg(long)]
     pub ingestor_durable: Option<String>,
     /// Drop raw_packets day partitions older than this many days; unset or 0 keeps everything

@@ -214,6 +214,8 @@ pub async fn run(r: Resolved) -> Result<()> {
             // the windows closed so far are predicted, then say what landed.
             let drained = async {
                 wait_consumer_drained(&r.nats_url, wire::PACKETS_STREAM, &r.ingestor.durable).await?;
+                // The dashboard's per-minute counts come from the ingestor's rollup consumer.
+                wait_consumer_drained(&r.nats_url, wire::PACKETS_STREAM, &ingestor::rollup_durable(&r.ingestor.durable)).await?;
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -57,4 +57,13 @@ async fn shared_captures_land_in_postgres_exactly() {
     // Give a late duplicate a chance to show up, then check the total again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count(&client, "SELECT count(*) FROM raw_packets").await, expected_rows);
+
+    // The dashboard's per-minute and per-hour counts, kept by the ingestor's rollup consumer,
+    // add up to exactly the stored packets.
+    let rolled = wait_for(Duration::from_secs(60), || async {
+        let (diff, counted) = testkit::rollup_vs_packets(&client).await.ok()?;
+        (counted == expected_rows).then_some(diff)
+    })
+    .await;
+    assert_eq!(rolled, Some(0), "traffic_rollup differs from raw_packets");
 }

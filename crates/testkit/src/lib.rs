@@ -5,6 +5,8 @@
 //! PostgreSQL itself must be reachable (`infra/setup.sh` starts one when none is); the admin
 //! connection comes from `NTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+pub mod browser;
+
 use anyhow::{bail, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -191,6 +193,26 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// Rows by which the ingestor's incrementally kept `traffic_rollup` differs from the rollup
+/// recomputed from `raw_packets` (0 when exact), and the packets the rollup counts.
+pub async fn rollup_vs_packets(client: &tokio_postgres::Client) -> Result<(i64, i64)> {
+    let diff: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ((SELECT * FROM traffic_rollup EXCEPT ALL \
+               SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity')) \
+              UNION ALL (SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity') EXCEPT ALL \
+               SELECT * FROM traffic_rollup)) d",
+            &[],
+        )
+        .await?
+        .get(0);
+    let counted: i64 = client
+        .query_one("SELECT coalesce(sum(packets), 0)::int8 FROM traffic_rollup WHERE width = 60 AND dim = 'protocol'", &[])
+        .await?
+        .get(0);
+    Ok((diff, counted))
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ pub async fn pipeline(State(state): State<AppState>) -> JsonResult {
                 .query(
                     "SELECT model_version, extract(epoch from window_start)::float8 AS window_start, \
                             extract(epoch from predicted_at)::float8 AS predicted_at \
-                     FROM predictions ORDER BY window_start DESC LIMIT 1",
+                     FROM predictions ORDER BY predictions.window_start DESC LIMIT 1",
                     &[],
                 )
                 .await);

@@ -5,6 +5,11 @@ use super::*;
 /// The packet filters shared by search, pagination and CSV export.
 pub(crate) fn packet_filter(p: &Params) -> ApiResult<(Where, TimeRange, Value)> {
     let range = p.time_range(DEFAULT_RANGE)?;
+    packet_filter_in(p, range)
+}
+
+/// [`packet_filter`] over a given time range.
+fn packet_filter_in(p: &Params, range: TimeRange) -> ApiResult<(Where, TimeRange, Value)> {
     let mut w = Where::default();
     w.time("ts", &range);
     let mut echo = Map::new();
@@ -54,7 +59,12 @@ pub(crate) fn packet_filter(p: &Params) -> ApiResult<(Where, TimeRange, Value)> 
 }
 
 const MAX_OFFSET: i64 = 100_000;
-const COUNT_CAP: i64 = 100_000;
+/// Matches counted exactly up to this many; beyond it the total is a lower bound ("10 000+"),
+/// so a count never scans more than this many rows.
+const COUNT_CAP: i64 = 10_000;
+/// Newest first. Qualified: a bare `ts` would name the epoch-seconds output column of
+/// PACKET_COLS, an expression no index can order by.
+const PACKET_ORDER: &str = "raw_packets.ts DESC, batch_id DESC, idx DESC";
 
 /// `GET /api/packets` (and the original's `/api/alltraffic`): search with server-side
 /// pagination, newest first.
@@ -74,11 +84,20 @@ pub async fn packets(State(state): State<AppState>, Query(q): Q) -> JsonResult {
                        "total_is_lower_bound": false, "range": range.json(), "filters": filters});
     let r = async {
         let c = db(&state).await?;
-        let sql = format!(
-            "SELECT {PACKET_COLS} FROM raw_packets WHERE {} ORDER BY ts DESC, batch_id DESC, idx DESC LIMIT {per_page} OFFSET {offset}",
-            w.sql()
-        );
-        let rows = c.query(&sql, &w.refs()).await?;
+        // raw_packets has a BRIN index on ts, which finds a time slice but gives no order: the
+        // newest packets of an hour would be sorted out of every packet of the hour. The page
+        // is the same from the newest minute, ten minutes, hour... as soon as that slice alone
+        // fills it, so look in growing slices back from the end of the range.
+        let mut rows = Vec::new();
+        for back in [60.0, 600.0, 3600.0, 6.0 * 3600.0, 86400.0, f64::INFINITY] {
+            let slice = TimeRange { from: (range.to - back).max(range.from), to: range.to };
+            let (ws, _, _) = packet_filter_in(&p, slice)?;
+            let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE {} ORDER BY {PACKET_ORDER} LIMIT {per_page} OFFSET {offset}", ws.sql());
+            rows = c.query(&sql, &ws.refs()).await?;
+            if rows.len() as i64 == per_page || slice.from <= range.from {
+                break;
+            }
+        }
         let count_sql = format!("SELECT count(*) FROM (SELECT 1 FROM raw_packets WHERE {} LIMIT {}) s", w.sql(), COUNT_CAP + 1);
         let total: i64 = c.query_one(&count_sql, &w.refs()).await?.get(0);
         let capped = total > COUNT_CAP;
@@ -113,7 +132,7 @@ pub async fn packets_csv(State(state): State<AppState>, Query(q): Q) -> ApiResul
     let c = db(&state).await?;
     let sql = format!(
         "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS time, {PACKET_COLS} \
-         FROM raw_packets WHERE {} ORDER BY ts DESC, batch_id DESC, idx DESC LIMIT {limit}",
+         FROM raw_packets WHERE {} ORDER BY {PACKET_ORDER} LIMIT {limit}",
         w.sql()
     );
     let (header_cols, rows) = match c.prepare(&sql).await {
@@ -152,7 +171,7 @@ pub async fn packets_csv(State(state): State<AppState>, Query(q): Q) -> ApiResul
 async fn latest_packets(state: &AppState, n: i64) -> ApiResult<Vec<Value>> {
     let c = db(state).await?;
     for secs in [60.0f64, 600.0, 3600.0] {
-        let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE ts >= now() - make_interval(secs => $1) ORDER BY ts DESC, batch_id DESC, idx DESC LIMIT {n}");
+        let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE ts >= now() - make_interval(secs => $1) ORDER BY {PACKET_ORDER} LIMIT {n}");
         let rows = c.query(&sql, &[&secs]).await?;
         if rows.len() as i64 == n {
             return Ok(rows_json(&rows));
@@ -170,7 +189,7 @@ async fn latest_packets(state: &AppState, n: i64) -> ApiResult<Vec<Value>> {
     for part in parts {
         let day: f64 = part.get(0);
         let want = n - out.len() as i64;
-        let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE ts >= to_timestamp($1) AND ts < to_timestamp($2) ORDER BY ts DESC, batch_id DESC, idx DESC LIMIT {want}");
+        let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE ts >= to_timestamp($1) AND ts < to_timestamp($2) ORDER BY {PACKET_ORDER} LIMIT {want}");
         let rows = c.query(&sql, &[&day, &(day + 86400.0)]).await?;
         out.extend(rows_json(&rows));
         if out.len() as i64 >= n {
