@@ -41,28 +41,3 @@ LANGUAGE sql STABLE AS $$
     )
     SELECT width, dim, bucket, value, count(*)::bigint, sum(length)::bigint FROM d GROUP BY 1, 2, 3, 4
 $$;
-
--- Retention drops rollup rows with the day partitions they summarise.
-CREATE OR REPLACE FUNCTION nta_drop_old_raw_partitions(keep_days integer) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-    cutoff date := ((now() AT TIME ZONE 'UTC') - make_interval(days => keep_days))::date;
-    part text;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('nta_raw_packets_partitions'));
-    FOR part IN
-        SELECT c.relname
-        FROM pg_inherits i
-        JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'raw_packets'::regclass
-          AND c.relname ~ '^raw_packets_p[0-9]{8}$'
-        ORDER BY c.relname
-    LOOP
-        -- The partition covers [day, day + 1): drop it once all of it is older than cutoff.
-        IF to_date(substr(part, 14), 'YYYYMMDD') + 1 <= cutoff THEN
-            EXECUTE format('DROP TABLE IF EXISTS %I', part);
-            RETURN NEXT part;
-        END IF;
-    END LOOP;
-    DELETE FROM traffic_rollup WHERE bucket < (cutoff::timestamp AT TIME ZONE 'UTC');
-END $$;

@@ -146,11 +146,20 @@ impl PartitionCache {
     }
 }
 
-/// Drops the day partitions of `raw_packets` entirely older than `keep_days` days; returns
-/// their names.
+/// Drops the day partitions of `raw_packets` entirely older than `keep_days` days, and the
+/// rollup rows of those days; returns the partitions' names.
 pub async fn drop_expired_partitions(client: &Client, keep_days: u32) -> Result<Vec<String>> {
     let keep = i32::try_from(keep_days).unwrap_or(i32::MAX);
     let rows = client.query("SELECT nta_drop_old_raw_partitions($1)", &[&keep]).await?;
+    // The rollup rows of the same days go too (the cutoff is the function's: midnight UTC,
+    // keep_days ago), so no figure outlives the packets it summarises.
+    client
+        .execute(
+            "DELETE FROM traffic_rollup WHERE bucket < \
+             ((((now() AT TIME ZONE 'UTC') - make_interval(days => $1))::date)::timestamp AT TIME ZONE 'UTC')",
+            &[&keep],
+        )
+        .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use testkit::{NatsServer, TestDb};
+use std::time::Duration;
+use testkit::{wait_exit, NatsServer, TestDb};
 
 const BATCHES: u64 = 40;
 const RECORDS: usize = 50;
@@ -23,20 +23,6 @@ fn start_nta(nats: &NatsServer, db: &TestDb, failpoint: Option<&str>) -> Child {
         None => cmd.env_remove(ingestor::FAILPOINT_ENV),
     };
     cmd.spawn().expect("starting nta")
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("nta did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 async fn crash_and_recover(failpoint: &str) {

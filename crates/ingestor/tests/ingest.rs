@@ -174,6 +174,11 @@ async fn retention_drops_old_partitions() {
         count(&client, "SELECT count(*) FROM raw_packets").await == 2
     })
     .await;
+    // The rollup rows of the dropped days go with them.
+    wait_until("rollup of the dropped days deleted", T, || async {
+        matches!(testkit::rollup_vs_packets(&client).await, Ok((0, 2)))
+    })
+    .await;
     ing.stop().await;
     let parts: Vec<String> = client
         .query(

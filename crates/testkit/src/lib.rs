@@ -195,6 +195,34 @@ impl Drop for TestDb {
     }
 }
 
+/// Waits for `child` to exit; kills it and panics after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("polling child") {
+            return st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("child process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `cond` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Rows by which the ingestor's incrementally kept `traffic_rollup` differs from the rollup
 /// recomputed from `raw_packets` (0 when exact), and the packets the rollup counts.
 pub async fn rollup_vs_packets(client: &tokio_postgres::Client) -> Result<(i64, i64)> {

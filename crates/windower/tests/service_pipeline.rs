@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use testkit::{NatsServer, TestDb};
+use testkit::{wait_exit, wait_until, NatsServer, TestDb};
 use windower::service::{self, WindowerServiceConfig, FEATURE_COLUMNS};
 use windower::{Windower, WindowerConfig};
 use wire::{PacketBatch, PacketRecord, Protocol, WindowRecord};
@@ -236,18 +236,6 @@ async fn publish_raw(js: &jetstream::Context, subject: &str, msg_id: &str, paylo
 async fn publish_all(js: &jetstream::Context, batches: &[PacketBatch]) {
     for b in batches {
         publish_raw(js, &wire::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
-    }
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -532,20 +520,6 @@ fn start_child(nats: &NatsServer, db: &TestDb, failpoint: Option<&str>) -> Child
         None => cmd.env_remove(service::FAILPOINT_ENV),
     };
     cmd.spawn().expect("starting the child windower")
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("child windower did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Replays the stream in a child that dies (failpoint abort; or SIGKILL once `kill_after`

@@ -6,7 +6,8 @@ use anyhow::Result;
 use async_nats::jetstream::{self, consumer::pull};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+pub use testkit::wait_until;
 use testkit::{NatsServer, TestDb};
 use tokio::task::JoinHandle;
 use wire::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
@@ -81,18 +82,6 @@ pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait
         })
         .await
         .unwrap();
-}
-
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
