@@ -3,6 +3,7 @@
 //! data flow stays one-way: agent -> ingestor / windower -> predictor -> dashboard.
 
 mod record;
+pub mod consume;
 pub mod deadletter;
 pub mod streams;
 pub mod time;

@@ -222,14 +222,7 @@ impl Service {
                 }
                 item = messages.next() => match item {
                     Some(Ok(msg)) => {
-                        let mut chunk = vec![msg];
-                        while chunk.len() < self.cfg.batch_size.max(1) {
-                            match messages.next().now_or_never() {
-                                Some(Some(Ok(m))) => chunk.push(m),
-                                Some(Some(Err(e))) => debug!(error = %e, "consumer stream"),
-                                _ => break,
-                            }
-                        }
+                        let chunk = wire::consume::take_ready(msg, &mut messages, self.cfg.batch_size);
                         self.process(chunk).await;
                     }
                     Some(Err(e)) => {
