@@ -115,6 +115,8 @@ async fn endpoints_return_fixture_data() {
     assert_eq!(v["totals"]["packets"], 305.0, "yesterday's packet 24 h - 60 s ago is in range");
     let exact = get_ok(&f, "/api/traffic?range=24h&source=packets").await;
     assert_eq!(exact["totals"], v["totals"]);
+    let v = get_ok(&f, "/api/traffic?range=24h&source=windows").await;
+    assert_eq!(v["totals"]["packets"], 150.0, "24 h of windows summed from the 30 s level");
     let (st, _) = get(&f, "/api/traffic?range=1h&source=rollup").await;
     assert_eq!(st, 400, "15 s buckets cannot come from minute rows");
 

@@ -141,6 +141,16 @@ pub async fn insert_rows(c: &tokio_postgres::Client, now: f64) -> i64 {
     )
     .await
     .unwrap();
+    // The cascade's 30 s windows, for the last 5 minutes only (so an answer shows which level
+    // it read).
+    c.execute(
+        "INSERT INTO window_features (view, key, window_start, window_end, window_size, packet_count, byte_count)
+         SELECT 'source', '10.0.0.1', to_timestamp($1::float8 - 30 * g), to_timestamp($1::float8 - 30 * g + 30), 30, 15, 900
+         FROM generate_series(1, 10) g",
+        &[&((now / 30.0).floor() * 30.0)],
+    )
+    .await
+    .unwrap();
     c.execute(
         "INSERT INTO window_features (view, key, window_start, window_end, window_size, packet_count, byte_count)
          VALUES ('destination', '10.0.0.2', to_timestamp($1::float8 - 5), to_timestamp($1::float8), 5, 3, 180)",
