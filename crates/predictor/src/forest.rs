@@ -127,6 +127,41 @@ impl RandomForest {
         out
     }
 
+    /// Why the forest gave `row` the class `class`: for every feature, the share of the trees'
+    /// votes for that class cast by leaves whose path tested the feature (a tree's vote is its
+    /// leaf's probability of the class; a feature counts once per path). Features at the top
+    /// decided this window, unlike the global importances, which may be about other classes.
+    pub fn decision_weights(&self, row: &[f64], class: usize) -> Vec<f64> {
+        let mut w = vec![0.0; self.n_features];
+        let mut on_path = vec![false; self.n_features];
+        let mut path = Vec::new();
+        for t in &self.trees {
+            path.clear();
+            let mut i = 0usize;
+            let vote = loop {
+                match &t.nodes[i] {
+                    Node::Leaf { proba } => break proba.get(class).copied().unwrap_or(0.0) as f64,
+                    Node::Split { feature, threshold, left, right } => {
+                        let f = *feature as usize;
+                        if !on_path[f] {
+                            on_path[f] = true;
+                            path.push(f);
+                        }
+                        let v = row[f];
+                        i = if v.is_nan() || v <= *threshold { *left as usize } else { *right as usize };
+                    }
+                }
+            };
+            for &f in &path {
+                w[f] += vote;
+                on_path[f] = false;
+            }
+        }
+        let n = self.trees.len().max(1) as f64;
+        w.iter_mut().for_each(|x| *x /= n);
+        w
+    }
+
     pub fn n_trees(&self) -> usize {
         self.trees.len()
     }
@@ -452,6 +487,23 @@ mod tests {
         for r in proba.rows() {
             assert!((r.sum() - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn decision_weights_name_the_feature_that_decided() {
+        // Class 1 iff feature 3 > 0.5; the other five features are noise.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let x = Array2::from_shape_fn((2000, 6), |_| rng.random::<f64>());
+        let y = x.column(3).mapv(|v| usize::from(v > 0.5));
+        let model = ForestParams { n_trees: 20, ..Default::default() }.fit(&Dataset::new(x, y)).unwrap();
+        let row = [0.1, 0.9, 0.2, 0.8, 0.3, 0.7];
+        let w = model.decision_weights(&row, 1);
+        let top = argmax(w.iter().copied());
+        assert_eq!(top, 3, "{w:?}");
+        // Every vote for class 1 passed a test on feature 3.
+        let vote = model.predict_proba(ndarray::aview2(&[row]))[[0, 1]];
+        assert!((w[3] - vote).abs() < 1e-6 && vote > 0.9, "{w:?} {vote}");
+        assert!(w.iter().enumerate().all(|(i, &v)| i == 3 || v < w[3]));
     }
 
     #[test]

@@ -103,6 +103,16 @@ impl ViewModel {
     }
 
     /// The `n` most important features and their importances, most important first.
+    /// The `n` features that weighed most in giving `w` the class `class` (see
+    /// [`RandomForest::decision_weights`]), with the window's values.
+    pub fn explain(&self, w: &WindowRecord, class: usize, n: usize) -> Vec<(&str, f64)> {
+        let row: Vec<f64> = self.features.iter().map(|f| feature_value(w, f)).collect();
+        let weights = self.forest.decision_weights(&row, class);
+        let mut idx: Vec<usize> = (0..self.features.len()).filter(|&i| weights[i] > 0.0).collect();
+        idx.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+        idx.into_iter().take(n).map(|i| (self.features[i].as_str(), row[i])).collect()
+    }
+
     pub fn top_features(&self, n: usize) -> Vec<(&str, f64)> {
         let mut v: Vec<(&str, f64)> =
             self.features.iter().map(String::as_str).zip(self.forest.importances.iter().copied()).collect();

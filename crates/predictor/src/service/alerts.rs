@@ -134,13 +134,13 @@ pub fn detections<'a>(
 pub fn aggregate<'a>(
     items: impl IntoIterator<Item = (&'a WindowRecord, Option<&'a Verdict>, &'a [RuleHit])>,
     classes: &[String],
-    top_features: &dyn Fn(View) -> Vec<String>,
+    explain: &dyn Fn(&WindowRecord, &str) -> Vec<(String, f64)>,
     policy: &AlertPolicy,
 ) -> BTreeMap<AlertKey, AlertDelta> {
     let mut out: BTreeMap<AlertKey, AlertDelta> = BTreeMap::new();
     for (w, verdict, hits) in items {
         for (class, (conf, by_model, rule_hits)) in detections(verdict, hits, classes, policy) {
-            let d = out.entry((w.view, w.key.clone(), class)).or_insert_with(|| AlertDelta {
+            let d = out.entry((w.view, w.key.clone(), class.clone())).or_insert_with(|| AlertDelta {
                 first_seen: i64::MAX,
                 last_seen: i64::MIN,
                 window_count: 0,
@@ -173,12 +173,9 @@ pub fn aggregate<'a>(
                 d.evidence.insert(h.rule.to_string(), with_window(&h.evidence, w));
             }
             if by_model {
-                let feats: serde_json::Map<String, serde_json::Value> = top_features(w.view)
+                let feats: serde_json::Map<String, serde_json::Value> = explain(w, &class)
                     .into_iter()
-                    .map(|f| {
-                        let v = crate::model::feature_value(w, &f);
-                        (f, serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
-                    })
+                    .map(|(f, v)| (f, serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)))
                     .collect();
                 d.evidence.insert(
                     "model".into(),

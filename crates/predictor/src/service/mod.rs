@@ -365,13 +365,18 @@ impl Service {
         let client = self.db().await?;
         let tx = client.transaction().await?;
         let new = db::insert_predictions(&tx, &rows, &model.model_version, &instance).await?;
-        let top = |view| {
-            model.view(view).map(|vm| vm.top_features(5).into_iter().map(|(f, _)| f.to_string()).collect()).unwrap_or_default()
+        // The features that decided each window's class, with their values, as model evidence.
+        let explain = |w: &WindowRecord, class: &str| -> Vec<(String, f64)> {
+            let k = model.classes.iter().position(|c| c == class);
+            match (model.view(w.view), k) {
+                (Some(vm), Some(k)) => vm.explain(w, k, 5).into_iter().map(|(f, v)| (f.to_string(), v)).collect(),
+                _ => Vec::new(),
+            }
         };
         let deltas = alerts::aggregate(
             new.iter().map(|&i| (&items[i].window, verdicts[i].as_ref(), hits[i].as_slice())),
             &model.classes,
-            &top,
+            &explain,
             &policy,
         );
         let events = db::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
