@@ -155,6 +155,12 @@ async fn endpoints_return_fixture_data() {
     assert_eq!(v["peers"]["sent_to"][0]["peer"], "10.0.0.2");
     assert_eq!(v["ports"]["contacted"].as_array().unwrap().len(), 25);
     assert_eq!(v["alerts"][0]["id"], f.alert_id);
+    // The other side of the scan: 300 packets received from 10.0.0.1, on 25 of its ports.
+    let v = get_ok(&f, "/api/hosts/10.0.0.2?range=15m").await;
+    assert_eq!(v["peers"]["received_from"][0]["peer"], "10.0.0.1");
+    assert_eq!(v["peers"]["received_from"][0]["packets"], 300);
+    assert_eq!(v["ports"]["served"].as_array().unwrap().len(), 25);
+    assert!(v["peers"]["sent_to"].as_array().unwrap().is_empty());
 
     // Pages and assets.
     let r = client().get(format!("{}/", f.base)).header(AUTHORIZATION, format!("Bearer {TOKEN}")).send().await.unwrap();

@@ -53,43 +53,22 @@ pub async fn host(State(state): State<AppState>, Path(ip): Path<String>, Query(q
         }
         other => other,
     }?;
+    // Peers and ports both ways: (selected column, the host's side, the other side's filter).
     let tr = "ts >= to_timestamp($2) AND ts < to_timestamp($3)";
-    let peers_out = section_rows(
-        c.query(
-            &format!("SELECT host(dst_ip) AS peer, count(*)::int8 AS packets, sum(length)::int8 AS bytes FROM raw_packets \
-                      WHERE src_ip = $1 AND {tr} AND dst_ip IS NOT NULL GROUP BY dst_ip ORDER BY 2 DESC LIMIT 25"),
-            &[&addr, &range.from, &range.to],
-        )
-        .await,
-        &mut notes,
-    )?;
-    let peers_in = section_rows(
-        c.query(
-            &format!("SELECT host(src_ip) AS peer, count(*)::int8 AS packets, sum(length)::int8 AS bytes FROM raw_packets \
-                      WHERE dst_ip = $1 AND {tr} AND src_ip IS NOT NULL GROUP BY src_ip ORDER BY 2 DESC LIMIT 25"),
-            &[&addr, &range.from, &range.to],
-        )
-        .await,
-        &mut notes,
-    )?;
-    let ports_contacted = section_rows(
-        c.query(
-            &format!("SELECT dst_port AS port, protocol, count(*)::int8 AS packets FROM raw_packets \
-                      WHERE src_ip = $1 AND {tr} AND dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
-            &[&addr, &range.from, &range.to],
-        )
-        .await,
-        &mut notes,
-    )?;
-    let ports_served = section_rows(
-        c.query(
-            &format!("SELECT dst_port AS port, protocol, count(*)::int8 AS packets FROM raw_packets \
-                      WHERE dst_ip = $1 AND {tr} AND dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
-            &[&addr, &range.from, &range.to],
-        )
-        .await,
-        &mut notes,
-    )?;
+    let peer = "host({}) AS peer, count(*)::int8 AS packets, sum(length)::int8 AS bytes";
+    let port = "dst_port AS port, protocol, count(*)::int8 AS packets";
+    let mut sections = Vec::with_capacity(4);
+    for (select, side, tail) in [
+        (peer.replace("{}", "dst_ip"), "src_ip", "dst_ip IS NOT NULL GROUP BY dst_ip ORDER BY 2 DESC LIMIT 25"),
+        (peer.replace("{}", "src_ip"), "dst_ip", "src_ip IS NOT NULL GROUP BY src_ip ORDER BY 2 DESC LIMIT 25"),
+        (port.to_string(), "src_ip", "dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
+        (port.to_string(), "dst_ip", "dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
+    ] {
+        let sql = format!("SELECT {select} FROM raw_packets WHERE {side} = $1 AND {tr} AND {tail}");
+        sections.push(section_rows(c.query(&sql, &[&addr, &range.from, &range.to]).await, &mut notes)?);
+    }
+    let [peers_out, peers_in, ports_contacted, ports_served]: [Vec<Value>; 4] =
+        sections.try_into().expect("four sections");
     let with_service = |v: Vec<Value>| -> Vec<Value> {
         v.into_iter()
             .map(|mut o| {
