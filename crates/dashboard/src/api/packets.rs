@@ -89,7 +89,7 @@ pub async fn packets(State(state): State<AppState>, Query(q): Q) -> JsonResult {
         // is the same from the newest minute, ten minutes, hour... as soon as that slice alone
         // fills it, so look in growing slices back from the end of the range.
         let mut rows = Vec::new();
-        for back in [60.0, 600.0, 3600.0, 6.0 * 3600.0, 86400.0, f64::INFINITY] {
+        for back in [60.0, 300.0, 900.0, 3600.0, 6.0 * 3600.0, 86400.0, f64::INFINITY] {
             let slice = TimeRange { from: (range.to - back).max(range.from), to: range.to };
             let (ws, _, _) = packet_filter_in(&p, slice)?;
             let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE {} ORDER BY {PACKET_ORDER} LIMIT {per_page} OFFSET {offset}", ws.sql());
@@ -170,7 +170,7 @@ pub async fn packets_csv(State(state): State<AppState>, Query(q): Q) -> ApiResul
 /// growing windows back from now, then one day partition at a time, newest first.
 async fn latest_packets(state: &AppState, n: i64) -> ApiResult<Vec<Value>> {
     let c = db(state).await?;
-    for secs in [60.0f64, 600.0, 3600.0] {
+    for secs in [60.0f64, 300.0, 900.0, 3600.0] {
         let sql = format!("SELECT {PACKET_COLS} FROM raw_packets WHERE ts >= now() - make_interval(secs => $1) ORDER BY {PACKET_ORDER} LIMIT {n}");
         let rows = c.query(&sql, &[&secs]).await?;
         if rows.len() as i64 == n {
