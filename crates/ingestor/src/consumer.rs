@@ -102,17 +102,7 @@ enum Sink {
 
 async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
     stream
-        .get_or_create_consumer(
-            durable,
-            pull::Config {
-                durable_name: Some(durable.to_string()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: cfg.ack_wait,
-                max_ack_pending: cfg.max_ack_pending,
-                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
-                ..Default::default()
-            },
-        )
+        .get_or_create_consumer(durable, wire::streams::packets_consumer_config(durable, cfg.ack_wait, cfg.max_ack_pending))
         .await
         .with_context(|| format!("creating consumer {durable}"))
 }
@@ -149,9 +139,7 @@ impl Worker {
         Ok(())
     }
 
-    /// Up to `max_batches_per_txn` messages, waiting at most `fetch_wait` for them. The pull
-    /// request always runs to completion: dropping it early would strand messages the server
-    /// already sent to it until their ack_wait ran out.
+    /// Batches per fetch and transaction: small for the packet COPY, large for the rollup.
     fn batch_limit(&self) -> usize {
         match self.sink {
             Sink::Packets => self.cfg.max_batches_per_txn.max(1),
@@ -159,6 +147,9 @@ impl Worker {
         }
     }
 
+    /// Up to [`Self::batch_limit`] messages, waiting at most `fetch_wait` for them. The pull
+    /// request always runs to completion: dropping it early would strand messages the server
+    /// already sent to it until their ack_wait ran out.
     async fn fetch(&self) -> Result<Vec<jetstream::Message>> {
         let mut batch = self
             .consumer

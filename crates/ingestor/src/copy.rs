@@ -73,6 +73,7 @@ pub struct WriteOutcome {
     pub new_batches: usize,
     pub duplicate_batches: usize,
     pub rows: u64,
+    /// Time of the write itself: the COPY (packet workers) or the upsert (rollup worker).
     pub copy_time: Duration,
     pub commit_time: Duration,
     /// `traffic_rollup` rows created or added to (rollup worker only).

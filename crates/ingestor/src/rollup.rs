@@ -78,33 +78,22 @@ impl Rollup {
         let Some(micros) = ts_micros(r.timestamp) else { return };
         let secs = micros.div_euclid(1_000_000);
         let length = i64::from(i32::try_from(r.length).unwrap_or(i32::MAX));
-        let port = r.dst_port.filter(|&p| p > 0);
-        for width in WIDTHS {
-            let bucket = secs.div_euclid(width as i64) * width as i64;
-            let mut bump = |dim: &'static str, value: String| {
-                let e = self.rows.entry(Key { width, dim, bucket, value }).or_default();
+        // Each value is formatted once and counted at every width.
+        let values = [
+            ("protocol", Some(r.protocol.as_str().to_string())),
+            ("src", r.src_ip.map(|ip| ip.to_string())),
+            ("dst", r.dst_ip.map(|ip| ip.to_string())),
+            ("port", r.dst_port.filter(|&p| p > 0).map(|p| p.to_string())),
+        ];
+        for (dim, value) in values {
+            let Some(value) = value else { continue };
+            for width in WIDTHS {
+                let bucket = secs.div_euclid(width as i64) * width as i64;
+                let e = self.rows.entry(Key { width, dim, bucket, value: value.clone() }).or_default();
                 e.0 += 1;
                 e.1 += length;
-            };
-            bump("protocol", r.protocol.as_str().to_string());
-            if let Some(ip) = r.src_ip {
-                bump("src", ip.to_string());
-            }
-            if let Some(ip) = r.dst_ip {
-                bump("dst", ip.to_string());
-            }
-            if let Some(p) = port {
-                bump("port", p.to_string());
             }
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// Adds the counts to `traffic_rollup` inside `tx`; returns the rows touched.

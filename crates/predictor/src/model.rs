@@ -102,7 +102,6 @@ impl ViewModel {
         feature_matrix(&self.features, windows)
     }
 
-    /// The `n` most important features and their importances, most important first.
     /// The `n` features that weighed most in giving `w` the class `class` (see
     /// [`RandomForest::decision_weights`]), with the window's values.
     pub fn explain(&self, w: &WindowRecord, class: usize, n: usize) -> Vec<(&str, f64)> {
@@ -113,6 +112,7 @@ impl ViewModel {
         idx.into_iter().take(n).map(|i| (self.features[i].as_str(), row[i])).collect()
     }
 
+    /// The `n` most important features and their importances, most important first.
     pub fn top_features(&self, n: usize) -> Vec<(&str, f64)> {
         let mut v: Vec<(&str, f64)> =
             self.features.iter().map(String::as_str).zip(self.forest.importances.iter().copied()).collect();

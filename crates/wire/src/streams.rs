@@ -103,6 +103,19 @@ pub async fn ensure_packets_stream(
     create_fitting(js, config, limits.max_bytes).await
 }
 
+/// Configuration of a durable pull consumer of every agent's batches (`nta.packets.>`) with
+/// explicit acks; callers add what is theirs (deliver policy, description) by struct update.
+pub fn packets_consumer_config(durable: &str, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+    jetstream::consumer::pull::Config {
+        durable_name: Some(durable.to_string()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_ack_pending,
+        filter_subject: format!("{PACKETS_SUBJECT_PREFIX}.>"),
+        ..Default::default()
+    }
+}
+
 /// Creates `NTA_DEADLETTER` on subject `nta.deadletter` unless it exists.
 pub async fn ensure_deadletter_stream(
     js: &jetstream::Context,

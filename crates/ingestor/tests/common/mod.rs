@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use anyhow::Result;
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,14 +72,7 @@ pub async fn publish(js: &jetstream::Context, b: &PacketBatch) {
 pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait: Duration) {
     let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
     stream
-        .create_consumer(pull::Config {
-            durable_name: Some(durable.to_string()),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ack_wait,
-            max_ack_pending: 1024,
-            filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
-            ..Default::default()
-        })
+        .create_consumer(wire::streams::packets_consumer_config(durable, ack_wait, 1024))
         .await
         .unwrap();
 }
@@ -96,7 +89,7 @@ pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
 /// unacked.
 pub async fn wait_ingested(js: &jetstream::Context, timeout: Duration) {
     wait_drained(js, "nta-ingestor", timeout).await;
-    wait_drained(js, "nta-ingestor-rollup", timeout).await;
+    wait_drained(js, &ingestor::rollup_durable("nta-ingestor"), timeout).await;
 }
 
 /// Waits until the durable consumer has nothing pending nor unacked.

@@ -200,14 +200,9 @@ impl Service {
         }
         let consumer: PullConsumer = stream
             .create_consumer(pull::Config {
-                durable_name: Some(cfg.durable.clone()),
                 description: Some("nta windower (recreated at each start from its checkpoint)".into()),
                 deliver_policy,
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: cfg.ack_wait,
-                max_ack_pending: cfg.max_ack_pending,
-                filter_subject: format!("{}.>", wire::PACKETS_SUBJECT_PREFIX),
-                ..Default::default()
+                ..wire::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
             })
             .await
             .with_context(|| format!("creating consumer {}", cfg.durable))?;
