@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use wire::streams::StreamLimits;
+use bus::streams::StreamLimits;
 
 use crate::capture::{run_capture, BatchPolicy, CaptureSummary};
 use crate::publisher::{run_publisher, PublishSummary};
@@ -96,7 +96,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         })?
     };
 
-    let client = wire::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}")).await
+    let client = bus::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}")).await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = async_nats::jetstream::new(client);
     let stop_signal = {
@@ -112,7 +112,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             r?;
             run_publisher(
                 js,
-                wire::packets_subject(&agent_id),
+                bus::packets_subject(&agent_id),
                 queue.clone(),
                 cfg.max_pending_acks.max(1),
                 &mut stop_signal,
@@ -139,10 +139,10 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
 async fn ensure_stream(js: &async_nats::jetstream::Context, limits: &StreamLimits) -> Result<()> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match wire::streams::ensure_packets_stream(js, limits).await {
+        match bus::streams::ensure_packets_stream(js, limits).await {
             Ok(_) => return Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot create stream {} yet; retrying", wire::PACKETS_STREAM);
+                tracing::warn!(error = %e, "cannot create stream {} yet; retrying", bus::PACKETS_STREAM);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

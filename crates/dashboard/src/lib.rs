@@ -125,7 +125,7 @@ impl AppState {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .context("building the PostgreSQL pool")?;
-        let nats = wire::streams::connect(&cfg.nats_url, "nta-dashboard")
+        let nats = bus::streams::connect(&cfg.nats_url, "nta-dashboard")
             .await
             .with_context(|| format!("bad NATS url {}", cfg.nats_url))?;
         let (alerts_tx, _) = broadcast::channel(1024);

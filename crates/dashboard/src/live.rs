@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 /// arbitrary data to browsers.
 pub async fn relay_alerts(state: AppState) {
     loop {
-        match state.nats.subscribe(wire::ALERTS_SUBJECT).await {
+        match state.nats.subscribe(bus::ALERTS_SUBJECT).await {
             Ok(mut sub) => {
                 while let Some(msg) = sub.next().await {
                     match serde_json::from_slice::<wire::AlertEvent>(&msg.payload) {
@@ -27,12 +27,12 @@ pub async fn relay_alerts(state: AppState) {
                             let text: Arc<str> = serde_json::to_string(&ev).unwrap_or_default().into();
                             let _ = state.alerts_tx.send(text);
                         }
-                        Err(e) => warn!(error = %e, "ignoring malformed message on {}", wire::ALERTS_SUBJECT),
+                        Err(e) => warn!(error = %e, "ignoring malformed message on {}", bus::ALERTS_SUBJECT),
                     }
                 }
                 debug!("alert subscription ended; resubscribing");
             }
-            Err(e) => warn!(error = %e, "subscribing to {}", wire::ALERTS_SUBJECT),
+            Err(e) => warn!(error = %e, "subscribing to {}", bus::ALERTS_SUBJECT),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -108,12 +108,12 @@ pub struct PipelineSnapshot {
 }
 
 const CONSUMERS: [(&str, &str, &str); 4] = [
-    (wire::PACKETS_STREAM, "nta-ingestor", "ingestor"),
-    (wire::PACKETS_STREAM, "nta-ingestor-rollup", "ingestor (rollup)"),
-    (wire::PACKETS_STREAM, "nta-windower", "windower"),
-    (wire::window::WINDOWS_STREAM, "nta-predictor", "predictor"),
+    (bus::PACKETS_STREAM, "nta-ingestor", "ingestor"),
+    (bus::PACKETS_STREAM, "nta-ingestor-rollup", "ingestor (rollup)"),
+    (bus::PACKETS_STREAM, "nta-windower", "windower"),
+    (bus::WINDOWS_STREAM, "nta-predictor", "predictor"),
 ];
-const STREAMS: [&str; 3] = [wire::PACKETS_STREAM, wire::window::WINDOWS_STREAM, wire::streams::DEADLETTER_STREAM];
+const STREAMS: [&str; 3] = [bus::PACKETS_STREAM, bus::WINDOWS_STREAM, bus::DEADLETTER_STREAM];
 
 /// Samples stream and consumer info every 5 s (JetStream API calls, cheap).
 pub async fn sample_pipeline(state: AppState) {
@@ -149,7 +149,7 @@ async fn sample_once(state: &AppState, js: &async_nats::jetstream::Context) -> P
                 h.last_seq = Some(info.state.last_sequence);
             }
         }
-        if name == wire::streams::DEADLETTER_STREAM {
+        if name == bus::DEADLETTER_STREAM {
             snap.dead_letters = h.messages;
         }
         snap.streams.push(h);

@@ -32,6 +32,17 @@ impl ApiError {
     }
 }
 
+/// Errors of the `store` functions: a PostgreSQL error inside keeps its meaning (missing
+/// table, unavailable), anything else is internal.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        match e.downcast::<tokio_postgres::Error>() {
+            Ok(pg) => pg.into(),
+            Err(e) => ApiError::Internal(format!("{e:#}")),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, msg) = match self {

@@ -400,7 +400,7 @@ async fn live_alerts_and_resolve() {
     eprintln!("alert event to SSE client in {latency:?}");
 
     // Malformed messages on the subject are not relayed.
-    nats.publish(wire::ALERTS_SUBJECT, "<script>".into()).await.unwrap();
+    nats.publish(bus::ALERTS_SUBJECT, "<script>".into()).await.unwrap();
 
     // Resolve: 200, the row changes, the event goes out; again: 409; unknown: 404.
     let c = client();

@@ -21,9 +21,7 @@ async fn bench_default_views() {
     let requests = env_num("NTA_BENCH_REQUESTS", 20) as usize;
     let f = Fixture::start_with(None, Some("bench"), false).await;
     let mut c = f.db.client().await.unwrap();
-    ingestor::db::migrate(&mut c).await.unwrap();
-    windower::service::db::migrate(&mut c).await.unwrap();
-    c.batch_execute(PREDICTOR_SCHEMA).await.unwrap();
+    store::migrate(&mut c).await.unwrap();
     let now = now().floor();
     for d in 0..3 {
         c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - $2::float8 * 86400) AT TIME ZONE 'UTC')::date)", &[&now, &(d as f64)])

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wire::{MacAddr, PacketRecord, Protocol};
 
-use crate::copy::{pg_text, ts_micros, write_batches, BatchIn, COLUMNS};
-use crate::db::{connect_cfg, day_of_micros, migrate, quote_ident, PartitionCache};
-use crate::failpoint::Failpoint;
+use store::conn::{connect_cfg, quote_ident};
+use store::migrate;
+use store::packets::{day_of_micros, pg_text, ts_micros, write_batches, BatchIn, PartitionCache, COLUMNS};
 
 pub const DEFAULT_ROWS: usize = 2_000_000;
 const BATCH_RECORDS: usize = 500;
@@ -132,7 +132,7 @@ async fn service_writer(cfg: &tokio_postgres::Config, job: &Job<'_>, w: usize) -
                 records: job.records(i),
             })
             .collect();
-        stored += write_batches(&mut client, &mut parts, &batches, Failpoint::None).await?.rows;
+        stored += write_batches(&mut client, &mut parts, &batches, &|_| {}).await?.rows;
     }
     Ok(stored)
 }
@@ -148,7 +148,7 @@ async fn rollup_writer(cfg: &tokio_postgres::Config, job: &Job<'_>) -> Result<u6
                 records: job.records(i),
             })
             .collect();
-        counted += crate::rollup::write_rollup(&mut client, &batches).await?.rows;
+        counted += store::rollup::write_rollup(&mut client, &batches).await?.rows;
     }
     Ok(counted)
 }

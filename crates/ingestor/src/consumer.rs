@@ -1,7 +1,7 @@
 //! The service loop: pull a handful of batches, store them in one transaction, ack.
 
 use anyhow::{Context, Result};
-use async_nats::jetstream::{self, consumer::pull, AckKind};
+use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -14,14 +14,12 @@ use tokio_postgres::Client;
 use tracing::{debug, error, info, warn};
 use wire::PacketBatch;
 
-use crate::copy::{validate, write_batches, BatchIn, WriteOutcome};
-use crate::db::{self, PartitionCache};
-use crate::deadletter::dead_letter;
-use crate::failpoint::Failpoint;
+use bus::{Backoff, Failpoint, PullConsumer};
+use store::conn as db;
+use store::packets::{validate, write_batches, BatchIn, PartitionCache, WriteOutcome, WriteStep};
+
 use crate::metrics as m;
 use crate::IngestorConfig;
-
-type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -32,23 +30,22 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let nats = wire::streams::connect(&cfg.nats_url, "nta-ingestor").await
+    let nats = bus::connect(&cfg.nats_url, "nta-ingestor").await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = jetstream::new(nats.clone());
-    let stream = wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
-    wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+    let stream = bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
+    bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
     let consumer = durable_consumer(&stream, &cfg, &cfg.durable).await?;
     let rollup_durable = crate::rollup_durable(&cfg.durable);
     let rollup_consumer = durable_consumer(&stream, &cfg, &rollup_durable).await?;
 
-    let mut client = db::connect_creating(&cfg.database_url).await?;
-    db::migrate(&mut client).await.context("migrating the database")?;
-    db::precreate_partitions(&client).await?;
+    let client = store::open(&cfg.database_url).await?;
+    store::packets::precreate_partitions(&client).await?;
     info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
 
     let background = [
-        spawn_pending_gauge(consumer.clone(), cfg.durable.clone(), cfg.pending_refresh),
-        spawn_pending_gauge(rollup_consumer.clone(), rollup_durable, cfg.pending_refresh),
+        bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh),
+        bus::consume::spawn_pending_gauge(rollup_consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh),
         spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -69,8 +66,8 @@ pub(crate) async fn run(
             db: Some(db),
             db_cfg: db_cfg.clone(),
             parts: PartitionCache::default(),
-            failpoint,
-            backoff: MIN_BACKOFF,
+            failpoint: failpoint.clone(),
+            backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
             stop: stop_rx.clone(),
             cfg: cfg.clone(),
         });
@@ -96,13 +93,13 @@ pub(crate) async fn run(
 enum Sink {
     /// Ledger + COPY into raw_packets (`cfg.writers` workers).
     Packets,
-    /// Counts into traffic_rollup (one worker, large transactions; see [`crate::rollup`]).
+    /// Counts into traffic_rollup (one worker, large transactions; see `store::rollup`).
     Rollup,
 }
 
 async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
     stream
-        .get_or_create_consumer(durable, wire::streams::packets_consumer_config(durable, cfg.ack_wait, cfg.max_ack_pending))
+        .get_or_create_consumer(durable, bus::streams::packets_consumer_config(durable, cfg.ack_wait, cfg.max_ack_pending))
         .await
         .with_context(|| format!("creating consumer {durable}"))
 }
@@ -116,7 +113,7 @@ struct Worker {
     db_cfg: tokio_postgres::Config,
     parts: PartitionCache,
     failpoint: Failpoint,
-    backoff: Duration,
+    backoff: Backoff,
     stop: watch::Receiver<bool>,
     cfg: IngestorConfig,
 }
@@ -210,7 +207,7 @@ impl Worker {
                     }
                 }
                 let _ = self.nats.flush().await;
-                self.backoff = MIN_BACKOFF;
+                self.backoff.reset();
             }
             Err(e) if is_data_error(&e) => {
                 warn!(error = format!("{e:#}"), "PostgreSQL rejected data; storing batches one by one");
@@ -218,9 +215,9 @@ impl Worker {
             }
             Err(e) => {
                 metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
-                error!(error = format!("{e:#}"), backoff = ?self.backoff, "storing batches failed; will retry");
+                error!(error = format!("{e:#}"), backoff = ?self.backoff.current(), "storing batches failed; will retry");
                 for (msg, _) in &decoded {
-                    let _ = msg.ack_with(AckKind::Nak(Some(self.backoff))).await;
+                    let _ = msg.ack_with(AckKind::Nak(Some(self.backoff.current()))).await;
                 }
                 self.pause().await;
             }
@@ -256,7 +253,7 @@ impl Worker {
             // In-fetch duplicates are not in `batches`: ack them only if their twin is stored.
             let stored = done[i]
                 || owner.iter().zip(inputs).any(|(&j, b)| done[j] && b.batch_id == decoded[i].1.batch_id());
-            let kind = if stored { AckKind::Ack } else { AckKind::Nak(Some(self.backoff)) };
+            let kind = if stored { AckKind::Ack } else { AckKind::Nak(Some(self.backoff.current())) };
             let _ = msg.ack_with(kind).await;
         }
     }
@@ -268,8 +265,17 @@ impl Worker {
         };
         let client = self.db.insert(client);
         let res = match self.sink {
-            Sink::Packets => write_batches(client, &mut self.parts, batches, self.failpoint).await,
-            Sink::Rollup => crate::rollup::write_rollup(client, batches).await,
+            Sink::Packets => {
+                let failpoint = &self.failpoint;
+                let at = move |step: WriteStep| {
+                    failpoint.hit(match step {
+                        WriteStep::Copied => "after_copy",
+                        WriteStep::Committed => "after_commit",
+                    })
+                };
+                write_batches(client, &mut self.parts, batches, &at).await
+            }
+            Sink::Rollup => store::rollup::write_rollup(client, batches).await,
         };
         if res.is_err() {
             // A partition may have been dropped by retention behind our back.
@@ -286,20 +292,16 @@ impl Worker {
             let _ = msg.ack().await;
             return;
         }
-        if let Err(e) = dead_letter(&self.js, msg, reason).await {
-            error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
-            let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
-        }
+        bus::deadletter::poison(&self.js, msg, reason, "ingestor", m::DEADLETTER_TOTAL, MAX_BACKOFF).await;
     }
 
     /// Sleeps for the current backoff (cut short by shutdown) and doubles it.
     async fn pause(&mut self) {
         let mut stop = self.stop.clone();
         tokio::select! {
-            _ = tokio::time::sleep(self.backoff) => {}
+            _ = tokio::time::sleep(self.backoff.next_delay()) => {}
             _ = stop.wait_for(|s| *s) => {}
         }
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -328,19 +330,6 @@ fn is_data_error(e: &anyhow::Error) -> bool {
         .any(|pe| pe.code().is_some_and(|c| c.code().starts_with("22")))
 }
 
-fn spawn_pending_gauge(mut consumer: PullConsumer, durable: String, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match consumer.info().await {
-                Ok(info) => metrics::gauge!(m::CONSUMER_PENDING_MESSAGES, "consumer" => durable.clone()).set(info.num_pending as f64),
-                Err(e) => debug!(error = %e, "consumer info failed"),
-            }
-        }
-    })
-}
-
 /// Retention and partition pre-creation, on their own connection so a DROP waiting for its
 /// lock never delays the write path's connection.
 fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<JoinHandle<()>> {
@@ -367,18 +356,18 @@ fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<J
                     }
                 },
             };
-            if let Err(e) = db::precreate_partitions(&c).await {
+            if let Err(e) = store::packets::precreate_partitions(&c).await {
                 warn!(error = format!("{e:#}"), "maintenance: creating partitions failed");
             }
             if let Some(days) = retention_days {
-                match db::drop_expired_partitions(&c, days).await {
+                match store::packets::drop_expired_partitions(&c, days).await {
                     Ok(dropped) if !dropped.is_empty() => info!(?dropped, retention_days = days, "dropped old partitions"),
                     Ok(_) => {}
                     Err(e) => warn!(error = format!("{e:#}"), "maintenance: retention failed"),
                 }
             }
             if let Some(keep) = ledger_keep {
-                match db::prune_ledger(&c, keep).await {
+                match store::packets::prune_ledger(&c, keep).await {
                     Ok(n) if n > 0 => info!(batches = n, "pruned ledger entries the stream can no longer redeliver"),
                     Ok(_) => {}
                     Err(e) => warn!(error = format!("{e:#}"), "maintenance: pruning the ledger failed"),

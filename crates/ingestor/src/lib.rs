@@ -10,18 +10,15 @@
 
 pub mod bench;
 mod consumer;
-pub mod copy;
-pub mod db;
-mod deadletter;
-pub mod failpoint;
 pub mod metrics;
-pub mod rollup;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use bench::run_ingest_bench;
-pub use failpoint::{Failpoint, FAILPOINT_ENV};
+/// Crash-test hook read once at start: `after_copy` aborts after the COPY and before the
+/// commit, `after_commit` after the commit and before the acks (see `bus::failpoint`).
+pub const FAILPOINT_ENV: &str = "NTA_INGESTOR_FAILPOINT";
 
 #[derive(Debug, Clone)]
 pub struct IngestorConfig {
@@ -47,7 +44,7 @@ pub struct IngestorConfig {
     /// How often the retention job (and partition pre-creation) runs.
     pub retention_interval: Duration,
     /// Limits applied if this process creates `NTA_PACKETS`.
-    pub stream_limits: wire::streams::StreamLimits,
+    pub stream_limits: bus::streams::StreamLimits,
     /// Time the server waits for an ack before redelivering; only applied when this process
     /// creates the consumer. Longer than any sane transaction, so a slow commit does not cause
     /// (harmless but wasteful) redeliveries.
@@ -75,7 +72,7 @@ impl Default for IngestorConfig {
             fetch_wait: Duration::from_millis(500),
             retention_days: None,
             retention_interval: Duration::from_secs(3600),
-            stream_limits: wire::streams::StreamLimits::default(),
+            stream_limits: bus::streams::StreamLimits::default(),
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 1024,
             pending_refresh: Duration::from_secs(5),
@@ -86,5 +83,6 @@ impl Default for IngestorConfig {
 /// Runs the ingestor until `shutdown` completes; the transaction in progress is finished
 /// (committed and acked) before returning. Reads [`FAILPOINT_ENV`] once at start.
 pub async fn run(cfg: IngestorConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    consumer::run(cfg, Failpoint::from_env(), shutdown).await
+    let failpoint = bus::Failpoint::from_env(FAILPOINT_ENV, &["after_copy", "after_commit"]);
+    consumer::run(cfg, failpoint, shutdown).await
 }

@@ -52,7 +52,7 @@ async fn stores_every_column_exactly() {
     assert_eq!(ledger, want);
     // Partitioned by day, with the schema version recorded.
     assert!(count(&client, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'raw_packets'::regclass").await >= 1);
-    assert_eq!(count(&client, "SELECT count(*) FROM schema_migrations").await, ingestor::db::MIGRATION_COUNT as i64);
+    assert_eq!(count(&client, "SELECT count(*) FROM schema_migrations").await, store::MIGRATION_COUNT as i64);
     assert_rollup_matches_packets(&client).await;
 }
 
@@ -62,7 +62,7 @@ async fn redelivered_batch_is_stored_once() {
     let db = TestDb::create().await.unwrap();
     let js = jetstream(&nats).await;
     let b = varied_batch("agent-r", 7);
-    let subject = wire::packets_subject("agent-r");
+    let subject = bus::packets_subject("agent-r");
     // Twice before the ingestor runs (same transaction), then again after it stored it.
     publish_raw(&js, &subject, "m1", b.encode().unwrap()).await;
     publish_raw(&js, &subject, "m2", b.encode().unwrap()).await;
@@ -100,7 +100,7 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     let client = db.client().await.unwrap();
     wait_until("good batch stored", T, || async { count(&client, "SELECT count(*) FROM raw_packets").await == 10 }).await;
 
-    let dl = js.get_stream(wire::streams::DEADLETTER_STREAM).await.unwrap();
+    let dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
     let mut msgs = Vec::new();
     let start = std::time::Instant::now();
     for seq in 1..=2 {
@@ -114,11 +114,11 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
         }
     }
     let first = &msgs[0];
-    assert_eq!(first.subject.as_str(), wire::DEADLETTER_SUBJECT);
+    assert_eq!(first.subject.as_str(), bus::DEADLETTER_SUBJECT);
     assert_eq!(&first.payload[..], b"\x93not msgpack at all");
-    assert_eq!(first.headers.get(wire::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.packets.x");
-    assert!(!first.headers.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().is_empty());
-    assert!(msgs[1].headers.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("timestamp"));
+    assert_eq!(first.headers.get(bus::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.packets.x");
+    assert!(!first.headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().is_empty());
+    assert!(msgs[1].headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("timestamp"));
     wait_ingested(&js, T).await;
     ing.stop().await;
     assert_eq!(count(&client, "SELECT count(*) FROM ingested_batches").await, 1);
@@ -196,13 +196,13 @@ async fn retention_drops_old_partitions() {
 
     // The boundary: a day is dropped only once all of it is older than the retention.
     let mut c2 = db.client().await.unwrap();
-    ingestor::db::migrate(&mut c2).await.unwrap();
+    store::migrate(&mut c2).await.unwrap();
     c2.batch_execute(
         "SELECT nta_ensure_raw_partition((now() AT TIME ZONE 'UTC')::date - d) FROM unnest(ARRAY[12, 11, 10, 9]) d",
     )
     .await
     .unwrap();
-    let mut dropped = ingestor::db::drop_expired_partitions(&c2, 10).await.unwrap();
+    let mut dropped = store::packets::drop_expired_partitions(&c2, 10).await.unwrap();
     dropped.sort();
     assert_eq!(dropped.len(), 2, "{dropped:?}");
 }
@@ -216,15 +216,15 @@ async fn migrations_and_database_creation_are_safe_concurrently() {
     let results = futures::future::join_all((0..3).map(|_| {
         let url = url.clone();
         async move {
-            let mut c = ingestor::db::connect_creating(&url).await?;
-            ingestor::db::migrate(&mut c).await?;
+            let mut c = store::connect_creating(&url).await?;
+            store::migrate(&mut c).await?;
             anyhow::Ok(c)
         }
     }))
     .await;
     let clients: Vec<_> = results.into_iter().collect::<Result<_, _>>().unwrap();
     let n: i64 = clients[0].query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
-    assert_eq!(n, ingestor::db::MIGRATION_COUNT as i64);
+    assert_eq!(n, store::MIGRATION_COUNT as i64);
     drop(clients);
     let admin = db.client().await.unwrap();
     admin.batch_execute(&format!("DROP DATABASE {fresh} WITH (FORCE)")).await.unwrap();

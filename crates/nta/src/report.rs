@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 /// Summarises the rows stored from one agent boot (a replay), which the batch ids identify.
 pub async fn landed(database_url: &str, agent: &agent::AgentSummary) -> Result<String> {
-    let client = ingestor::db::connect_creating(database_url).await?;
+    let client = store::connect_creating(database_url).await?;
     let mut out = String::new();
     let prefix = format!("{}.{}.", agent.agent_id, agent.boot_id);
     let row = client
@@ -39,7 +39,7 @@ pub async fn landed(database_url: &str, agent: &agent::AgentSummary) -> Result<S
 
 /// Open and recent alerts, most severe first (the predictor's table).
 pub async fn alerts(database_url: &str) -> Result<String> {
-    let client = ingestor::db::connect_creating(database_url).await?;
+    let client = store::connect_creating(database_url).await?;
     let mut out = String::from("alerts:\n");
     let rows = client
         .query(

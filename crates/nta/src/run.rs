@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
-use wire::streams::StreamLimits;
+use bus::streams::StreamLimits;
 
 use crate::cli::{RunArgs, Target};
 use crate::config::{FileConfig, DEFAULT_DATABASE_URL, DEFAULT_METRICS_ADDR, DEFAULT_NATS_URL};
@@ -213,13 +213,13 @@ pub async fn run(r: Resolved) -> Result<()> {
             // A laptop replay (`--target all --read F`): wait until the packets are stored and
             // the windows closed so far are predicted, then say what landed.
             let drained = async {
-                wait_consumer_drained(&r.nats_url, wire::PACKETS_STREAM, &r.ingestor.durable).await?;
+                wait_consumer_drained(&r.nats_url, bus::PACKETS_STREAM, &r.ingestor.durable).await?;
                 // The dashboard's per-minute counts come from the ingestor's rollup consumer.
-                wait_consumer_drained(&r.nats_url, wire::PACKETS_STREAM, &ingestor::rollup_durable(&r.ingestor.durable)).await?;
+                wait_consumer_drained(&r.nats_url, bus::PACKETS_STREAM, &ingestor::rollup_durable(&r.ingestor.durable)).await?;
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    wait_consumer_drained(&r.nats_url, wire::window::WINDOWS_STREAM, &r.predictor.durable).await?;
+                    wait_consumer_drained(&r.nats_url, bus::WINDOWS_STREAM, &r.predictor.durable).await?;
                 }
                 anyhow::Ok(())
             };

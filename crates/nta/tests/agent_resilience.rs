@@ -14,7 +14,7 @@ fn capture() -> std::path::PathBuf {
 async fn stream_contents(nats_url: &str) -> (u64, usize) {
     let client = async_nats::connect(nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    let mut stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
     let msgs = stream.info().await.unwrap().state.messages;
     let mut records = 0;
     for seq in 1..=msgs {

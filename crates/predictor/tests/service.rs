@@ -155,7 +155,7 @@ impl Env {
     async fn js(&self) -> jetstream::Context {
         let c = async_nats::connect(&self.nats.url).await.unwrap();
         let js = jetstream::new(c);
-        wire::streams::ensure_windows_stream(&js, &Default::default()).await.unwrap();
+        bus::streams::ensure_windows_stream(&js, &Default::default()).await.unwrap();
         js
     }
 }
@@ -174,7 +174,7 @@ async fn publish(js: &jetstream::Context, windows: &[WindowRecord], id_suffix: &
     for w in windows {
         let mut h = async_nats::HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("{}{id_suffix}", w.window_id()).as_str());
-        acks.push(js.publish_with_headers(w.subject(), h, w.encode().unwrap().into()).await.unwrap());
+        acks.push(js.publish_with_headers(bus::window_subject(&w), h, w.encode().unwrap().into()).await.unwrap());
     }
     for a in acks {
         a.await.unwrap();
@@ -222,7 +222,7 @@ async fn alerts_open_extend_split_close_and_resolve() {
     let env = env().await;
     let js = env.js().await;
     let nc = async_nats::connect(&env.nats.url).await.unwrap();
-    let mut events = nc.subscribe(wire::ALERTS_SUBJECT).await.unwrap();
+    let mut events = nc.subscribe(bus::ALERTS_SUBJECT).await.unwrap();
     nc.flush().await.unwrap();
     let mut cfg = env.cfg();
     cfg.quiet_period = Duration::from_secs(6);
@@ -358,7 +358,7 @@ async fn two_replicas_predict_every_window_exactly_once() {
     // Both consumers attached before anything is published.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let stream = js.get_stream(wire::window::WINDOWS_STREAM).await.unwrap();
+        let stream = js.get_stream(bus::WINDOWS_STREAM).await.unwrap();
         if let Ok(mut consumer) = stream.get_consumer::<jetstream::consumer::pull::Config>("nta-predictor").await {
             if consumer.info().await.unwrap().num_waiting >= 2 {
                 break;
@@ -394,7 +394,7 @@ async fn two_replicas_predict_every_window_exactly_once() {
     assert_eq!(count(&c, "SELECT count(*) FROM alert_windows").await, 60);
     assert_eq!(count(&c, "SELECT packets FROM alerts").await, 60 * 10_000);
     // Nothing left unacknowledged.
-    let stream = js.get_stream(wire::window::WINDOWS_STREAM).await.unwrap();
+    let stream = js.get_stream(bus::WINDOWS_STREAM).await.unwrap();
     let mut consumer = stream.get_consumer::<jetstream::consumer::pull::Config>("nta-predictor").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -415,7 +415,7 @@ async fn two_replicas_predict_every_window_exactly_once() {
 async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     let env = env().await;
     let js = env.js().await;
-    wire::streams::ensure_deadletter_stream(&js).await.unwrap();
+    bus::streams::ensure_deadletter_stream(&js).await.unwrap();
     let (stop, task) = start(env.cfg());
     let c = env.db.client().await.unwrap();
 
@@ -430,7 +430,7 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
 
     wait_for(&c, "SELECT count(*) FROM predictions", 2).await;
     assert_eq!(count(&c, "SELECT count(*) FROM alerts WHERE class = 'port_scan' AND detected_by = 'both'").await, 1);
-    let mut dl = js.get_stream(wire::streams::DEADLETTER_STREAM).await.unwrap();
+    let mut dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while dl.info().await.unwrap().state.messages < 3 {
         assert!(Instant::now() < deadline, "dead letters missing");
@@ -438,10 +438,10 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     }
     let first = dl.get_raw_message(1).await.unwrap();
     let h = first.headers;
-    assert_eq!(h.get(wire::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.windows.5s");
-    assert!(h.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("decode"), "{h:?}");
+    assert_eq!(h.get(bus::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.windows.5s");
+    assert!(h.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("decode"), "{h:?}");
     let second = dl.get_raw_message(2).await.unwrap();
-    assert!(second.headers.get(wire::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("version 99"));
+    assert!(second.headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("version 99"));
 
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();

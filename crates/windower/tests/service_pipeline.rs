@@ -223,7 +223,7 @@ impl Running {
 
 async fn jetstream(nats: &NatsServer) -> jetstream::Context {
     let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    wire::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
+    bus::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
     js
 }
 
@@ -235,7 +235,7 @@ async fn publish_raw(js: &jetstream::Context, subject: &str, msg_id: &str, paylo
 
 async fn publish_all(js: &jetstream::Context, batches: &[PacketBatch]) {
     for b in batches {
-        publish_raw(js, &wire::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
+        publish_raw(js, &bus::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
     }
 }
 
@@ -279,7 +279,7 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
 
 /// Every message of NTA_WINDOWS, decoded.
 async fn published(js: &jetstream::Context) -> Vec<WindowRecord> {
-    let mut stream = match js.get_stream(wire::window::WINDOWS_STREAM).await {
+    let mut stream = match js.get_stream(bus::WINDOWS_STREAM).await {
         Ok(s) => s,
         Err(_) => return Vec::new(),
     };
@@ -329,7 +329,7 @@ async fn check_against(
     let mut ids = HashSet::new();
     for w in &msgs {
         assert!(ids.insert(w.window_id()), "{} published twice", w.window_id());
-        assert_eq!(w.subject(), format!("nta.windows.{}", wire::window::size_token(w.window_size)));
+        assert_eq!(bus::window_subject(&w), format!("nta.windows.{}", wire::window::size_token(w.window_size)));
         if !is_sentinel(&w.key) {
             assert_eq!(Some(w), expected.get(&w.window_id()), "published window differs from the offline one");
         }
@@ -351,7 +351,7 @@ async fn wait_all_stored(expected: &HashMap<String, WindowRecord>, client: &toki
 }
 
 async fn consumer_state(js: &jetstream::Context, durable: &str) -> (u64, usize) {
-    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    let stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
     let i = stream.consumer_info(durable).await.unwrap();
     (i.num_pending, i.num_ack_pending)
 }
@@ -467,14 +467,14 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     running.stop().await;
     check_against(&expected, &client, &js).await;
 
-    let mut dl = js.get_stream(wire::streams::DEADLETTER_STREAM).await.unwrap();
+    let mut dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
     assert_eq!(dl.info().await.unwrap().state.messages, 3);
     let mut subjects = Vec::new();
     for seq in 1..=3 {
         let m = dl.get_raw_message(seq).await.unwrap();
-        let reason = m.headers.get(wire::DEADLETTER_REASON_HEADER).expect("reason header").to_string();
+        let reason = m.headers.get(bus::DEADLETTER_REASON_HEADER).expect("reason header").to_string();
         assert!(!reason.is_empty());
-        subjects.push(m.headers.get(wire::DEADLETTER_SUBJECT_HEADER).unwrap().to_string());
+        subjects.push(m.headers.get(bus::DEADLETTER_SUBJECT_HEADER).unwrap().to_string());
     }
     assert_eq!(subjects, ["nta.packets.agent-0", "nta.packets.agent-1", "nta.packets.agent-0"]);
 }

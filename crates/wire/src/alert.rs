@@ -2,9 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Subject of alert events (an alert opened, updated, resolved or closed).
-pub const ALERTS_SUBJECT: &str = "nta.alerts";
-
 /// One alert event; mirrors a row of the `alerts` table after the change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
@@ -27,3 +24,48 @@ pub struct AlertEvent {
     pub distinct_sources: Option<i64>,
     pub summary: String,
 }
+
+/// Severity thresholds on the peak confidence (the SQL of the upsert is generated from them).
+pub const SEVERITIES: [(f64, &str); 3] = [(0.9, "CRITICAL"), (0.7, "HIGH"), (0.5, "MEDIUM")];
+
+pub fn severity(peak_confidence: f64) -> &'static str {
+    SEVERITIES.iter().find(|(t, _)| peak_confidence >= *t).map_or("LOW", |(_, s)| s)
+}
+
+/// `CASE WHEN <expr> >= 0.9 THEN 'CRITICAL' ... ELSE 'LOW' END`
+pub fn severity_sql(expr: &str) -> String {
+    let mut s = String::from("CASE");
+    for (t, name) in SEVERITIES {
+        s.push_str(&format!(" WHEN {expr} >= {t} THEN '{name}'"));
+    }
+    s.push_str(" ELSE 'LOW' END");
+    s
+}
+
+/// "syn_flood against 10.0.0.5 from 9,600 sources" (destination view), "port_scan from
+/// 10.0.0.66" (source view).
+pub fn summary(view: crate::View, key: &str, class: &str, distinct_sources: Option<i64>) -> String {
+    match view {
+        crate::View::Destination => match distinct_sources {
+            Some(n) => format!("{class} against {key} from {} source{}", thousands(n), if n == 1 { "" } else { "s" }),
+            None => format!("{class} against {key}"),
+        },
+        crate::View::Source => format!("{class} from {key}"),
+    }
+}
+
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+

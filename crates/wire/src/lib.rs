@@ -1,40 +1,21 @@
-//! The messages NTA services exchange, and the names of the JetStream streams and subjects
-//! that carry them. Every stage depends on this crate and on nothing of another stage, so the
-//! data flow stays one-way: agent -> ingestor / windower -> predictor -> dashboard.
+//! The messages NTA services exchange and their validation. Every stage depends on this crate
+//! and on nothing of another stage, so the data flow stays one-way: agent -> ingestor /
+//! windower -> predictor -> dashboard. How they travel (streams, subjects, consumers) is the
+//! `bus` crate's; where they are stored is the `store` crate's.
 
 mod record;
-pub mod consume;
-pub mod deadletter;
-pub mod streams;
 pub mod time;
 pub mod window;
 pub mod alert;
-pub use alert::{AlertEvent, ALERTS_SUBJECT};
+pub use alert::AlertEvent;
 pub use window::{View, WindowRecord};
 pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
 
 use serde::{Deserialize, Serialize};
 
-/// Stream holding packet batches published by agents.
-pub const PACKETS_STREAM: &str = "NTA_PACKETS";
-/// Agents publish on `nta.packets.<agent_id>`.
-pub const PACKETS_SUBJECT_PREFIX: &str = "nta.packets";
-/// Messages a consumer cannot decode are copied here (with the original subject and a reason
-/// in headers) before being terminated, so a poison message never stalls a consumer.
-pub const DEADLETTER_SUBJECT: &str = "nta.deadletter";
-/// Header naming why a message was dead-lettered.
-pub const DEADLETTER_REASON_HEADER: &str = "Nta-Deadletter-Reason";
-/// Header naming the subject a dead-lettered message was first published on.
-pub const DEADLETTER_SUBJECT_HEADER: &str = "Nta-Original-Subject";
-
 /// Version of the batch encoding; bumped whenever [`PacketBatch`] or [`PacketRecord`] change
 /// shape so that consumers reject (and dead-letter) what they cannot read instead of misreading it.
 pub const BATCH_FORMAT_VERSION: u8 = 1;
-
-/// Subject an agent publishes its batches on.
-pub fn packets_subject(agent_id: &str) -> String {
-    format!("{PACKETS_SUBJECT_PREFIX}.{agent_id}")
-}
 
 /// A batch of decoded frames from one agent.
 ///

@@ -4,10 +4,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Stream of closed windows.
-pub const WINDOWS_STREAM: &str = "NTA_WINDOWS";
-/// Windows are published on `nta.windows.5s`, `nta.windows.30s` and `nta.windows.3m`.
-pub const WINDOWS_SUBJECT_PREFIX: &str = "nta.windows";
 /// Window lengths in seconds: 5 s windows are computed from packets, 30 s and 180 s windows by
 /// merging the 5 s partial states.
 pub const WINDOW_SIZES: [u32; 3] = [5, 30, 180];
@@ -63,13 +59,25 @@ impl WindowRecord {
         format!("{}.{}.{}.{}", self.view.as_str(), self.window_size, self.window_start, self.key)
     }
 
-    pub fn subject(&self) -> String {
-        format!("{WINDOWS_SUBJECT_PREFIX}.{}", size_token(self.window_size))
-    }
-
     /// MessagePack with field names (windows are few; self-description is worth the bytes).
     pub fn encode(&self) -> Result<Vec<u8>, crate::WireError> {
         Ok(rmp_serde::to_vec_named(self)?)
+    }
+
+    /// Rejects what cannot be stored or means nothing (empty or huge keys, impossible sizes
+    /// and start times), so a consumer dead-letters it instead of failing on it for ever.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.key.is_empty() || self.key.len() > 512 || self.key.contains('\0') {
+            return Err(format!("invalid window key {:?}", self.key.chars().take(64).collect::<String>()));
+        }
+        if !(1..=86_400).contains(&self.window_size) {
+            return Err(format!("invalid window size {}", self.window_size));
+        }
+        // Between 1970 and 9999 (PostgreSQL timestamps, and nothing a capture can hold).
+        if !(0..=253_402_300_799).contains(&self.window_start) {
+            return Err(format!("invalid window start {}", self.window_start));
+        }
+        Ok(())
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, crate::WireError> {
@@ -99,7 +107,6 @@ mod tests {
             features,
         };
         assert_eq!(w.window_id(), "destination.180.1700000100.10.0.0.5");
-        assert_eq!(w.subject(), "nta.windows.3m");
         assert_eq!(size_token(30), "30s");
         assert_eq!(WindowRecord::decode(&w.encode().unwrap()).unwrap(), w);
     }

@@ -160,38 +160,24 @@ pub async fn alert_detail(State(state): State<AppState>, Path(id): Path<String>)
 pub async fn resolve_alert(State(state): State<AppState>, Path(id): Path<String>) -> JsonResult {
     let id = parse_id(&id)?;
     let c = db(&state).await?;
-    let row = c
-        .query_opt(
-            &format!(
-                "UPDATE alerts SET state = 'resolved', resolved_at = now(), updated_at = now() \
-                 WHERE id = $1 AND state = 'open' RETURNING {ALERT_COLS}"
-            ),
-            &[&id],
-        )
-        .await?;
-    let Some(row) = row else {
+    // The transition is the store's (the same the predictor's operator API uses).
+    let resolved = store::alerts::resolve_alert_event(&**c, id).await?;
+    let Some(ev) = resolved else {
         let st = c.query_opt("SELECT state FROM alerts WHERE id = $1", &[&id]).await?;
         return Err(match st {
             None => ApiError::NotFound(format!("alert {id} not found")),
             Some(r) => ApiError::Conflict(format!("alert {id} is {}, not open", r.get::<_, String>(0))),
         });
     };
-    let a = row_json(&row);
-    let ev = json!({
-        "id": id, "event": "resolved", "view": a["view"], "key": a["key"], "class": a["class"],
-        "state": a["state"], "severity": a["severity"], "detected_by": a["detected_by"],
-        "first_seen": a["first_seen"], "last_seen": a["last_seen"], "window_count": a["window_count"],
-        "peak_confidence": a["peak_confidence"], "packets": a["packets"], "bytes": a["bytes"],
-        "distinct_sources": a["distinct_sources"], "summary": a["summary"],
-    });
-    match serde_json::from_value::<wire::AlertEvent>(ev) {
-        Ok(ev) => {
-            let payload = serde_json::to_vec(&ev).unwrap_or_default();
-            if let Err(e) = state.nats.publish(wire::ALERTS_SUBJECT, payload.into()).await {
+    match serde_json::to_vec(&ev) {
+        Ok(payload) => {
+            if let Err(e) = state.nats.publish(bus::ALERTS_SUBJECT, payload.into()).await {
                 tracing::warn!(error = %e, "publishing the resolve event");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "alert row does not fit AlertEvent"),
+        Err(e) => tracing::warn!(error = %e, "encoding the resolve event"),
     }
+    let row = c.query_one(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1"), &[&id]).await?;
+    let a = row_json(&row);
     Ok(Json(json!({"status": "resolved", "alert_id": id, "alert": Value::Object(a)})))
 }

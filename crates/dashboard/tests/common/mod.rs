@@ -1,14 +1,11 @@
-//! Fixture: a fresh PostgreSQL database with the three schemas (the ingestor's and the
-//! windower's through their migrate functions, the predictor's by executing its migration
-//! file, which is exactly what its migrate function will run), a private NATS server, fixture
-//! rows, and the dashboard serving on a free port.
+//! Fixture: a fresh PostgreSQL database with the real schema (`store::migrate`), a private
+//! NATS server, fixture rows, and the dashboard serving on a free port.
 #![allow(dead_code)]
 
 use dashboard::DashboardConfig;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testkit::{NatsServer, TestDb};
 
-pub const PREDICTOR_SCHEMA: &str = include_str!("../../../predictor/migrations/0001_predictions_alerts.sql");
 
 /// A DNS name and an HTTP path an attacker controls: both would set `window.__xss` if a page
 /// ever rendered them as markup.
@@ -45,9 +42,7 @@ impl Fixture {
         let mut alert_id = 0;
         if schema {
             let mut c = db.client().await.unwrap();
-            ingestor::db::migrate(&mut c).await.unwrap();
-            windower::service::db::migrate(&mut c).await.unwrap();
-            c.batch_execute(PREDICTOR_SCHEMA).await.unwrap();
+            store::migrate(&mut c).await.unwrap();
             alert_id = insert_rows(&c, now).await;
         }
         let port = testkit::free_port();
@@ -228,7 +223,7 @@ pub async fn raise_alert(c: &tokio_postgres::Client, nats: &async_nats::Client, 
         distinct_sources: Some(9600),
         summary: format!("{class} against {key}"),
     };
-    nats.publish(wire::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
+    nats.publish(bus::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
     nats.flush().await.unwrap();
     id
 }

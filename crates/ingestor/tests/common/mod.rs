@@ -53,7 +53,7 @@ impl Running {
 
 pub async fn jetstream(nats: &NatsServer) -> jetstream::Context {
     let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    wire::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
+    bus::streams::ensure_packets_stream(&js, &Default::default()).await.unwrap();
     js
 }
 
@@ -64,15 +64,15 @@ pub async fn publish_raw(js: &jetstream::Context, subject: &str, msg_id: &str, p
 }
 
 pub async fn publish(js: &jetstream::Context, b: &PacketBatch) {
-    publish_raw(js, &wire::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
+    publish_raw(js, &bus::packets_subject(&b.agent_id), &b.batch_id(), b.encode().unwrap()).await;
 }
 
 /// Creates the durable consumer the way the ingestor would, but with a short ack_wait so
 /// tests of redelivery do not wait 30 s.
 pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait: Duration) {
-    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    let stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
     stream
-        .create_consumer(wire::streams::packets_consumer_config(durable, ack_wait, 1024))
+        .create_consumer(bus::streams::packets_consumer_config(durable, ack_wait, 1024))
         .await
         .unwrap();
 }
@@ -94,7 +94,7 @@ pub async fn wait_ingested(js: &jetstream::Context, timeout: Duration) {
 
 /// Waits until the durable consumer has nothing pending nor unacked.
 pub async fn wait_drained(js: &jetstream::Context, durable: &str, timeout: Duration) {
-    let stream = js.get_stream(wire::PACKETS_STREAM).await.unwrap();
+    let stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
     wait_until("consumer drained", timeout, || {
         let stream = stream.clone();
         async move {

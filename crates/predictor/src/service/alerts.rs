@@ -5,51 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use wire::{View, WindowRecord};
 
 use crate::model::{Verdict, NORMAL};
+pub use store::alerts::{AlertDelta, AlertKey};
+pub use wire::alert::{severity, summary};
 use crate::rules::RuleHit;
-
-/// Severity thresholds on the peak confidence (the SQL of the upsert is generated from them).
-pub const SEVERITIES: [(f64, &str); 3] = [(0.9, "CRITICAL"), (0.7, "HIGH"), (0.5, "MEDIUM")];
-
-pub fn severity(peak_confidence: f64) -> &'static str {
-    SEVERITIES.iter().find(|(t, _)| peak_confidence >= *t).map_or("LOW", |(_, s)| s)
-}
-
-/// `CASE WHEN <expr> >= 0.9 THEN 'CRITICAL' ... ELSE 'LOW' END`
-pub fn severity_sql(expr: &str) -> String {
-    let mut s = String::from("CASE");
-    for (t, name) in SEVERITIES {
-        s.push_str(&format!(" WHEN {expr} >= {t} THEN '{name}'"));
-    }
-    s.push_str(" ELSE 'LOW' END");
-    s
-}
-
-/// "syn_flood against 10.0.0.5 from 9,600 sources" (destination view), "port_scan from
-/// 10.0.0.66" (source view).
-pub fn summary(view: View, key: &str, class: &str, distinct_sources: Option<i64>) -> String {
-    match view {
-        View::Destination => match distinct_sources {
-            Some(n) => format!("{class} against {key} from {} source{}", thousands(n), if n == 1 { "" } else { "s" }),
-            None => format!("{class} against {key}"),
-        },
-        View::Source => format!("{class} from {key}"),
-    }
-}
-
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
-}
 
 /// How verdicts become detections.
 #[derive(Debug, Clone)]
@@ -71,36 +29,6 @@ pub fn size_slot(window_size: u32) -> Option<usize> {
         _ => None,
     }
 }
-
-/// What the windows of one batch add to the alert of one (view, key, class).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertDelta {
-    pub first_seen: i64,
-    pub last_seen: i64,
-    pub window_count: i64,
-    pub peak_confidence: f64,
-    pub by_model: bool,
-    pub by_rule: bool,
-    pub packets: [i64; 3],
-    pub bytes: [i64; 3],
-    pub distinct_sources: Option<i64>,
-    pub evidence: serde_json::Map<String, serde_json::Value>,
-    pub rules: BTreeSet<String>,
-    /// (window_start, window_size) of the windows.
-    pub windows: Vec<(i64, i32)>,
-}
-
-impl AlertDelta {
-    pub fn detected_by(&self) -> &'static str {
-        match (self.by_model, self.by_rule) {
-            (true, true) => "both",
-            (false, true) => "rule",
-            _ => "model",
-        }
-    }
-}
-
-pub type AlertKey = (View, String, String);
 
 fn count(w: &WindowRecord, name: &str) -> i64 {
     w.features.get(name).copied().flatten().filter(|v| v.is_finite()).map_or(0, |v| v.max(0.0).round() as i64)
@@ -210,7 +138,7 @@ mod tests {
         assert_eq!(severity(0.75), "HIGH");
         assert_eq!(severity(0.5), "MEDIUM");
         assert_eq!(severity(0.2), "LOW");
-        assert!(severity_sql("x").starts_with("CASE WHEN x >= 0.9 THEN 'CRITICAL'"));
+        assert!(wire::alert::severity_sql("x").starts_with("CASE WHEN x >= 0.9 THEN 'CRITICAL'"));
         assert_eq!(summary(View::Destination, "10.0.0.5", "syn_flood", Some(9600)), "syn_flood against 10.0.0.5 from 9,600 sources");
         assert_eq!(summary(View::Destination, "h", "c", Some(1_234_567)), "c against h from 1,234,567 sources");
         assert_eq!(summary(View::Destination, "h", "c", Some(1)), "c against h from 1 source");

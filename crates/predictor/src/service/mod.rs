@@ -26,29 +26,27 @@
 //! operator ([`resolve_alert`]). A later window of a closed or resolved alert opens a new one.
 
 mod alerts;
-pub mod db;
-mod deadletter;
 pub mod metrics;
 
 pub use alerts::{severity, summary, AlertPolicy};
-pub use db::{resolve_alert, resolve_alert_event};
+pub use store::alerts::{resolve_alert, resolve_alert_event};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
-use futures::{FutureExt, StreamExt};
+use bus::consume::{Handler, LoopOptions};
+use bus::{Backoff, PullConsumer, Shutdown};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+use store::predictions::{self, PredictionRow};
+use store::Reconnecting;
 use tracing::{debug, error, info, warn};
 use wire::{AlertEvent, WindowRecord};
 
 use crate::model::{Model, Verdict, NORMAL};
 use crate::rules::{self, RuleHit, RuleThresholds};
 use metrics as m;
-
-type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -88,7 +86,7 @@ pub struct PredictorServiceConfig {
     /// Period of the `nta_predictor_consumer_pending_messages` refresh.
     pub pending_refresh: Duration,
     /// Limits applied if this process creates `NTA_WINDOWS`.
-    pub stream_limits: wire::streams::StreamLimits,
+    pub stream_limits: bus::streams::StreamLimits,
     /// Recorded with each prediction (`predictions.instance`); default `<host>-<pid>`.
     pub instance: String,
 }
@@ -114,7 +112,7 @@ impl Default for PredictorServiceConfig {
             ack_wait: Duration::from_secs(60),
             max_ack_pending: 20_000,
             pending_refresh: Duration::from_secs(5),
-            stream_limits: wire::streams::StreamLimits::default(),
+            stream_limits: bus::streams::StreamLimits::default(),
             instance: format!("{host}-{}", std::process::id()),
         }
     }
@@ -134,13 +132,19 @@ pub async fn run_with_model(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let shutdown = shutdown.fuse();
-    futures::pin_mut!(shutdown);
+    let mut shutdown = Shutdown::new(shutdown);
     let mut svc = tokio::select! {
         s = Service::start(cfg, model) => s?,
-        _ = &mut shutdown => return Ok(()),
+        _ = shutdown.wait() => return Ok(()),
     };
-    let res = svc.main_loop(&mut shutdown).await;
+    let consumer = svc.consumer.clone();
+    let opts = LoopOptions {
+        stream: bus::WINDOWS_STREAM,
+        max_messages_per_batch: svc.cfg.batch_size,
+        max_chunk: svc.cfg.batch_size,
+        timers: vec![svc.cfg.close_interval],
+    };
+    let res = bus::consume::run(&consumer, &opts, &mut svc, &mut shutdown).await;
     for t in &svc.background {
         t.abort();
     }
@@ -155,8 +159,8 @@ struct Service {
     nats: async_nats::Client,
     js: jetstream::Context,
     consumer: PullConsumer,
-    db: Option<Client>,
-    backoff: Duration,
+    db: Reconnecting,
+    backoff: Backoff,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -168,26 +172,20 @@ struct Item {
 
 impl Service {
     async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
-        let mut client = ingestor::db::connect_creating(&cfg.database_url).await?;
-        db::migrate(&mut client).await.context("migrating the predictor schema")?;
-        let nats = wire::streams::connect(&cfg.nats_url, "nta-predictor").await
+        let client = store::open(&cfg.database_url).await?;
+        let nats = bus::connect(&cfg.nats_url, "nta-predictor").await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let stream =
-            wire::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+            bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
+        bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
                 &cfg.durable,
                 pull::Config {
-                    durable_name: Some(cfg.durable.clone()),
                     description: Some("nta predictor (replicas share it)".into()),
                     deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: cfg.ack_wait,
-                    max_ack_pending: cfg.max_ack_pending,
-                    filter_subject: format!("{}.>", wire::window::WINDOWS_SUBJECT_PREFIX),
-                    ..Default::default()
+                    ..bus::streams::windows_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
                 },
             )
             .await
@@ -203,63 +201,11 @@ impl Service {
             rule_confidence: cfg.rule_confidence,
             quiet_period_secs: cfg.quiet_period.as_secs_f64(),
         };
-        let background = vec![spawn_pending_gauge(consumer.clone(), cfg.pending_refresh)];
-        Ok(Service { cfg, model, policy, nats, js, consumer, db: Some(client), backoff: MIN_BACKOFF, background })
-    }
-
-    async fn main_loop<S: Future<Output = ()> + futures::future::FusedFuture>(
-        &mut self,
-        shutdown: &mut std::pin::Pin<&mut S>,
-    ) -> Result<()> {
-        let mut messages = self.messages().await?;
-        let mut close_tick = tokio::time::interval(self.cfg.close_interval);
-        close_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.as_mut() => {
-                    info!("predictor stopping");
-                    return Ok(());
-                }
-                item = messages.next() => match item {
-                    Some(Ok(msg)) => {
-                        let chunk = wire::consume::take_ready(msg, &mut messages, self.cfg.batch_size);
-                        self.process(chunk).await;
-                    }
-                    Some(Err(e)) => {
-                        warn!(error = %e, "consuming NTA_WINDOWS");
-                        tokio::time::sleep(MIN_BACKOFF).await;
-                    }
-                    None => {
-                        warn!("consumer stream ended; reopening");
-                        tokio::time::sleep(MIN_BACKOFF).await;
-                        messages = self.messages().await?;
-                    }
-                },
-                _ = close_tick.tick() => self.close_quiet().await,
-            }
-        }
-    }
-
-    async fn messages(&self) -> Result<pull::Stream> {
-        let mut tries = 0;
-        loop {
-            match self
-                .consumer
-                .stream()
-                .max_messages_per_batch(self.cfg.batch_size.max(1))
-                .heartbeat(Duration::from_secs(5))
-                .messages()
-                .await
-            {
-                Ok(s) => return Ok(s),
-                Err(e) if tries < 10 => {
-                    warn!(error = %e, "opening the consumer stream");
-                    tries += 1;
-                    tokio::time::sleep(MAX_BACKOFF.min(MIN_BACKOFF * (1 << tries))).await;
-                }
-                Err(e) => bail!("opening the consumer stream: {e}"),
-            }
-        }
+        let background =
+            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh)];
+        let db = Reconnecting::new(cfg.database_url.clone(), client);
+        let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
+        Ok(Service { cfg, model, policy, nats, js, consumer, db, backoff, background })
     }
 
     async fn process(&mut self, chunk: Vec<jetstream::Message>) {
@@ -273,10 +219,7 @@ impl Service {
                     items.push(Item { msg, window });
                 }
                 Err(reason) => {
-                    if let Err(e) = deadletter::dead_letter(&self.js, &msg, &reason).await {
-                        error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
-                        let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
-                    }
+                    bus::deadletter::poison(&self.js, &msg, &reason, "predictor", m::DEADLETTER_TOTAL, MAX_BACKOFF).await;
                 }
             }
         }
@@ -321,7 +264,7 @@ impl Service {
             attempt += 1;
             match self.store(&items, &verdicts, &hits).await {
                 Ok(ev) => {
-                    self.backoff = MIN_BACKOFF;
+                    self.backoff.reset();
                     break Some(ev);
                 }
                 Err(e) => {
@@ -331,14 +274,13 @@ impl Service {
                         break None;
                     }
                     warn!(error = format!("{e:#}"), attempt, "storing predictions failed; retrying");
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(self.backoff.next_delay()).await;
                 }
             }
         };
         let Some(events) = events else {
             for it in &items {
-                let _ = it.msg.ack_with(AckKind::Nak(Some(self.backoff))).await;
+                let _ = it.msg.ack_with(AckKind::Nak(Some(self.backoff.current()))).await;
             }
             return;
         };
@@ -354,7 +296,7 @@ impl Service {
     /// The transaction of one batch; returns the alert events to publish.
     async fn store(&mut self, items: &[Item], verdicts: &[Option<Verdict>], hits: &[Vec<RuleHit>]) -> Result<Vec<AlertEvent>> {
         let model = self.model.clone();
-        let rows: Vec<db::PredictionRow> = items
+        let rows: Vec<PredictionRow> = items
             .iter()
             .zip(verdicts)
             .zip(hits)
@@ -364,7 +306,7 @@ impl Service {
         let policy = self.policy.clone();
         let client = self.db().await?;
         let tx = client.transaction().await?;
-        let new = db::insert_predictions(&tx, &rows, &model.model_version, &instance).await?;
+        let new = predictions::insert_predictions(&tx, &rows, &model.model_version, &instance).await?;
         // The features that decided each window's class, with their values, as model evidence.
         let explain = |w: &WindowRecord, class: &str| -> Vec<(String, f64)> {
             let k = model.classes.iter().position(|c| c == class);
@@ -379,7 +321,7 @@ impl Service {
             &explain,
             &policy,
         );
-        let events = db::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
+        let events = store::alerts::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
         tx.commit().await.context("committing predictions")?;
 
         let dups = items.len() - new.len();
@@ -406,7 +348,7 @@ impl Service {
     async fn close_quiet(&mut self) {
         let quiet = self.cfg.quiet_period.as_secs_f64();
         let res = match self.db().await {
-            Ok(c) => db::close_quiet(c, quiet).await,
+            Ok(c) => store::alerts::close_quiet(c, quiet).await,
             Err(e) => Err(e),
         };
         match res {
@@ -428,7 +370,7 @@ impl Service {
         }
         for e in events {
             let res = match serde_json::to_vec(e) {
-                Ok(body) => self.nats.publish(wire::ALERTS_SUBJECT, body.into()).await.map_err(|e| anyhow!(e)),
+                Ok(body) => self.nats.publish(bus::ALERTS_SUBJECT, body.into()).await.map_err(|e| anyhow!(e)),
                 Err(err) => Err(anyhow!(err)),
             };
             if let Err(err) = res {
@@ -442,14 +384,8 @@ impl Service {
     }
 
     /// The database connection, reconnected if lost.
-    async fn db(&mut self) -> Result<&mut Client> {
-        if self.db.as_ref().is_none_or(|c| c.is_closed()) {
-            self.db = None;
-            let c = ingestor::db::connect_creating(&self.cfg.database_url).await?;
-            info!("reconnected to PostgreSQL");
-            self.db = Some(c);
-        }
-        Ok(self.db.as_mut().unwrap())
+    async fn db(&mut self) -> Result<&mut tokio_postgres::Client> {
+        Ok(self.db.get().await?.0)
     }
 }
 
@@ -461,10 +397,10 @@ fn prediction_row<'a>(
     v: Option<&Verdict>,
     hits: &[RuleHit],
     rule_confidence: f64,
-) -> db::PredictionRow<'a> {
+) -> PredictionRow<'a> {
     let rules: Vec<&'static str> = hits.iter().map(|h| h.rule).collect();
     match v {
-        Some(v) => db::PredictionRow {
+        Some(v) => PredictionRow {
             window: w,
             label: v.label.clone(),
             confidence: v.confidence,
@@ -472,7 +408,7 @@ fn prediction_row<'a>(
             rules,
             decided_by: "model",
         },
-        None => db::PredictionRow {
+        None => PredictionRow {
             window: w,
             label: hits.first().map_or(NORMAL, |h| h.class).to_string(),
             confidence: if hits.is_empty() { 0.0 } else { rule_confidence },
@@ -486,28 +422,19 @@ fn prediction_row<'a>(
 /// Decodes a window, rejecting what cannot be stored or means nothing.
 pub fn decode(payload: &[u8]) -> Result<WindowRecord, String> {
     let w = WindowRecord::decode(payload).map_err(|e| e.to_string())?;
-    if w.key.is_empty() || w.key.len() > 512 || w.key.contains('\0') {
-        return Err(format!("invalid window key {:?}", w.key.chars().take(64).collect::<String>()));
-    }
-    if !(1..=86_400).contains(&w.window_size) {
-        return Err(format!("invalid window size {}", w.window_size));
-    }
-    // Between 1970 and 9999 (PostgreSQL timestamps, and nothing a capture can hold).
-    if !(0..=253_402_300_799).contains(&w.window_start) {
-        return Err(format!("invalid window start {}", w.window_start));
-    }
+    w.validate()?;
     Ok(w)
 }
 
-fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match consumer.info().await {
-                Ok(info) => ::metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
-                Err(e) => debug!(error = %e, "consumer info failed"),
-            }
-        }
-    })
+impl Handler for Service {
+    async fn handle(&mut self, chunk: Vec<jetstream::Message>, _: &mut Shutdown<'_>) -> Result<()> {
+        self.process(chunk).await;
+        Ok(())
+    }
+
+    /// The one timer: close the alerts that went quiet.
+    async fn tick(&mut self, _: usize, _: &mut Shutdown<'_>) -> Result<()> {
+        self.close_quiet().await;
+        Ok(())
+    }
 }

@@ -33,33 +33,33 @@
 //! Poison messages (undecodable, unknown version, impossible timestamps) are copied to
 //! `nta.deadletter` and terminated; they are never held, so they never block acknowledgement.
 
-mod columns;
-pub mod db;
-mod deadletter;
-pub mod failpoint;
 pub mod metrics;
 mod tracker;
 
-pub use columns::FEATURE_COLUMNS;
-pub use failpoint::FAILPOINT_ENV;
+pub use store::windows::FEATURE_COLUMNS;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use async_nats::jetstream::{self, consumer::pull, stream::ConsumerErrorKind, AckKind};
-use futures::{FutureExt, StreamExt};
+use bus::consume::{Handler, LoopOptions};
+use bus::{Backoff, Failpoint, PullConsumer, Shutdown};
 use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+use store::windows::{self as db, Checkpoint};
+use store::Reconnecting;
 use tracing::{debug, error, info, warn};
 use wire::{PacketBatch, WindowRecord};
 
 use crate::{PushOutcome, Windower, WindowerConfig};
-use db::Checkpoint;
-use failpoint::{Failpoint, Point};
 use metrics as m;
 use tracker::{Ends, Tracker};
 
-type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+/// Crash-test hook read once at start (see `bus::failpoint`): `after_publish` aborts after the
+/// closed windows were published to NATS and before they are stored; `after_store` after the
+/// windows and the checkpoint were committed and before the packet batches are acknowledged.
+/// `:N` (e.g. `after_store:3`) aborts at the N-th flush that carries windows.
+pub const FAILPOINT_ENV: &str = "NTA_WINDOWER_FAILPOINT";
+const AFTER_PUBLISH: &str = "after_publish";
+const AFTER_STORE: &str = "after_store";
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -73,7 +73,7 @@ pub struct WindowerServiceConfig {
     pub durable: String,
     pub windower: WindowerConfig,
     /// Limits applied if this process creates `NTA_PACKETS` or `NTA_WINDOWS`.
-    pub stream_limits: wire::streams::StreamLimits,
+    pub stream_limits: bus::streams::StreamLimits,
     /// How often closed windows are collected when no message arrives (processing-time
     /// flushing: idle agents stop holding windows back).
     pub poll_interval: Duration,
@@ -95,7 +95,7 @@ impl Default for WindowerServiceConfig {
             database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
             durable: "nta-windower".into(),
             windower: WindowerConfig::default(),
-            stream_limits: wire::streams::StreamLimits::default(),
+            stream_limits: bus::streams::StreamLimits::default(),
             poll_interval: Duration::from_millis(200),
             ack_wait: Duration::from_secs(600),
             max_ack_pending: 100_000,
@@ -110,14 +110,13 @@ impl Default for WindowerServiceConfig {
 /// (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
 pub async fn run(cfg: WindowerServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
-    let shutdown = shutdown.fuse();
-    futures::pin_mut!(shutdown);
-    let failpoint = Failpoint::from_env();
+    let mut shutdown = Shutdown::new(shutdown);
+    let failpoint = Failpoint::from_env(FAILPOINT_ENV, &[AFTER_PUBLISH, AFTER_STORE]);
     let svc = tokio::select! {
         s = Service::start(cfg, failpoint) => s?,
-        _ = &mut shutdown => return Ok(()),
+        _ = shutdown.wait() => return Ok(()),
     };
-    svc.run(shutdown).await
+    svc.run(&mut shutdown).await
 }
 
 struct Service {
@@ -127,7 +126,7 @@ struct Service {
     js: jetstream::Context,
     consumer: PullConsumer,
     /// Holds the single-instance lock.
-    db: Option<Client>,
+    db: Reconnecting,
     windower: Windower,
     tracker: Tracker<jetstream::Message>,
     /// Last committed checkpoint.
@@ -136,7 +135,7 @@ struct Service {
     resumed: [i64; 3],
     /// Closed windows not yet published and stored.
     unflushed: Vec<WindowRecord>,
-    backoff: Duration,
+    backoff: Backoff,
     stopping: bool,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -155,8 +154,7 @@ impl std::error::Error for LostLock {}
 
 impl Service {
     async fn start(cfg: WindowerServiceConfig, failpoint: Failpoint) -> Result<Service> {
-        let mut client = ingestor::db::connect_creating(&cfg.database_url).await?;
-        db::migrate(&mut client).await.context("migrating the windower schema")?;
+        let client = store::open(&cfg.database_url).await?;
         let mut waited = Instant::now();
         while !db::try_lock_instance(&client, &cfg.durable).await? {
             if waited.elapsed() > Duration::from_secs(10) {
@@ -167,13 +165,13 @@ impl Service {
         }
         let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
 
-        let nats = wire::streams::connect(&cfg.nats_url, "nta-windower").await
+        let nats = bus::connect(&cfg.nats_url, "nta-windower").await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let mut stream =
-            wire::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
-        wire::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        wire::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+            bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
+        bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
+        bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
 
         // Where to replay from: the checkpoint, unless the stream was recreated behind it.
         let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
@@ -202,7 +200,7 @@ impl Service {
             .create_consumer(pull::Config {
                 description: Some("nta windower (recreated at each start from its checkpoint)".into()),
                 deliver_policy,
-                ..wire::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
+                ..bus::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
             })
             .await
             .with_context(|| format!("creating consumer {}", cfg.durable))?;
@@ -214,7 +212,9 @@ impl Service {
         }
         let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
         info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = ?failpoint, "windower started");
-        let background = vec![spawn_pending_gauge(consumer.clone(), cfg.pending_refresh)];
+        let background =
+            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh)];
+        let database_url = cfg.database_url.clone();
         Ok(Service {
             tracker: Tracker::new(replay_seq),
             cfg,
@@ -222,22 +222,26 @@ impl Service {
             nats,
             js,
             consumer,
-            db: Some(client),
+            db: Reconnecting::new(database_url, client),
             windower,
             stored,
             resumed,
             unflushed: Vec::new(),
-            backoff: MIN_BACKOFF,
+            backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
             stopping: false,
             background,
         })
     }
 
-    async fn run<S: Future<Output = ()> + futures::future::FusedFuture>(
-        mut self,
-        mut shutdown: Pin<&mut S>,
-    ) -> Result<()> {
-        let res = self.main_loop(&mut shutdown).await;
+    async fn run(mut self, shutdown: &mut Shutdown<'_>) -> Result<()> {
+        let consumer = self.consumer.clone();
+        let opts = LoopOptions {
+            stream: bus::PACKETS_STREAM,
+            max_messages_per_batch: 500,
+            max_chunk: self.cfg.max_messages_per_step,
+            timers: vec![self.cfg.poll_interval, (self.cfg.ack_wait / 6).max(Duration::from_millis(100))],
+        };
+        let res = bus::consume::run(&consumer, &opts, &mut self, shutdown).await;
         if res.is_ok() {
             // Store and acknowledge what is already closed; open windows are rebuilt at the next
             // start from the batches left unacked.
@@ -252,63 +256,6 @@ impl Service {
         }
         let _ = self.nats.flush().await;
         res
-    }
-
-    async fn main_loop<S: Future<Output = ()> + futures::future::FusedFuture>(
-        &mut self,
-        shutdown: &mut Pin<&mut S>,
-    ) -> Result<()> {
-        let mut messages = self.messages().await?;
-        let mut tick = tokio::time::interval(self.cfg.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let keepalive_every = (self.cfg.ack_wait / 6).max(Duration::from_millis(100));
-        let mut keepalive = tokio::time::interval(keepalive_every);
-        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !self.stopping {
-            tokio::select! {
-                _ = shutdown.as_mut() => {
-                    info!("windower stopping");
-                    break;
-                }
-                item = messages.next() => match item {
-                    Some(Ok(msg)) => {
-                        let chunk = wire::consume::take_ready(msg, &mut messages, self.cfg.max_messages_per_step);
-                        for msg in chunk {
-                            self.on_message(msg).await;
-                        }
-                        self.flush(shutdown).await?;
-                    }
-                    Some(Err(e)) => {
-                        warn!(error = %e, "consuming NTA_PACKETS");
-                        tokio::time::sleep(MIN_BACKOFF).await;
-                    }
-                    None => {
-                        warn!("consumer stream ended; reopening");
-                        tokio::time::sleep(MIN_BACKOFF).await;
-                        messages = self.messages().await?;
-                    }
-                },
-                _ = tick.tick() => self.flush(shutdown).await?,
-                _ = keepalive.tick() => self.keep_alive().await,
-            }
-        }
-        Ok(())
-    }
-
-    async fn messages(&self) -> Result<pull::Stream> {
-        let mut tries = 0;
-        loop {
-            match self.consumer.stream().max_messages_per_batch(500).heartbeat(Duration::from_secs(5)).messages().await
-            {
-                Ok(s) => return Ok(s),
-                Err(e) if tries < 10 => {
-                    warn!(error = %e, "opening the consumer stream");
-                    tries += 1;
-                    tokio::time::sleep(MAX_BACKOFF.min(MIN_BACKOFF * (1 << tries))).await;
-                }
-                Err(e) => bail!("opening the consumer stream: {e}"),
-            }
-        }
     }
 
     async fn on_message(&mut self, msg: jetstream::Message) {
@@ -368,10 +315,7 @@ impl Service {
     }
 
     async fn poison(&self, msg: &jetstream::Message, reason: &str) {
-        if let Err(e) = deadletter::dead_letter(&self.js, msg, reason).await {
-            error!(error = format!("{e:#}"), "cannot dead-letter message; it will be redelivered");
-            let _ = msg.ack_with(AckKind::Nak(Some(MAX_BACKOFF))).await;
-        }
+        bus::deadletter::poison(&self.js, msg, reason, "windower", m::DEADLETTER_TOTAL, MAX_BACKOFF).await;
     }
 
     /// `closed_through` never below the checkpoint resumed from.
@@ -390,31 +334,25 @@ impl Service {
 
     /// Publishes, stores and checkpoints the closed windows, then acks the complete batches;
     /// retried with backoff until it succeeds or shutdown is asked for.
-    async fn flush<S: Future<Output = ()> + futures::future::FusedFuture>(
-        &mut self,
-        shutdown: &mut Pin<&mut S>,
-    ) -> Result<()> {
+    async fn flush(&mut self, shutdown: &mut Shutdown<'_>) -> Result<()> {
         loop {
             let target = self.collect();
             match self.try_flush(target).await {
                 Ok(()) => {
-                    self.backoff = MIN_BACKOFF;
+                    self.backoff.reset();
                     return Ok(());
                 }
                 Err(e) if e.is::<LostLock>() => return Err(e),
                 Err(e) => {
-                    error!(error = format!("{e:#}"), backoff = ?self.backoff, "flushing windows failed; will retry");
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.backoff) => {}
-                        _ = shutdown.as_mut() => {
-                            // Nothing acked: the next start replays and re-emits these windows.
-                            warn!(windows = self.unflushed.len(), "stopping with windows not stored");
-                            self.stopping = true;
-                            self.unflushed.clear();
-                            return Ok(());
-                        }
+                    let delay = self.backoff.next_delay();
+                    error!(error = format!("{e:#}"), backoff = ?delay, "flushing windows failed; will retry");
+                    if !shutdown.sleep(delay).await {
+                        // Nothing acked: the next start replays and re-emits these windows.
+                        warn!(windows = self.unflushed.len(), "stopping with windows not stored");
+                        self.stopping = true;
+                        self.unflushed.clear();
+                        return Ok(());
                     }
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -429,12 +367,9 @@ impl Service {
         }
         let started = Instant::now();
         let has_windows = !self.unflushed.is_empty();
-        if has_windows {
-            self.failpoint.count_flush();
-        }
         publish(&self.js, &self.unflushed).await?;
         if has_windows {
-            self.failpoint.hit(Point::AfterPublish);
+            self.failpoint.hit(AFTER_PUBLISH);
         }
         let durable = self.cfg.durable.clone();
         let windows = std::mem::take(&mut self.unflushed);
@@ -458,7 +393,7 @@ impl Service {
             ::metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
         })?;
         if has_windows {
-            self.failpoint.hit(Point::AfterStore);
+            self.failpoint.hit(AFTER_STORE);
         }
         for w in &self.unflushed {
             ::metrics::counter!(m::WINDOWS_TOTAL, "size" => wire::window::size_token(w.window_size), "view" => w.view.as_str())
@@ -500,17 +435,14 @@ impl Service {
     }
 
     /// The connection holding the instance lock, reconnected (and the lock retaken) if lost.
-    async fn db(&mut self) -> Result<&mut Client> {
-        if self.db.as_ref().is_none_or(|c| c.is_closed()) {
-            self.db = None;
-            let c = ingestor::db::connect_creating(&self.cfg.database_url).await?;
-            if !db::try_lock_instance(&c, &self.cfg.durable).await? {
-                return Err(anyhow::Error::new(LostLock));
-            }
-            info!("reconnected to PostgreSQL");
-            self.db = Some(c);
+    async fn db(&mut self) -> Result<&mut tokio_postgres::Client> {
+        let (client, fresh) = self.db.get().await?;
+        if fresh && !db::try_lock_instance(client, &self.cfg.durable).await? {
+            self.db.reset();
+            return Err(anyhow::Error::new(LostLock));
         }
-        Ok(self.db.as_mut().unwrap())
+        let (client, _) = self.db.get().await?;
+        Ok(client)
     }
 }
 
@@ -518,7 +450,7 @@ impl Service {
 /// dead-letter the same messages).
 fn decode(payload: &[u8]) -> Result<PacketBatch, String> {
     let batch = PacketBatch::decode(payload).map_err(|e| e.to_string())?;
-    ingestor::copy::validate(&batch.records)?;
+    store::packets::validate(&batch.records)?;
     Ok(batch)
 }
 
@@ -530,7 +462,7 @@ async fn publish(js: &jetstream::Context, windows: &[WindowRecord]) -> Result<()
             let mut h = async_nats::HeaderMap::new();
             h.insert("Nats-Msg-Id", w.window_id().as_str());
             let payload = w.encode().context("encoding a window")?;
-            let ack = js.publish_with_headers(w.subject(), h, payload.into()).await.map_err(|e| {
+            let ack = js.publish_with_headers(bus::window_subject(w), h, payload.into()).await.map_err(|e| {
                 ::metrics::counter!(m::PUBLISH_ERRORS_TOTAL).increment(1);
                 anyhow!("publishing window {}: {e}", w.window_id())
             })?;
@@ -546,15 +478,26 @@ async fn publish(js: &jetstream::Context, windows: &[WindowRecord]) -> Result<()
     Ok(())
 }
 
-fn spawn_pending_gauge(mut consumer: PullConsumer, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match consumer.info().await {
-                Ok(info) => ::metrics::gauge!(m::CONSUMER_PENDING_MESSAGES).set(info.num_pending as f64),
-                Err(e) => debug!(error = %e, "consumer info failed"),
+impl Handler for Service {
+    async fn handle(&mut self, chunk: Vec<jetstream::Message>, shutdown: &mut Shutdown<'_>) -> Result<()> {
+        for msg in chunk {
+            self.on_message(msg).await;
+        }
+        self.flush(shutdown).await
+    }
+
+    /// Timer 0: collect and flush what the watermark closed; timer 1: keep held batches alive.
+    async fn tick(&mut self, index: usize, shutdown: &mut Shutdown<'_>) -> Result<()> {
+        match index {
+            0 => self.flush(shutdown).await,
+            _ => {
+                self.keep_alive().await;
+                Ok(())
             }
         }
-    })
+    }
+
+    fn done(&self) -> bool {
+        self.stopping
+    }
 }

@@ -1,5 +1,5 @@
-//! The write path shared by the service and the benchmark: ledger rows and binary COPY of the
-//! new batches' packets in one transaction.
+//! `raw_packets`: the write path of the ingestor and of the ingest benchmark (ledger rows and
+//! binary COPY of the new batches' packets in one transaction), day partitions, retention.
 
 use anyhow::{Context, Result};
 use bytes::{BufMut, BytesMut};
@@ -15,11 +15,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::Client;
 use wire::{MacAddr, PacketRecord};
 
-use crate::db::{day_of_micros, PartitionCache};
-use crate::failpoint::Failpoint;
 
 /// Columns written by COPY, in order (`inserted_at` is left to its default).
-pub(crate) const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, \
+pub const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, \
      tcp_flags, tcp_syn, tcp_ack, tcp_fin, tcp_rst, tcp_psh, seq, ack, icmp_type, icmp_code, arp_op, \
      arp_psrc, arp_pdst, arp_hwsrc, arp_hwdst, dns_query, dns_qname, dns_qtype, dns_response, \
      dns_answer_count, dns_answer_size, http_method, http_path, http_status_code, http_host, \
@@ -80,15 +78,25 @@ pub struct WriteOutcome {
     pub rollup_rows: u64,
 }
 
+/// Points of [`write_batches`] a caller can observe (the crash tests abort there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// The rows are copied, the transaction is not committed yet.
+    Copied,
+    /// The transaction is committed.
+    Committed,
+}
+
 /// Stores `batches` exactly once: ledger insert (skipping batches already there), COPY of the
-/// new ones, commit. Callers ack the messages only after this returns Ok.
+/// new ones, commit; `at` is called at each [`WriteStep`]. Callers ack the messages only after
+/// this returns Ok.
 ///
 /// Batch ids must be distinct within one call.
 pub async fn write_batches(
     client: &mut Client,
     parts: &mut PartitionCache,
     batches: &[BatchIn<'_>],
-    failpoint: Failpoint,
+    at: &(dyn Fn(WriteStep) + Sync),
 ) -> Result<WriteOutcome> {
     let mut out = WriteOutcome::default();
     if batches.is_empty() {
@@ -132,12 +140,12 @@ pub async fn write_batches(
         out.rows = writer.finish().await.context("COPY raw_packets")?;
         out.copy_time = start.elapsed();
     }
-    failpoint.hit(Failpoint::AfterCopy);
+    at(WriteStep::Copied);
 
     let start = Instant::now();
     tx.commit().await.context("commit")?;
     out.commit_time = start.elapsed();
-    failpoint.hit(Failpoint::AfterCommit);
+    at(WriteStep::Committed);
     Ok(out)
 }
 
@@ -187,7 +195,7 @@ async fn write_row(
 
 /// PostgreSQL text cannot hold NUL: a frame with one in, say, a DNS name would otherwise fail
 /// its transaction for ever. NUL becomes U+FFFD; other strings are passed through untouched.
-pub(crate) fn pg_text(s: &str) -> Cow<'_, str> {
+pub fn pg_text(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
         Cow::Owned(s.replace('\0', "\u{FFFD}"))
     } else {
@@ -232,6 +240,81 @@ impl ToSql for PgMac {
     to_sql_checked!();
 }
 
+/// Day number (days since 1970-01-01 UTC) of a timestamp in microseconds since the epoch.
+pub fn day_of_micros(micros: i64) -> i32 {
+    micros.div_euclid(86_400_000_000) as i32
+}
+
+/// Remembers which day partitions exist so the hot path asks PostgreSQL only for new days.
+#[derive(Default)]
+pub struct PartitionCache {
+    known: HashSet<i32>,
+}
+
+impl PartitionCache {
+    /// Creates (outside any data transaction, since creating a partition locks the parent)
+    /// the partitions for `days` not known to exist.
+    pub async fn ensure(&mut self, client: &Client, days: impl IntoIterator<Item = i32>) -> Result<()> {
+        let mut missing: Vec<i32> = days.into_iter().filter(|d| !self.known.contains(d)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for &day in &missing {
+            client
+                .execute("SELECT nta_ensure_raw_partition(DATE '1970-01-01' + $1::integer)", &[&day])
+                .await
+                .with_context(|| format!("creating the raw_packets partition of day {day}"))?;
+        }
+        self.known.extend(missing);
+        Ok(())
+    }
+
+    /// Forgets everything, e.g. after a write failed because retention dropped a partition.
+    pub fn clear(&mut self) {
+        self.known.clear();
+    }
+}
+
+/// Drops the day partitions of `raw_packets` entirely older than `keep_days` days, and the
+/// rollup rows of those days; returns the partitions' names.
+pub async fn drop_expired_partitions(client: &Client, keep_days: u32) -> Result<Vec<String>> {
+    let keep = i32::try_from(keep_days).unwrap_or(i32::MAX);
+    let rows = client.query("SELECT nta_drop_old_raw_partitions($1)", &[&keep]).await?;
+    // The rollup rows of the same days go too (the cutoff is the function's: midnight UTC,
+    // keep_days ago), so no figure outlives the packets it summarises.
+    client
+        .execute(
+            "DELETE FROM traffic_rollup WHERE bucket < \
+             ((((now() AT TIME ZONE 'UTC') - make_interval(days => $1))::date)::timestamp AT TIME ZONE 'UTC')",
+            &[&keep],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Forgets ledger entries (packets' and rollup's) older than `keep`; returns how many went.
+pub async fn prune_ledger(client: &Client, keep: std::time::Duration) -> Result<u64> {
+    let secs = keep.as_secs_f64();
+    Ok(client
+        .execute("DELETE FROM ingested_batches WHERE ingested_at < now() - make_interval(secs => $1)", &[&secs])
+        .await?
+        + client.execute("DELETE FROM rolled_up_batches WHERE rolled_at < now() - make_interval(secs => $1)", &[&secs]).await?)
+}
+
+/// Creates today's and tomorrow's partitions ahead of time so the first batch after midnight
+/// does not pay for (and lock the parent for) a CREATE TABLE.
+pub async fn precreate_partitions(client: &Client) -> Result<()> {
+    client
+        .batch_execute(
+            "SELECT nta_ensure_raw_partition((now() AT TIME ZONE 'UTC')::date);
+             SELECT nta_ensure_raw_partition((now() AT TIME ZONE 'UTC')::date + 1);",
+        )
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +328,8 @@ mod tests {
         assert_eq!(flag_name(0x12), "SYN,ACK");
         assert_eq!(flag_name(0), "");
         assert_eq!(COLUMNS.split(',').count(), TYPES.len());
+        assert_eq!(day_of_micros(0), 0);
+        assert_eq!(day_of_micros(-1), -1);
+        assert_eq!(day_of_micros(86_400_000_000), 1);
     }
 }

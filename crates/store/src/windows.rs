@@ -1,54 +1,14 @@
-//! PostgreSQL side of the service: versioned migrations (own ledger table), the
-//! single-instance lock, the checkpoint, and the idempotent window upsert.
+//! `window_features` and `windower_checkpoint`: the windower's single-instance lock, its
+//! checkpoint, and the idempotent window insert.
 
 use anyhow::{Context, Result};
-use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
-use tracing::info;
 use wire::WindowRecord;
 
-use super::columns::FEATURE_COLUMNS;
 
-/// Embedded migrations, applied in order; a released version is never edited, only followed.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "window_features", include_str!("../../migrations/0001_window_features.sql"))];
-
-/// Advisory lock key serialising concurrent migrations ("NTA_WIND"; the ingestor uses another).
-const MIGRATION_LOCK_KEY: i64 = 0x4e54_415f_5749_4e44;
 /// Class of the session lock that keeps a second windower of the same durable from running.
 const INSTANCE_LOCK_CLASS: i32 = 0x4e54_5749; // "NTWI"
-
-/// Applies the migrations not yet recorded in `windower_schema_migrations`, in one transaction
-/// under an advisory lock.
-pub async fn migrate(client: &mut Client) -> Result<()> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
-    let exists: bool =
-        tx.query_one("SELECT to_regclass('windower_schema_migrations') IS NOT NULL", &[]).await?.get(0);
-    if !exists {
-        tx.batch_execute(
-            "CREATE TABLE windower_schema_migrations (
-                 version    integer PRIMARY KEY,
-                 name       text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-    }
-    let applied: HashSet<i32> =
-        tx.query("SELECT version FROM windower_schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
-    for &(version, name, sql) in MIGRATIONS {
-        if applied.contains(&version) {
-            continue;
-        }
-        tx.batch_execute(sql).await.with_context(|| format!("windower migration {version:04}_{name}"))?;
-        tx.execute("INSERT INTO windower_schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
-            .await?;
-        info!(version, name, "applied windower migration");
-    }
-    tx.commit().await?;
-    Ok(())
-}
 
 /// Tries to take the session lock of `durable` on this connection (released when it closes,
 /// e.g. when the process dies).
@@ -123,7 +83,7 @@ fn insert_sql() -> &'static str {
 }
 
 /// Column-wise form of some windows, ready to bind to [`insert_sql`].
-pub(crate) struct WindowColumns {
+pub struct WindowColumns {
     view: Vec<&'static str>,
     key: Vec<String>,
     start: Vec<i64>,
@@ -180,17 +140,88 @@ pub async fn insert_windows(tx: &Transaction<'_>, windows: &[WindowRecord]) -> R
     tx.execute(&stmt, &params).await.context("inserting windows")
 }
 
+/// The 63 feature columns of `window_features`: the original system's `aggregated_features`
+/// names in its table order. Any other feature goes to `extra` (jsonb).
+pub const FEATURE_COLUMNS: [&str; 63] = [
+    // Generic
+    "packet_count",
+    "packet_rate_pps",
+    "byte_count",
+    "byte_rate_bps",
+    "avg_packet_size",
+    "packet_size_variance",
+    "tcp_count",
+    "udp_count",
+    "icmp_count",
+    "arp_count",
+    "unique_dst_ips",
+    "unique_dst_ports",
+    // TCP / DDoS / scan
+    "tcp_syn_count",
+    "tcp_ack_count",
+    "syn_rate_pps",
+    "syn_ack_rate_pps",
+    "syn_to_synack_ratio",
+    "half_open_count",
+    "sequential_port_count",
+    "scan_rate_pps",
+    "distinct_targets_count",
+    "syn_only_ratio",
+    "icmp_rate_pps",
+    "udp_rate_pps",
+    "udp_dest_port_count",
+    // Brute force
+    "ssh_connection_attempts",
+    "ftp_connection_attempts",
+    "http_login_attempts",
+    "login_request_rate",
+    "failed_login_count",
+    "auth_attempts_per_min",
+    // ARP
+    "arp_request_count",
+    "arp_reply_count",
+    "gratuitous_arp_count",
+    "arp_binding_flap_count",
+    "arp_reply_without_request_count",
+    "unique_macs_per_ip_max",
+    "avg_macs_per_ip",
+    "duplicate_mac_ips",
+    "mac_ip_ratio",
+    "suspicious_mac_changes",
+    // DNS
+    "dns_query_count",
+    "query_rate_qps",
+    "unique_qnames_count",
+    "avg_subdomain_entropy",
+    "pct_high_entropy_queries",
+    "txt_record_count",
+    "avg_answer_size",
+    "distinct_record_types",
+    "avg_query_interval_ms",
+    "avg_subdomain_length",
+    "max_subdomain_length",
+    "avg_label_count",
+    "dns_to_udp_ratio",
+    "udp_port_53_count",
+    // Slowloris
+    "open_conn_count",
+    "avg_conn_duration",
+    "bytes_per_conn",
+    "partial_http_count",
+    "request_completion_ratio",
+    // Port categories
+    "tcp_ports_hit",
+    "udp_ports_hit",
+    "remote_conn_port_hits",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn migration_has_every_feature_column() {
-        let sql = MIGRATIONS[0].2;
-        for name in FEATURE_COLUMNS {
-            assert!(sql.contains(&format!("\n    {name} double precision,")), "{name} missing from the migration");
-        }
-        let distinct: HashSet<_> = FEATURE_COLUMNS.iter().collect();
+    fn columns_are_distinct_and_bound() {
+        let distinct: std::collections::HashSet<_> = FEATURE_COLUMNS.iter().collect();
         assert_eq!(distinct.len(), 63);
         assert!(insert_sql().contains("$68::text[]"));
     }

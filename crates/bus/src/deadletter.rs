@@ -5,20 +5,13 @@
 
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
+use std::time::Duration;
 
-use crate::{DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT, DEADLETTER_SUBJECT_HEADER};
-
-/// Header naming the consumer that gave up on the message.
-pub const DEADLETTER_CONSUMER_HEADER: &str = "Nta-Deadletter-Consumer";
+use crate::subjects::{DEADLETTER_CONSUMER_HEADER, DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT, DEADLETTER_SUBJECT_HEADER};
 
 /// Copies `msg` to the dead-letter subject (waiting for the PubAck), then terminates it.
 /// Returns the sanitised reason that was recorded.
-pub async fn dead_letter(
-    js: &jetstream::Context,
-    msg: &jetstream::Message,
-    reason: &str,
-    consumer: &str,
-) -> Result<String, String> {
+pub async fn dead_letter(js: &jetstream::Context, msg: &jetstream::Message, reason: &str, consumer: &str) -> Result<String, String> {
     let mut headers = HeaderMap::new();
     // Header values cannot hold line breaks; reasons come from error messages.
     let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
@@ -33,4 +26,27 @@ pub async fn dead_letter(
         .map_err(|e| format!("dead letter not acknowledged by JetStream: {e}"))?;
     msg.ack_with(AckKind::Term).await.map_err(|e| format!("terminating message: {e}"))?;
     Ok(reason)
+}
+
+/// A role's handling of a message it can never process: dead-letter it and count it in
+/// `counter`, or, when even that fails, ask for a redelivery after `retry_after` so nothing is
+/// lost.
+pub async fn poison(
+    js: &jetstream::Context,
+    msg: &jetstream::Message,
+    reason: &str,
+    consumer: &str,
+    counter: &'static str,
+    retry_after: Duration,
+) {
+    match dead_letter(js, msg, reason, consumer).await {
+        Ok(reason) => {
+            metrics::counter!(counter).increment(1);
+            tracing::warn!(subject = %msg.subject, reason = %reason, consumer, "message dead-lettered");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, consumer, "cannot dead-letter message; it will be redelivered");
+            let _ = msg.ack_with(AckKind::Nak(Some(retry_after))).await;
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Per-minute and per-hour traffic counts in `traffic_rollup` (migration 0002), so the
+//! Per-minute and per-hour traffic counts in `traffic_rollup` (migration `0002_traffic_rollup.sql`), so the
 //! dashboard's aggregates over hours or days read thousands of rows instead of millions of
 //! packets. The rollup worker is a second durable consumer on `NTA_PACKETS` rather than a step
 //! of the packet transaction: upserting a few thousand shared rows per 8 000 packets halved
@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio_postgres::{Client, Transaction};
 use wire::PacketRecord;
 
-use crate::copy::{ts_micros, BatchIn, WriteOutcome};
+use crate::packets::{ts_micros, BatchIn, WriteOutcome};
 
 /// Adds the counts of the `batches` not yet rolled up, and records their ids, in one
 /// transaction. Callers ack the messages only after this returns Ok.

@@ -1,7 +1,7 @@
 //! Stream creation against a real nats-server whose file store is smaller than the defaults.
 
 use async_nats::jetstream;
-use wire::streams::{ensure_packets_stream, ensure_windows_stream, StreamLimits, DEFAULT_MAX_BYTES};
+use bus::streams::{ensure_packets_stream, ensure_windows_stream, StreamLimits, DEFAULT_MAX_BYTES};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 

@@ -1,20 +1,17 @@
-//! JetStream streams NTA relies on. Every service that writes to or reads from a stream calls
+//! JetStream streams and consumers NTA relies on. Every service that writes to or reads from a stream calls
 //! the matching `ensure_*` at start, so whichever starts first creates it and nobody depends on
 //! a manual set-up step. An existing stream is left as configured by the operator.
 
 use async_nats::jetstream::{self, stream};
 use std::time::Duration;
 
-use crate::{DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX};
+use crate::subjects::{DEADLETTER_STREAM, DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, WINDOWS_STREAM, WINDOWS_SUBJECT_PREFIX};
 
 /// Connects to NATS under a client `name`, waiting for the server rather than failing when a
 /// role starts before it (the client keeps reconnecting afterwards too).
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
 }
-
-/// Stream of dead-lettered messages (kept so they can be inspected and replayed).
-pub const DEADLETTER_STREAM: &str = "NTA_DEADLETTER";
 
 /// Retention limits of the packet and window streams.
 #[derive(Debug, Clone)]
@@ -106,12 +103,21 @@ pub async fn ensure_packets_stream(
 /// Configuration of a durable pull consumer of every agent's batches (`nta.packets.>`) with
 /// explicit acks; callers add what is theirs (deliver policy, description) by struct update.
 pub fn packets_consumer_config(durable: &str, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+    durable_config(durable, format!("{PACKETS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
+}
+
+/// The same for windows of every size (`nta.windows.>`).
+pub fn windows_consumer_config(durable: &str, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+    durable_config(durable, format!("{WINDOWS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
+}
+
+fn durable_config(durable: &str, filter_subject: String, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
     jetstream::consumer::pull::Config {
         durable_name: Some(durable.to_string()),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait,
         max_ack_pending,
-        filter_subject: format!("{PACKETS_SUBJECT_PREFIX}.>"),
+        filter_subject,
         ..Default::default()
     }
 }
@@ -138,8 +144,8 @@ pub async fn ensure_windows_stream(
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
     let config = stream::Config {
-        name: crate::window::WINDOWS_STREAM.to_string(),
-        subjects: vec![format!("{}.>", crate::window::WINDOWS_SUBJECT_PREFIX)],
+        name: WINDOWS_STREAM.to_string(),
+        subjects: vec![format!("{}.>", WINDOWS_SUBJECT_PREFIX)],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: limits.max_age,

@@ -1,101 +1,44 @@
-//! PostgreSQL side of the predictor: versioned migrations (own ledger table), the idempotent
-//! prediction insert, alert upserts, the quiet-period closer and operator resolution.
+//! `alerts` and `alert_windows`: one open alert per (view, key, class), opened or extended by
+//! the predictor's batches, closed after a quiet period, resolved by an operator. Every change
+//! returns the [`AlertEvent`] to publish.
 
 use anyhow::{Context, Result};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, Row, Transaction};
-use tracing::info;
-use wire::{AlertEvent, View, WindowRecord};
+use tokio_postgres::{GenericClient, Row, Transaction};
+use wire::alert::{severity, severity_sql, summary};
+use wire::{AlertEvent, View};
 
-use super::alerts::{self, AlertDelta, AlertKey};
+/// What the windows of one batch add to the alert of one (view, key, class).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertDelta {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub window_count: i64,
+    pub peak_confidence: f64,
+    pub by_model: bool,
+    pub by_rule: bool,
+    pub packets: [i64; 3],
+    pub bytes: [i64; 3],
+    pub distinct_sources: Option<i64>,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub rules: BTreeSet<String>,
+    /// (window_start, window_size) of the windows.
+    pub windows: Vec<(i64, i32)>,
+}
 
-/// Embedded migrations, applied in order; a released version is never edited, only followed.
-const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "predictions_alerts", include_str!("../../migrations/0001_predictions_alerts.sql")),
-    (2, "predictor_service", include_str!("../../migrations/0002_predictor_service.sql")),
-];
-
-/// Advisory lock key serialising concurrent migrations ("NTA_PRED").
-const MIGRATION_LOCK_KEY: i64 = 0x4e54_415f_5052_4544;
-
-/// Applies the migrations not yet recorded in `predictor_schema_migrations`, in one
-/// transaction under an advisory lock (several predictors may start at once).
-pub async fn migrate(client: &mut Client) -> Result<()> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS predictor_schema_migrations (
-             version    integer PRIMARY KEY,
-             name       text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .await?;
-    let applied: HashSet<i32> =
-        tx.query("SELECT version FROM predictor_schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
-    for &(version, name, sql) in MIGRATIONS {
-        if applied.contains(&version) {
-            continue;
+impl AlertDelta {
+    pub fn detected_by(&self) -> &'static str {
+        match (self.by_model, self.by_rule) {
+            (true, true) => "both",
+            (false, true) => "rule",
+            _ => "model",
         }
-        tx.batch_execute(sql).await.with_context(|| format!("predictor migration {version:04}_{name}"))?;
-        tx.execute("INSERT INTO predictor_schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
-            .await?;
-        info!(version, name, "applied predictor migration");
     }
-    tx.commit().await?;
-    Ok(())
 }
 
-/// One window's row of `predictions`.
-pub struct PredictionRow<'a> {
-    pub window: &'a WindowRecord,
-    pub label: String,
-    pub confidence: f64,
-    pub probabilities: serde_json::Value,
-    pub rules: Vec<&'static str>,
-    /// "model" or "rules".
-    pub decided_by: &'static str,
-}
+pub type AlertKey = (View, String, String);
 
-/// Inserts the predictions (`ON CONFLICT DO NOTHING`); returns the indices of the rows that
-/// were new (a redelivered window, or one another replica already did, is not new).
-pub async fn insert_predictions(
-    tx: &Transaction<'_>,
-    rows: &[PredictionRow<'_>],
-    model_version: &str,
-    instance: &str,
-) -> Result<Vec<usize>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let view: Vec<&str> = rows.iter().map(|r| r.window.view.as_str()).collect();
-    let key: Vec<&str> = rows.iter().map(|r| r.window.key.as_str()).collect();
-    let start: Vec<i64> = rows.iter().map(|r| r.window.window_start).collect();
-    let size: Vec<i32> = rows.iter().map(|r| i32::try_from(r.window.window_size).unwrap_or(i32::MAX)).collect();
-    let label: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-    let conf: Vec<f64> = rows.iter().map(|r| r.confidence).collect();
-    let proba: Vec<String> = rows.iter().map(|r| r.probabilities.to_string()).collect();
-    let rules: Vec<String> = rows.iter().map(|r| r.rules.join(",")).collect();
-    let decided: Vec<&str> = rows.iter().map(|r| r.decided_by).collect();
-    let returned = tx
-        .query(
-            "INSERT INTO predictions (view, key, window_start, window_size, label, confidence, probabilities,
-                                      model_version, rules, decided_by, instance)
-             SELECT v, k, to_timestamp(s), z, l, c, p::jsonb, $8, string_to_array(r, ','), d, $11
-             FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], $5::text[], $6::float8[], $7::text[],
-                         $9::text[], $10::text[]) AS t(v, k, s, z, l, c, p, r, d)
-             ON CONFLICT DO NOTHING
-             RETURNING view, key, extract(epoch FROM window_start)::int8, window_size",
-            &[&view, &key, &start, &size, &label, &conf, &proba, &model_version, &rules, &decided, &instance],
-        )
-        .await
-        .context("inserting predictions")?;
-    let new: HashSet<(String, String, i64, i32)> =
-        returned.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
-    Ok((0..rows.len())
-        .filter(|&i| new.contains(&(view[i].to_string(), key[i].to_string(), start[i], size[i])))
-        .collect())
-}
 
 /// Columns of an alert, in the order [`event_from_row`] reads them.
 const EVENT_COLS: &str = "id, view, key, class, state, severity, detected_by,
@@ -135,7 +78,7 @@ fn upsert_sql() -> &'static str {
                  updated_at = now()
              RETURNING (xmax = 0), {EVENT_COLS}",
             window_count = sum("window_count"),
-            severity = alerts::severity_sql("GREATEST(a.peak_confidence, EXCLUDED.peak_confidence)"),
+            severity = severity_sql("GREATEST(a.peak_confidence, EXCLUDED.peak_confidence)"),
             p5 = sum("packets_5"),
             b5 = sum("bytes_5"),
             p30 = sum("packets_30"),
@@ -177,7 +120,7 @@ pub async fn apply_alerts(
     let mut events = Vec::new();
     for (k, d) in deltas {
         events.extend(close_if_gap(tx, k, d.first_seen, quiet_secs).await?);
-        let summary = alerts::summary(k.0, &k.1, &k.2, d.distinct_sources);
+        let summary_text = summary(k.0, &k.1, &k.2, d.distinct_sources);
         let rules: Vec<&str> = d.rules.iter().map(String::as_str).collect();
         let evidence = serde_json::Value::Object(d.evidence.clone());
         let distinct = d.distinct_sources.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
@@ -188,7 +131,7 @@ pub async fn apply_alerts(
             &k.0.as_str(),
             &k.1,
             &k.2,
-            &alerts::severity(d.peak_confidence),
+            &severity(d.peak_confidence),
             &d.detected_by(),
             &(d.first_seen as f64),
             &(d.last_seen as f64),
@@ -201,7 +144,7 @@ pub async fn apply_alerts(
             &d.packets[2],
             &d.bytes[2],
             &distinct,
-            &summary,
+            &summary_text,
             &evidence,
             &mv,
             &rules,
@@ -210,7 +153,7 @@ pub async fn apply_alerts(
         let inserted: bool = row.get(0);
         // Columns after the `inserted` flag.
         let mut ev = event_from_row_offset(&row, 1, if inserted { "opened" } else { "updated" });
-        let want = alerts::summary(k.0, &k.1, &k.2, ev.distinct_sources);
+        let want = summary(k.0, &k.1, &k.2, ev.distinct_sources);
         if want != ev.summary {
             tx.execute("UPDATE alerts SET summary = $2 WHERE id = $1", &[&ev.id, &want]).await?;
             ev.summary = want;

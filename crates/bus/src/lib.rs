@@ -1,0 +1,15 @@
+//! The one owner of NATS plumbing: connecting, the JetStream streams and consumers NTA relies
+//! on ([`streams`]), their names ([`subjects`]), the consumer loop ([`consume`]), poison
+//! messages ([`deadletter`]) and the crash-test hooks ([`failpoint`]). Message types stay in
+//! `wire`; what a role does with a message stays in the role.
+
+pub mod consume;
+pub mod deadletter;
+pub mod failpoint;
+pub mod streams;
+pub mod subjects;
+
+pub use consume::{Backoff, PullConsumer, Shutdown};
+pub use failpoint::Failpoint;
+pub use streams::{connect, StreamLimits};
+pub use subjects::*;

@@ -1,0 +1,35 @@
+//! Names on the NATS side: streams, subjects and headers every role agrees on.
+
+use wire::WindowRecord;
+
+/// Stream holding packet batches published by agents.
+pub const PACKETS_STREAM: &str = "NTA_PACKETS";
+/// Agents publish on `nta.packets.<agent_id>`.
+pub const PACKETS_SUBJECT_PREFIX: &str = "nta.packets";
+/// Stream of closed windows.
+pub const WINDOWS_STREAM: &str = "NTA_WINDOWS";
+/// Windows are published on `nta.windows.5s`, `nta.windows.30s` and `nta.windows.3m`.
+pub const WINDOWS_SUBJECT_PREFIX: &str = "nta.windows";
+/// Subject of alert events (an alert opened, updated, resolved or closed).
+pub const ALERTS_SUBJECT: &str = "nta.alerts";
+/// Messages a consumer cannot decode are copied here (with the original subject and a reason
+/// in headers) before being terminated, so a poison message never stalls a consumer.
+pub const DEADLETTER_SUBJECT: &str = "nta.deadletter";
+/// Stream of dead-lettered messages (kept so they can be inspected and replayed).
+pub const DEADLETTER_STREAM: &str = "NTA_DEADLETTER";
+/// Header naming why a message was dead-lettered.
+pub const DEADLETTER_REASON_HEADER: &str = "Nta-Deadletter-Reason";
+/// Header naming the subject a dead-lettered message was first published on.
+pub const DEADLETTER_SUBJECT_HEADER: &str = "Nta-Original-Subject";
+/// Header naming the consumer that gave up on the message.
+pub const DEADLETTER_CONSUMER_HEADER: &str = "Nta-Deadletter-Consumer";
+
+/// Subject an agent publishes its batches on.
+pub fn packets_subject(agent_id: &str) -> String {
+    format!("{PACKETS_SUBJECT_PREFIX}.{agent_id}")
+}
+
+/// Subject of a window: `nta.windows.<5s|30s|3m>`.
+pub fn window_subject(w: &WindowRecord) -> String {
+    format!("{WINDOWS_SUBJECT_PREFIX}.{}", wire::window::size_token(w.window_size))
+}
