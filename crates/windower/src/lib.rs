@@ -77,7 +77,7 @@ pub mod state;
 
 pub use bench::run_window_bench;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
-pub use features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
+pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 pub use level::{direct_window, ClosedWindow};
 pub use offline::{analyze_file, for_each_record, records_from_file};
 

@@ -5,6 +5,7 @@
 mod record;
 pub mod consume;
 pub mod deadletter;
+pub mod features;
 pub mod streams;
 pub mod time;
 pub mod window;

@@ -27,11 +27,7 @@ pub use crate::model::CLASSES;
 /// Feature names of a view's model, in column order (`window_size` included: the same
 /// behaviour looks different in 5 s and 3 min windows).
 pub fn feature_names(view: View) -> Vec<String> {
-    let base: Vec<&str> = match view {
-        View::Source => windower::ORIGINAL_FEATURES.iter().chain(windower::EXTRA_SOURCE_FEATURES.iter()).copied().collect(),
-        View::Destination => windower::DESTINATION_FEATURES.to_vec(),
-    };
-    base.into_iter().map(String::from).chain(std::iter::once("window_size".to_string())).collect()
+    wire::features::names(view).map(String::from).chain(std::iter::once("window_size".to_string())).collect()
 }
 
 /// One window's feature row in `names` order, exactly as the predictor builds it

@@ -1,5 +1,6 @@
-//! The 63 feature columns of `window_features`: the original's `aggregated_features` names
-//! (seed reference, sections 2.2 and 3.5), in table order. Any other feature goes to `extra`.
+//! The 63 feature columns of `window_features`: the names of
+//! [`wire::features::ORIGINAL_FEATURES`] (the original analyzer's `aggregated_features` table),
+//! in this table's column order. Any other feature goes to `extra`.
 
 pub const FEATURE_COLUMNS: [&str; 63] = [
     // Generic
@@ -73,3 +74,15 @@ pub const FEATURE_COLUMNS: [&str; 63] = [
     "udp_ports_hit",
     "remote_conn_port_hits",
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_are_the_original_features() {
+        let mut columns = super::FEATURE_COLUMNS.to_vec();
+        let mut names = wire::features::ORIGINAL_FEATURES.to_vec();
+        columns.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(columns, names);
+    }
+}
