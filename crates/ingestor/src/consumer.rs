@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use tracing::{debug, error, info, warn};
 use wire::PacketBatch;
 
-use crate::copy::{validate, write_batches, BatchIn, WriteOutcome};
+use crate::copy::{write_batches, BatchIn, WriteOutcome};
 use crate::db::{self, PartitionCache};
 use crate::deadletter::dead_letter;
 use crate::failpoint::Failpoint;
@@ -174,7 +174,7 @@ impl Worker {
         for msg in msgs {
             let checked = PacketBatch::decode(&msg.payload)
                 .map_err(|e| e.to_string())
-                .and_then(|b| validate(&b.records).map(|()| b));
+                .and_then(|b| b.validate().map_err(|e| e.to_string()).map(|()| b));
             match checked {
                 Ok(batch) => decoded.push((msg, batch)),
                 Err(reason) => self.poison(&msg, &reason).await,

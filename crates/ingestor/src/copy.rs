@@ -47,20 +47,6 @@ pub fn ts_micros(ts: f64) -> Option<i64> {
     (ts.is_finite() && (MIN_TS..=MAX_TS).contains(&ts)).then(|| (ts * 1e6).round() as i64)
 }
 
-/// Checks what PostgreSQL would reject deterministically, so such a batch is dead-lettered
-/// instead of failing its transaction for ever.
-pub fn validate(records: &[PacketRecord]) -> Result<(), String> {
-    for (i, r) in records.iter().enumerate() {
-        if ts_micros(r.timestamp).is_none() {
-            return Err(format!("record {i}: timestamp {} out of range", r.timestamp));
-        }
-    }
-    if records.len() > i32::MAX as usize {
-        return Err("too many records".into());
-    }
-    Ok(())
-}
-
 /// One batch to store.
 pub struct BatchIn<'a> {
     pub batch_id: Cow<'a, str>,
@@ -147,7 +133,7 @@ async fn write_row(
     idx: i32,
     r: &PacketRecord,
 ) -> Result<(), tokio_postgres::Error> {
-    // validate() ran on every batch, so the timestamp is in range here.
+    // PacketBatch::validate ran on every batch, so the timestamp is in range here.
     let ts = PgTimestamp(ts_micros(r.timestamp).unwrap_or(0));
     let length = i32::try_from(r.length).unwrap_or(i32::MAX);
     let src_port = r.src_port.map(i32::from);
