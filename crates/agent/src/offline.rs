@@ -75,7 +75,7 @@ pub fn decode_file(path: &Path, format: OutputFormat, out: &mut dyn Write) -> Re
             }
             Err(e) => {
                 stats.malformed += 1;
-                metrics::counter!("nta_agent_frames_malformed_total", "kind" => e.kind())
+                metrics::counter!("nta_agent_frames_malformed_total", "reason" => e.kind())
                     .increment(1);
                 tracing::debug!(frame = stats.frames, error = %e, "skipping malformed frame");
             }
