@@ -2,44 +2,22 @@
 //! capture), and the offline "file -> windows" path used by `nta analyze` and training.
 
 use crate::{windows_from_records_with_stats, WindowerConfig, WindowerStats};
-use agent::decode::Decoder;
-use agent::source::{Next, Source};
 use anyhow::{bail, Result};
 use std::path::Path;
 use wire::{PacketRecord, WindowRecord};
 
-/// Calls `f` for every decodable frame of `path`, in file order. Malformed frames are skipped
-/// (as `nta decode` does); a file damaged part-way ends the read early with a warning.
-pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord)) -> Result<()> {
-    let mut source = Source::open_file(path)?;
-    if !Decoder::supports(source.linktype) {
-        bail!("{}: unsupported link type {}", path.display(), source.linktype);
-    }
-    let decoder = Decoder::new(source.linktype);
-    let interface = source.interface.clone();
-    loop {
-        let frame = match source.next_frame() {
-            Ok(Next::Frame(fr)) => fr,
-            Ok(Next::Idle) => continue,
-            Ok(Next::End) => break,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = format!("{e:#}"), "capture ends early");
-                break;
-            }
-        };
-        if let Ok(mut rec) = decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
-            rec.interface = interface.clone();
-            f(rec);
-        }
-    }
-    Ok(())
-}
+pub use agent::records::records_from_file;
 
-/// Every decodable record of a capture file.
-pub fn records_from_file(path: &Path) -> Result<Vec<PacketRecord>> {
-    let mut v = Vec::new();
-    for_each_record(path, |r| v.push(r))?;
-    Ok(v)
+/// Calls `f` for every decodable frame of `path`, in file order (see
+/// [`agent::records::for_each_record`]); a file damaged part-way ends the read early with a
+/// warning.
+pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord)) -> Result<()> {
+    agent::records::for_each_record(path, |r| {
+        f(r);
+        Ok(())
+    })?
+    .warn_on_file_error(path);
+    Ok(())
 }
 
 /// Windows of a capture file (single agent, everything closed at the end), and the counters.
