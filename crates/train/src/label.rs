@@ -27,7 +27,8 @@ pub struct CaptureLabels<'a> {
 }
 
 impl<'a> CaptureLabels<'a> {
-    /// `records` are the capture's packets (for ARP claims).
+    /// `records`: the capture's packets, of which only ARP frames with a sender MAC and address
+    /// are read (for the claims).
     pub fn new(intervals: Vec<&'a Interval>, records: &[PacketRecord]) -> CaptureLabels<'a> {
         let mut known = HashSet::new();
         for iv in &intervals {
