@@ -13,4 +13,3 @@ pub mod service;
 pub use records::{for_each_record, records_from_file, FileStats, FrameDecoder};
 pub use service::{run, AgentConfig, AgentSummary, Input};
 pub mod offline;
-pub mod bench;

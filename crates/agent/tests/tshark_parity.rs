@@ -439,7 +439,7 @@ fn decoder_matches_tshark_on_every_shared_capture() {
 fn decoder_matches_tshark_on_generated_capture() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.pcap");
-    agent::bench::generate_capture(&path, 4000).unwrap();
+    bench::generate_capture(&path, 4000).unwrap();
     let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
     let total = compare_file(&path, &mut diffs, &mut seen);
     report(&diffs, total);

@@ -16,18 +16,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
         Command::Bench(BenchCommand::Windows { packets, sources }) => {
-            let report = tokio::task::spawn_blocking(move || windower::run_window_bench(packets, sources)).await?;
+            let report = tokio::task::spawn_blocking(move || bench::run_window_bench(packets, sources)).await?;
             println!("{report}");
             Ok(())
         }
         Command::Bench(BenchCommand::Decode { file, frames }) => {
             let report =
-                tokio::task::spawn_blocking(move || agent::bench::run_decode_bench(frames, file.as_deref())).await??;
+                tokio::task::spawn_blocking(move || bench::run_decode_bench(frames, file.as_deref())).await??;
             println!("{report}");
             Ok(())
         }
         Command::Bench(BenchCommand::GenPcap { frames, output }) => {
-            tokio::task::spawn_blocking(move || agent::bench::generate_capture(&output, frames)).await??;
+            tokio::task::spawn_blocking(move || bench::generate_capture(&output, frames)).await??;
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest { rows, database_url }) => {

@@ -66,7 +66,6 @@
 pub mod service;
 
 pub mod arp;
-mod bench;
 pub mod dns;
 mod engine;
 pub mod features;
@@ -75,7 +74,6 @@ pub mod level;
 pub mod sketch;
 pub mod state;
 
-pub use bench::run_window_bench;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
 pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 pub use level::{direct_window, ClosedWindow};
