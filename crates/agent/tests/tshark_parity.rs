@@ -358,7 +358,7 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
                 continue;
             }
             if k == "dns_qname" {
-                let strip = |v: &serde_json::Value| v.as_str().map(|s| strip_undecodable(s));
+                let strip = |v: &serde_json::Value| v.as_str().map(strip_undecodable);
                 if strip(ov).is_some() && strip(ov) == strip(ev) {
                     continue; // rule 5
                 }

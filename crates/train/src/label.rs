@@ -63,8 +63,8 @@ impl<'a> CaptureLabels<'a> {
                 View::Source if iv.class == "arp_spoof" => {
                     self.arp_claims.get(&i).is_some_and(|c| c.contains(&w.key))
                 }
-                View::Source => !iv.spoofed && iv.attacker_ips.iter().any(|a| *a == w.key),
-                View::Destination => FLOODS.contains(&iv.class.as_str()) && iv.target_ips.iter().any(|t| *t == w.key),
+                View::Source => !iv.spoofed && iv.attacker_ips.contains(&w.key),
+                View::Destination => FLOODS.contains(&iv.class.as_str()) && iv.target_ips.contains(&w.key),
             };
             if hit {
                 return Some(iv.class.as_str());
