@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::PacketBatch;
 
-use crate::decode::Decoder;
 use crate::queue::{Outgoing, SendQueue};
+use crate::records::FrameDecoder;
 use crate::source::{Next, Source};
 
 /// When a batch is cut.
@@ -112,8 +112,7 @@ pub fn run_capture(
     queue: &SendQueue,
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
-    let decoder = Decoder::new(source.linktype);
-    let interface = source.interface.clone();
+    let frames = FrameDecoder::for_source(&source);
     let mut batcher = Batcher::new(agent_id, boot_id, policy);
     let mut summary = CaptureSummary::default();
     let mut pacing: Option<(f64, Instant)> = None;
@@ -144,18 +143,13 @@ pub fn run_capture(
         if realtime {
             pace(&mut pacing, frame.timestamp, stop);
         }
-        match decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
-            Ok(mut rec) => {
-                rec.interface = interface.clone();
+        match frames.record(&frame, summary.frames) {
+            Some(rec) => {
                 summary.decoded += 1;
                 counter!("nta_agent_frames_decoded_total").increment(1);
                 batcher.push(rec, queue)?;
             }
-            Err(e) => {
-                summary.malformed += 1;
-                counter!("nta_agent_frames_malformed_total", "reason" => e.kind()).increment(1);
-                tracing::debug!(frame = summary.frames, error = %e, "skipping malformed frame");
-            }
+            None => summary.malformed += 1,
         }
         if batcher.due() {
             batcher.flush(queue)?;

@@ -358,7 +358,7 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
                 continue;
             }
             if k == "dns_qname" {
-                let strip = |v: &serde_json::Value| v.as_str().map(|s| strip_undecodable(s));
+                let strip = |v: &serde_json::Value| v.as_str().map(strip_undecodable);
                 if strip(ov).is_some() && strip(ov) == strip(ev) {
                     continue; // rule 5
                 }
@@ -439,7 +439,7 @@ fn decoder_matches_tshark_on_every_shared_capture() {
 fn decoder_matches_tshark_on_generated_capture() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.pcap");
-    agent::bench::generate_capture(&path, 4000).unwrap();
+    bench::generate_capture(&path, 4000).unwrap();
     let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
     let total = compare_file(&path, &mut diffs, &mut seen);
     report(&diffs, total);

@@ -1,4 +1,4 @@
-//! Web dashboard and JSON API (issue 5), served by `nta run --target dashboard`.
+//! Web dashboard and JSON API, served by `nta run --target dashboard`.
 //!
 //! * Pages (one embedded single-page app, no build step, no CDN): overview, alerts (live over
 //!   Server-Sent Events fed from NATS `nta.alerts`), alert detail, hosts, packets.

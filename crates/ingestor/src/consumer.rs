@@ -16,7 +16,7 @@ use wire::PacketBatch;
 
 use bus::{Backoff, Failpoint, PullConsumer};
 use store::conn as db;
-use store::packets::{validate, write_batches, BatchIn, PartitionCache, WriteOutcome, WriteStep};
+use store::packets::{write_batches, BatchIn, PartitionCache, WriteOutcome, WriteStep};
 
 use crate::metrics as m;
 use crate::IngestorConfig;
@@ -171,7 +171,7 @@ impl Worker {
         for msg in msgs {
             let checked = PacketBatch::decode(&msg.payload)
                 .map_err(|e| e.to_string())
-                .and_then(|b| validate(&b.records).map(|()| b));
+                .and_then(|b| b.validate().map_err(|e| e.to_string()).map(|()| b));
             match checked {
                 Ok(batch) => decoded.push((msg, batch)),
                 Err(reason) => self.poison(&msg, &reason).await,

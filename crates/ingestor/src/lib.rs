@@ -8,14 +8,12 @@
 //! skipped". Several ingestors may share one durable consumer: the ledger's primary key makes a
 //! second transaction holding the same batch wait for the first and then skip it.
 
-pub mod bench;
 mod consumer;
 pub mod metrics;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use bench::run_ingest_bench;
 /// Crash-test hook read once at start: `after_copy` aborts after the COPY and before the
 /// commit, `after_commit` after the commit and before the acks (see `bus::failpoint`).
 pub const FAILPOINT_ENV: &str = "NTA_INGESTOR_FAILPOINT";

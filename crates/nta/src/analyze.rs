@@ -1,13 +1,14 @@
 //! `nta analyze FILE`: the whole detection offline, in one process, no NATS or PostgreSQL:
-//! decode -> windows (the windower library) -> model and rule verdicts (the predictor library),
-//! the same code paths as the services.
+//! decode (the agent's reader) -> windows (the windower library; composed by
+//! `train::windows_from_file`) -> model and rule verdicts (the predictor library), the same
+//! code paths as the services.
 
 use anyhow::{Context, Result};
 use predictor::model::{Model, Verdict};
 use predictor::rules::{self, RuleHit, RuleThresholds};
 use std::collections::BTreeMap;
 use std::io::Write;
-use wire::{PacketRecord, WindowRecord};
+use wire::WindowRecord;
 
 use crate::cli::{AnalyzeArgs, AnalyzeFormat};
 
@@ -93,18 +94,9 @@ fn windows_with_progress(path: &std::path::Path) -> Result<(Vec<WindowRecord>, w
         indicatif::ProgressStyle::with_template("{spinner} {human_pos} records ({per_sec}) {elapsed}").expect("template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let (tx, rx) = std::sync::mpsc::sync_channel::<PacketRecord>(4096);
-    let p = path.to_path_buf();
-    let reader = std::thread::spawn(move || {
-        windower::for_each_record(&p, |r| {
-            let _ = tx.send(r);
-        })
-    });
-    let counted = rx.into_iter().inspect(|_| bar.inc(1));
-    let out = windower::windows_from_records_with_stats(counted, &windower::WindowerConfig::default());
+    let out = train::windows_from_file(path, &windower::WindowerConfig::default(), |_| bar.inc(1));
     bar.finish_and_clear();
-    reader.join().map_err(|_| anyhow::anyhow!("capture reader panicked"))??;
-    Ok(out)
+    out
 }
 
 /// One JSON line per window; `src_ip` names the key in either view (as the original's column).

@@ -16,24 +16,24 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
         Command::Bench(BenchCommand::Windows { packets, sources }) => {
-            let report = tokio::task::spawn_blocking(move || windower::run_window_bench(packets, sources)).await?;
+            let report = tokio::task::spawn_blocking(move || bench::run_window_bench(packets, sources)).await?;
             println!("{report}");
             Ok(())
         }
         Command::Bench(BenchCommand::Decode { file, frames }) => {
             let report =
-                tokio::task::spawn_blocking(move || agent::bench::run_decode_bench(frames, file.as_deref())).await??;
+                tokio::task::spawn_blocking(move || bench::run_decode_bench(frames, file.as_deref())).await??;
             println!("{report}");
             Ok(())
         }
         Command::Bench(BenchCommand::GenPcap { frames, output }) => {
-            tokio::task::spawn_blocking(move || agent::bench::generate_capture(&output, frames)).await??;
+            tokio::task::spawn_blocking(move || bench::generate_capture(&output, frames)).await??;
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest { rows, database_url }) => {
             let file = FileConfig::load(cli.config.as_deref())?;
             let url = database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-            println!("{}", ingestor::bench::run_ingest_bench(&url, rows).await?);
+            println!("{}", bench::run_ingest_bench(&url, rows).await?);
             Ok(())
         }
     }

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use predictor::model::{Model, ViewModel};
-use predictor::train::{self as tr, CLASSES};
+use train::{self as tr, CLASSES};
 use predictor::ForestParams;
 use wire::View;
 

@@ -97,6 +97,13 @@ impl ViewModel {
         Ok(())
     }
 
+    /// The features this forest reads that windows of `view` never carry (see
+    /// [`wire::features::names`]): always NaN, so most likely a model trained on other names.
+    pub fn unknown_features(&self, view: View) -> Vec<&str> {
+        let known: Vec<&str> = wire::features::names(view).chain([WINDOW_SIZE_FEATURE]).collect();
+        self.features.iter().map(String::as_str).filter(|f| !known.contains(f)).collect()
+    }
+
     /// The rows of `windows` in this forest's feature order (NaN where missing).
     pub fn matrix<W: Borrow<WindowRecord>>(&self, windows: &[W]) -> Array2<f64> {
         feature_matrix(&self.features, windows)
@@ -294,6 +301,15 @@ impl Model {
             None => default_model_path()?,
         };
         let m = Model::load(&path).map_err(|e| anyhow::anyhow!("loading model {}: {e}", path.display()))?;
+        for view in [View::Source, View::Destination] {
+            let unknown = m.view(view).map(|vm| vm.unknown_features(view)).unwrap_or_default();
+            if !unknown.is_empty() {
+                tracing::warn!(
+                    model = %path.display(), view = view.as_str(), ?unknown,
+                    "the model reads features windows of this view never carry (always missing)"
+                );
+            }
+        }
         Ok(m)
     }
 
@@ -444,5 +460,13 @@ mod tests {
         assert!(ViewModel::new(feats, vm.forest.clone()).is_err());
         assert!(ViewModel::new(vec!["a".into()], vm.forest).is_err());
         assert_eq!(compact_utc(1_427_726_689), "20150330T144449Z");
+    }
+
+    #[test]
+    fn names_features_windows_never_carry() {
+        let vm = tiny_model().destination.unwrap();
+        // `syn_rate_pps` is a source-view feature; destination windows carry `syn_in_rate_pps`.
+        assert_eq!(vm.unknown_features(View::Destination), ["syn_rate_pps", "avg_answer_size"]);
+        assert!(vm.unknown_features(View::Source).is_empty());
     }
 }

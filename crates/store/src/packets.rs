@@ -32,31 +32,13 @@ const TYPES: [Type; 39] = [
     Type::TEXT, Type::TEXT, Type::INT4, Type::MACADDR, Type::MACADDR, Type::INT4,
 ];
 
-/// Timestamps outside this range (years 1900..=9999) are rejected at decode time: they are
-/// corrupt, and would otherwise create absurd partitions or overflow PostgreSQL's range.
-const MIN_TS: f64 = -2_208_988_800.0;
-const MAX_TS: f64 = 253_402_300_799.0;
-
 /// Microseconds between 1970-01-01 and PostgreSQL's 2000-01-01 epoch.
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
-/// Epoch seconds -> microseconds, or `None` when the value cannot be a capture time.
+/// Epoch seconds -> microseconds, or `None` when the value cannot be a capture time (outside
+/// the range `PacketBatch::validate` accepts: corrupt, and it would create absurd partitions).
 pub fn ts_micros(ts: f64) -> Option<i64> {
-    (ts.is_finite() && (MIN_TS..=MAX_TS).contains(&ts)).then(|| (ts * 1e6).round() as i64)
-}
-
-/// Checks what PostgreSQL would reject deterministically, so such a batch is dead-lettered
-/// instead of failing its transaction for ever.
-pub fn validate(records: &[PacketRecord]) -> Result<(), String> {
-    for (i, r) in records.iter().enumerate() {
-        if ts_micros(r.timestamp).is_none() {
-            return Err(format!("record {i}: timestamp {} out of range", r.timestamp));
-        }
-    }
-    if records.len() > i32::MAX as usize {
-        return Err("too many records".into());
-    }
-    Ok(())
+    (ts.is_finite() && (wire::MIN_TIMESTAMP..=wire::MAX_TIMESTAMP).contains(&ts)).then(|| (ts * 1e6).round() as i64)
 }
 
 /// One batch to store.
@@ -155,7 +137,7 @@ async fn write_row(
     idx: i32,
     r: &PacketRecord,
 ) -> Result<(), tokio_postgres::Error> {
-    // validate() ran on every batch, so the timestamp is in range here.
+    // PacketBatch::validate ran on every batch, so the timestamp is in range here.
     let ts = PgTimestamp(ts_micros(r.timestamp).unwrap_or(0));
     let length = i32::try_from(r.length).unwrap_or(i32::MAX);
     let src_port = r.src_port.map(i32::from);

@@ -140,8 +140,9 @@ pub async fn insert_windows(tx: &Transaction<'_>, windows: &[WindowRecord]) -> R
     tx.execute(&stmt, &params).await.context("inserting windows")
 }
 
-/// The 63 feature columns of `window_features`: the original system's `aggregated_features`
-/// names in its table order. Any other feature goes to `extra` (jsonb).
+/// The 63 feature columns of `window_features`: the names of
+/// [`wire::features::ORIGINAL_FEATURES`] (the original analyzer's `aggregated_features` table),
+/// in this table's column order. Any other feature goes to `extra` (jsonb).
 pub const FEATURE_COLUMNS: [&str; 63] = [
     // Generic
     "packet_count",
@@ -224,5 +225,14 @@ mod tests {
         let distinct: std::collections::HashSet<_> = FEATURE_COLUMNS.iter().collect();
         assert_eq!(distinct.len(), 63);
         assert!(insert_sql().contains("$68::text[]"));
+    }
+
+    #[test]
+    fn columns_are_the_original_features() {
+        let mut columns = FEATURE_COLUMNS.to_vec();
+        let mut names = wire::features::ORIGINAL_FEATURES.to_vec();
+        columns.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(columns, names);
     }
 }

@@ -1,5 +1,5 @@
-//! Per-name DNS measures (seed reference 3.5, DNS group), computed once per query and then
-//! only summed, so they merge exactly across windows.
+//! Per-name DNS measures (the original system's DNS feature group, see `FEATURES.md`),
+//! computed once per query and then only summed, so they merge exactly across windows.
 
 /// Shannon entropy (bits, log2) of the character frequencies of the whole name. The original
 /// used Python `len`/`Counter` over code points; we count Unicode scalar values likewise (the

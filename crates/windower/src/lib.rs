@@ -11,7 +11,8 @@
 //!   been emitted (the service acknowledges packet batches against it);
 //! * [`Windower::resume`] restarts from such a checkpoint: windows ending at or before it are
 //!   not emitted again, but their 5 s partial states still feed the longer windows;
-//! * [`windows_from_records`] / [`analyze_file`]: the offline path (one agent, finish at end).
+//! * [`windows_from_records`]: the offline path (one agent, finish at end) over records from
+//!   any iterator (`nta analyze` and training feed it the agent's reader of capture files).
 //!
 //! # Windows
 //!
@@ -65,21 +66,17 @@
 pub mod service;
 
 pub mod arp;
-mod bench;
 pub mod dns;
 mod engine;
 pub mod features;
 pub mod hash;
 pub mod level;
-mod offline;
 pub mod sketch;
 pub mod state;
 
-pub use bench::run_window_bench;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
-pub use features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
+pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 pub use level::{direct_window, ClosedWindow};
-pub use offline::{analyze_file, for_each_record, records_from_file};
 
 use std::time::Duration;
 

@@ -214,7 +214,7 @@ impl<V: Cell> BottomK<V> {
     }
 }
 
-/// Remote-access ports (seed reference 3.5, the original's code): telnet, ssh, rlogin, RDP,
+/// Remote-access ports (as the original system counted them): telnet, ssh, rlogin, RDP,
 /// VNC and X11 displays 0-63.
 pub fn is_remote_access_port(p: u16) -> bool {
     matches!(p, 22 | 23 | 513 | 3389 | 5900 | 6000..=6063)

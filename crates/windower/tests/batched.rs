@@ -2,7 +2,8 @@
 //! gives exactly the windows of the offline path, on every shared capture.
 
 use std::time::Instant;
-use windower::{records_from_file, windows_from_records, Windower, WindowerConfig};
+use agent::records_from_file;
+use windower::{windows_from_records, Windower, WindowerConfig};
 
 #[test]
 fn batched_pushes_with_polls_equal_the_offline_path() {

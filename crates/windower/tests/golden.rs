@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use windower::{records_from_file, windows_from_records, WindowerConfig};
+use agent::records_from_file;
+use windower::{windows_from_records, WindowerConfig};
 use wire::{MacAddr, PacketRecord, Protocol, View, WindowRecord};
 
 fn pcap(name: &str) -> PathBuf {
@@ -210,14 +211,7 @@ fn every_shared_capture_windows_without_late_records() {
         for w in &ws {
             assert!(f(w, "packet_count").unwrap() >= 1.0);
             let names: Vec<&str> = w.features.keys().map(|s| s.as_str()).collect();
-            let mut want: Vec<&str> = match w.view {
-                View::Source => windower::ORIGINAL_FEATURES
-                    .iter()
-                    .chain(windower::EXTRA_SOURCE_FEATURES.iter())
-                    .copied()
-                    .collect(),
-                View::Destination => windower::DESTINATION_FEATURES.to_vec(),
-            };
+            let mut want: Vec<&str> = wire::features::names(w.view).collect();
             want.sort();
             assert_eq!(names, want);
         }

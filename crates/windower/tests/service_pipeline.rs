@@ -591,7 +591,7 @@ async fn real_capture_with_spoofed_sources_equals_offline() {
     let nats = NatsServer::start().unwrap();
     let db = TestDb::create().await.unwrap();
     let js = jetstream(&nats).await;
-    let records = windower::records_from_file(&testkit::pcaps_dir().join("syn_flood-ecn-cwr.pcapng")).unwrap();
+    let records = agent::records_from_file(&testkit::pcaps_dir().join("syn_flood-ecn-cwr.pcapng")).unwrap();
     let last = records.iter().map(|r| r.timestamp).fold(0.0, f64::max);
     let mut data: Vec<PacketBatch> = records
         .chunks(500)

@@ -4,6 +4,7 @@
 //! `bus` crate's; where they are stored is the `store` crate's.
 
 mod record;
+pub mod features;
 pub mod time;
 pub mod window;
 pub mod alert;
@@ -16,6 +17,11 @@ use serde::{Deserialize, Serialize};
 /// Version of the batch encoding; bumped whenever [`PacketBatch`] or [`PacketRecord`] change
 /// shape so that consumers reject (and dead-letter) what they cannot read instead of misreading it.
 pub const BATCH_FORMAT_VERSION: u8 = 1;
+
+/// Earliest capture time a batch may carry: 1900-01-01T00:00:00Z, in epoch seconds.
+pub const MIN_TIMESTAMP: f64 = -2_208_988_800.0;
+/// Latest capture time a batch may carry: 9999-12-31T23:59:59Z, in epoch seconds.
+pub const MAX_TIMESTAMP: f64 = 253_402_300_799.0;
 
 /// A batch of decoded frames from one agent.
 ///
@@ -54,6 +60,22 @@ impl PacketBatch {
         Ok(rmp_serde::to_vec(self)?)
     }
 
+    /// Rejects a batch that can never be stored or windowed, so consumers dead-letter it
+    /// instead of failing on it for ever: a timestamp that is not finite or lies outside
+    /// [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`] (corrupt; it would create absurd partitions and
+    /// overflow PostgreSQL's range), or more records than a 32-bit count holds.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        for (index, r) in self.records.iter().enumerate() {
+            if !(r.timestamp.is_finite() && (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&r.timestamp)) {
+                return Err(BatchError::TimestampOutOfRange { index, timestamp: r.timestamp });
+            }
+        }
+        if self.records.len() > i32::MAX as usize {
+            return Err(BatchError::TooManyRecords);
+        }
+        Ok(())
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         // Read the version first so that a batch from a newer agent yields a clear error.
         let batch: PacketBatch = rmp_serde::from_slice(bytes)?;
@@ -78,6 +100,15 @@ pub enum WireError {
     Version(u8),
 }
 
+/// Why [`PacketBatch::validate`] rejects a batch.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record {index}: timestamp {timestamp} out of range")]
+    TimestampOutOfRange { index: usize, timestamp: f64 },
+    #[error("too many records")]
+    TooManyRecords,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +129,23 @@ mod tests {
         let mut newer = b.clone();
         newer.v = 99;
         assert!(matches!(PacketBatch::decode(&newer.encode().unwrap()), Err(WireError::Version(99))));
+    }
+
+    #[test]
+    fn validate_rejects_impossible_timestamps() {
+        let mut b = PacketBatch::new("a1", "boot", 1);
+        assert_eq!(b.validate(), Ok(()), "an empty batch is valid");
+        for ts in [0.0, 1.5, MIN_TIMESTAMP, MAX_TIMESTAMP, 1_767_225_600.123] {
+            b.records.push(PacketRecord::new(ts, 60));
+        }
+        assert_eq!(b.validate(), Ok(()));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e15, MIN_TIMESTAMP - 1.0, MAX_TIMESTAMP + 1.0] {
+            let mut c = b.clone();
+            c.records.push(PacketRecord::new(bad, 60));
+            let e = c.validate().unwrap_err();
+            assert!(matches!(e, BatchError::TimestampOutOfRange { index: 5, .. }), "{bad}: {e:?}");
+            assert_eq!(e.to_string(), format!("record 5: timestamp {bad} out of range"));
+        }
+        assert_eq!(BatchError::TooManyRecords.to_string(), "too many records");
     }
 }

@@ -450,7 +450,7 @@ impl Service {
 /// dead-letter the same messages).
 fn decode(payload: &[u8]) -> Result<PacketBatch, String> {
     let batch = PacketBatch::decode(payload).map_err(|e| e.to_string())?;
-    store::packets::validate(&batch.records)?;
+    batch.validate().map_err(|e| e.to_string())?;
     Ok(batch)
 }
 

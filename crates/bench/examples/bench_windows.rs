@@ -1,8 +1,8 @@
-//! `cargo run --release -p windower --example bench_windows [PACKETS] [SOURCES]`
+//! `cargo run --release -p bench --example bench_windows [PACKETS] [SOURCES]`
 //! (the same as `nta bench windows`).
 fn main() {
     let mut a = std::env::args().skip(1);
     let packets = a.next().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);
     let sources = a.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    print!("{}", windower::run_window_bench(packets, sources));
+    print!("{}", bench::run_window_bench(packets, sources));
 }

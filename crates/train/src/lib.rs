@@ -1,6 +1,10 @@
-//! Training (`nta train`): lab captures -> windows (the windower library, the same code as
-//! live scoring) -> labelled examples -> one random forest per view, evaluated on held-out
-//! variations.
+//! Training (`nta train`): lab captures -> records (the agent's reader) -> windows (the
+//! windower library, the same code as live scoring) -> labelled examples -> one random forest
+//! per view (the predictor's forest and model file), evaluated on held-out variations.
+//! [`offline`] composes the agent and the windower for `nta analyze` as well.
+//!
+//! This crate sits beside the pipeline, not in it: it may use every stage's library, and no
+//! stage depends on it.
 //!
 //! The split is by variation (one capture each), never by random windows: windows of one
 //! attack run are near-duplicates, and a random split would score the model on data it has
@@ -9,6 +13,7 @@
 pub mod eval;
 pub mod lab;
 pub mod label;
+pub mod offline;
 
 use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
@@ -17,27 +22,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use wire::{View, WindowRecord};
 
-use crate::forest::{ForestParams, RandomForest};
+use predictor::forest::{ForestParams, RandomForest};
 use eval::Evaluation;
 use label::CaptureLabels;
 use lab::Interval;
 
-pub use crate::model::CLASSES;
+pub use offline::windows_from_file;
+pub use predictor::model::CLASSES;
 
 /// Feature names of a view's model, in column order (`window_size` included: the same
 /// behaviour looks different in 5 s and 3 min windows).
 pub fn feature_names(view: View) -> Vec<String> {
-    let base: Vec<&str> = match view {
-        View::Source => windower::ORIGINAL_FEATURES.iter().chain(windower::EXTRA_SOURCE_FEATURES.iter()).copied().collect(),
-        View::Destination => windower::DESTINATION_FEATURES.to_vec(),
-    };
-    base.into_iter().map(String::from).chain(std::iter::once("window_size".to_string())).collect()
+    wire::features::names(view).map(String::from).chain(std::iter::once("window_size".to_string())).collect()
 }
 
 /// One window's feature row in `names` order, exactly as the predictor builds it
-/// ([`crate::model::feature_value`]): a missing feature is NaN (the forest sends it left).
+/// ([`predictor::model::feature_value`]): a missing feature is NaN (the forest sends it left).
 pub fn feature_row(w: &WindowRecord, names: &[String]) -> Vec<f64> {
-    names.iter().map(|n| crate::model::feature_value(w, n)).collect()
+    names.iter().map(|n| predictor::model::feature_value(w, n)).collect()
 }
 
 /// Labelled rows of one view.
@@ -73,9 +75,16 @@ pub fn build(intervals: &[Interval], cfg: &windower::WindowerConfig) -> Result<L
         let variation = ivs[0].variation.clone();
         let class = ivs.iter().find(|i| i.class != "Normal").map(|i| i.class.clone()).unwrap_or_else(|| "Normal".into());
         data.variation_class.insert(variation.clone(), class);
-        let records = windower::records_from_file(capture)?;
-        let labels = CaptureLabels::new(ivs, &records);
-        for w in windower::windows_from_records(records, cfg) {
+        // The labels read only ARP frames (who claimed which address); windows stream out of
+        // the file without holding its records.
+        let mut arp = Vec::new();
+        let (windows, _) = windows_from_file(capture, cfg, |r| {
+            if r.arp_hwsrc.is_some() && r.arp_psrc.is_some() {
+                arp.push(r.clone());
+            }
+        })?;
+        let labels = CaptureLabels::new(ivs, &arp);
+        for w in windows {
             let Some(class) = labels.label(&w) else { continue };
             let ex = match w.view {
                 View::Source => &mut data.source,

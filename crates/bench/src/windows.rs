@@ -1,7 +1,8 @@
 //! `nta bench windows`: windower throughput (5 s features plus the cascade, one core) on a
 //! synthetic in-memory stream, and peak memory with a million spoofed sources.
 
-use crate::{Windower, WindowerConfig};
+use windower::hash::mix64;
+use windower::{ClosedWindow, Windower, WindowerConfig};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        crate::hash::mix64(self.0)
+        mix64(self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -101,7 +102,7 @@ pub fn run_window_bench(packets: usize, sources: usize) -> String {
     let mut convert = 0.0;
     // Windows are streamed out; converting each into a `wire::WindowRecord` (a map of
     // `String` names, what the service publishes) is timed separately.
-    let mut emit = |c: crate::ClosedWindow| {
+    let mut emit = |c: ClosedWindow| {
         windows += 1;
         let t = Instant::now();
         std::hint::black_box(c.into_record());
@@ -112,7 +113,7 @@ pub fn run_window_bench(packets: usize, sources: usize) -> String {
         r.timestamp = t0 + span * i as f64 / packets as f64;
         // Flow-structured like real traffic: each source talks to a few peers over a few
         // flows (source port and destination derive from the source and a flow number).
-        let h = crate::hash::mix64(i as u64);
+        let h = mix64(i as u64);
         let s = (h % sources) as u32;
         let flow = (h >> 40) as u32 % 8;
         let src = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000u32 + s));
@@ -159,7 +160,7 @@ pub fn run_window_bench(packets: usize, sources: usize) -> String {
     let started = Instant::now();
     let mut windows = 0usize;
     let mut max_keys = 0usize;
-    let mut emit = |_c: crate::ClosedWindow| windows += 1;
+    let mut emit = |_c: ClosedWindow| windows += 1;
     for i in 0..n {
         r.timestamp = t0 + 20.0 * i as f64 / n as f64;
         r.src_ip = Some(IpAddr::V4(Ipv4Addr::from(0x2000_0000u32 + (i % 1_000_000) as u32)));

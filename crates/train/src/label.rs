@@ -27,7 +27,8 @@ pub struct CaptureLabels<'a> {
 }
 
 impl<'a> CaptureLabels<'a> {
-    /// `records` are the capture's packets (for ARP claims).
+    /// `records`: the capture's packets, of which only ARP frames with a sender MAC and address
+    /// are read (for the claims).
     pub fn new(intervals: Vec<&'a Interval>, records: &[PacketRecord]) -> CaptureLabels<'a> {
         let mut known = HashSet::new();
         for iv in &intervals {
@@ -62,8 +63,8 @@ impl<'a> CaptureLabels<'a> {
                 View::Source if iv.class == "arp_spoof" => {
                     self.arp_claims.get(&i).is_some_and(|c| c.contains(&w.key))
                 }
-                View::Source => !iv.spoofed && iv.attacker_ips.iter().any(|a| *a == w.key),
-                View::Destination => FLOODS.contains(&iv.class.as_str()) && iv.target_ips.iter().any(|t| *t == w.key),
+                View::Source => !iv.spoofed && iv.attacker_ips.contains(&w.key),
+                View::Destination => FLOODS.contains(&iv.class.as_str()) && iv.target_ips.contains(&w.key),
             };
             if hit {
                 return Some(iv.class.as_str());

@@ -1,0 +1,145 @@
+//! Frames to records: [`FrameDecoder`] is the one step from a captured frame to a
+//! [`PacketRecord`] (decode, stamp the interface, count what is malformed), shared by live
+//! capture and file replay ([`crate::capture`]), `nta decode` ([`crate::offline`]) and every
+//! reader of capture files ([`for_each_record`]: `nta analyze` and training), so all of them
+//! see the same records.
+
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::sync::Arc;
+use wire::PacketRecord;
+
+use crate::decode::{DecodeError, Decoder};
+use crate::source::{Next, RawFrame, Source};
+
+/// Decodes the frames of one source into records carrying its interface name.
+pub struct FrameDecoder {
+    decoder: Decoder,
+    interface: Arc<str>,
+}
+
+impl FrameDecoder {
+    /// For frames of `linktype`, recorded as seen on `interface`.
+    pub fn new(linktype: i32, interface: Arc<str>) -> FrameDecoder {
+        FrameDecoder { decoder: Decoder::new(linktype), interface }
+    }
+
+    /// For the frames of `source` (its link type and interface or file name).
+    pub fn for_source(source: &Source) -> FrameDecoder {
+        FrameDecoder::new(source.linktype, source.interface.clone())
+    }
+
+    /// The record of `frame`, or `None` when the frame is malformed: then it is counted in
+    /// `nta_agent_frames_malformed_total{reason}` and logged (debug) with its number `n`.
+    #[inline]
+    pub fn record(&self, frame: &RawFrame<'_>, n: u64) -> Option<PacketRecord> {
+        match self.decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
+            Ok(mut rec) => {
+                rec.interface = self.interface.clone();
+                Some(rec)
+            }
+            Err(e) => {
+                metrics::counter!("nta_agent_frames_malformed_total", "reason" => e.kind()).increment(1);
+                tracing::debug!(frame = n, error = %e, "skipping malformed frame");
+                None
+            }
+        }
+    }
+}
+
+/// What reading a capture file saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileStats {
+    /// Frames read from the file.
+    pub frames: u64,
+    /// Frames turned into records.
+    pub decoded: u64,
+    /// Frames skipped because their link or network header is truncated or invalid.
+    pub malformed: u64,
+    /// The file itself is truncated or corrupt: reading stopped there (the records before it
+    /// were delivered).
+    pub file_error: Option<String>,
+}
+
+impl FileStats {
+    /// Logs a warning when the file `path` ended early (see [`FileStats::file_error`]).
+    pub fn warn_on_file_error(&self, path: &Path) {
+        if let Some(e) = &self.file_error {
+            tracing::warn!(file = %path.display(), error = %e, "capture ends early");
+        }
+    }
+}
+
+/// Calls `f` with the record of every decodable frame of `path`, in file order. Malformed
+/// frames are counted and skipped; a file damaged part-way stops the read and is reported in
+/// [`FileStats::file_error`], not as an error. Errors are: the file cannot be opened, its link
+/// type is not supported, or `f` fails (which stops the read).
+pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()>) -> Result<FileStats> {
+    let mut source = Source::open_file(path)?;
+    if !Decoder::supports(source.linktype) {
+        bail!("{}: {}", path.display(), DecodeError::UnsupportedLinktype(source.linktype));
+    }
+    let frames = FrameDecoder::for_source(&source);
+    let mut stats = FileStats::default();
+    loop {
+        let frame = match source.next_frame() {
+            Ok(Next::Frame(fr)) => fr,
+            Ok(Next::Idle) => continue,
+            Ok(Next::End) => break,
+            Err(e) => {
+                stats.file_error = Some(format!("{e:#}"));
+                break;
+            }
+        };
+        stats.frames += 1;
+        match frames.record(&frame, stats.frames) {
+            Some(rec) => {
+                stats.decoded += 1;
+                f(rec)?;
+            }
+            None => stats.malformed += 1,
+        }
+    }
+    Ok(stats)
+}
+
+/// Every decodable record of a capture file (a file damaged part-way yields the records before
+/// the damage, with a warning).
+pub fn records_from_file(path: &Path) -> Result<Vec<PacketRecord>> {
+    let mut v = Vec::new();
+    for_each_record(path, |r| {
+        v.push(r);
+        Ok(())
+    })?
+    .warn_on_file_error(path);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_shared_capture_and_refuses_what_is_not_one() {
+        let path = testkit::pcaps_dir().join("arp_spoof-unsolicited-replies.pcap");
+        let mut n = 0;
+        let stats = for_each_record(&path, |r| {
+            assert_eq!(&*r.interface, "arp_spoof-unsolicited-replies.pcap");
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(n > 0);
+        assert_eq!((stats.frames, stats.decoded, stats.malformed, stats.file_error), (n, n, 0, None));
+        assert_eq!(records_from_file(&path).unwrap().len() as u64, n);
+
+        // A failing callback stops the read with its error.
+        let e = for_each_record(&path, |_| bail!("stop here")).unwrap_err();
+        assert_eq!(e.to_string(), "stop here");
+
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pcap");
+        std::fs::write(&junk, b"not a capture at all").unwrap();
+        assert!(records_from_file(&junk).is_err());
+    }
+}
