@@ -33,19 +33,9 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     let nats_url = args.nats_url.or(file.nats_url).unwrap_or_else(|| DEFAULT_NATS_URL.into());
     let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
     let metrics_addr = args.metrics_addr.or(file.metrics_addr).unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().unwrap());
-    let defaults = StreamLimits::default();
     let stream_limits = StreamLimits {
-        max_age: args
-            .stream
-            .stream_max_age_hours
-            .or(file.stream.max_age_hours)
-            .map(|h| Duration::from_secs(h * 3600))
-            .unwrap_or(defaults.max_age),
-        max_bytes: args
-            .stream
-            .stream_max_gb
-            .or(file.stream.max_gb)
-            .map(|g| (g * 1e9) as i64),
+        max_age_hours: args.stream.stream_max_age_hours.or(file.stream.max_age_hours).unwrap_or(StreamLimits::default().max_age_hours),
+        max_gb: args.stream.stream_max_gb.or(file.stream.max_gb),
     };
 
     let agent = if targets.contains(&Target::Agent) {
