@@ -47,8 +47,8 @@ pub(crate) async fn run(
     info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
 
     let background = [
-        spawn_pending_gauge(consumer.clone(), cfg.durable.clone(), cfg.pending_refresh),
-        spawn_pending_gauge(rollup_consumer.clone(), rollup_durable, cfg.pending_refresh),
+        spawn_pending_gauge(consumer.clone(), cfg.durable.clone(), cfg.pending_refresh()),
+        spawn_pending_gauge(rollup_consumer.clone(), rollup_durable, cfg.pending_refresh()),
         spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -102,7 +102,7 @@ enum Sink {
 
 async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
     stream
-        .get_or_create_consumer(durable, wire::streams::packets_consumer_config(durable, cfg.ack_wait, cfg.max_ack_pending))
+        .get_or_create_consumer(durable, wire::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending))
         .await
         .with_context(|| format!("creating consumer {durable}"))
 }
@@ -142,7 +142,7 @@ impl Worker {
     /// Batches per fetch and transaction: small for the packet COPY, large for the rollup.
     fn batch_limit(&self) -> usize {
         match self.sink {
-            Sink::Packets => self.cfg.max_batches_per_txn.max(1),
+            Sink::Packets => self.cfg.batches_per_txn.max(1),
             Sink::Rollup => self.cfg.rollup_batches_per_txn.max(1),
         }
     }
@@ -155,7 +155,7 @@ impl Worker {
             .consumer
             .batch()
             .max_messages(self.batch_limit())
-            .expires(self.cfg.fetch_wait)
+            .expires(self.cfg.fetch_wait())
             .messages()
             .await?;
         let mut out = Vec::with_capacity(self.batch_limit());
@@ -345,12 +345,12 @@ fn spawn_pending_gauge(mut consumer: PullConsumer, durable: String, every: Durat
 /// lock never delays the write path's connection.
 fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<JoinHandle<()>> {
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
-    let retention_days = cfg.retention_days;
+    let retention_days = cfg.retention();
     // A batch id can come back only while its message is still in the stream (a redelivery or
     // a new consumer replaying the stream), so the ledger remembers ids a day longer than the
     // stream keeps messages (as configured on the server; zero = for ever = never prune).
     let ledger_keep = (!stream_max_age.is_zero()).then(|| stream_max_age + Duration::from_secs(24 * 3600));
-    let every = cfg.retention_interval.max(Duration::from_millis(100));
+    let every = cfg.retention_interval().max(Duration::from_millis(100));
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -82,11 +82,10 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
         ing.durable = d;
     }
     if let Some(days) = args.ingestor.retention_days.or(file.ingestor.retention_days) {
-        // 0 = keep raw packets for ever.
-        ing.retention_days = (days > 0).then_some(days);
+        ing.retention_days = days;
     }
     if let Some(n) = args.ingestor.batches_per_txn.or(file.ingestor.batches_per_txn) {
-        ing.max_batches_per_txn = n.max(1);
+        ing.batches_per_txn = n.max(1);
     }
     let fw = file.windower;
     let mut win = windower::service::WindowerServiceConfig {
