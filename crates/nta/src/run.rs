@@ -98,10 +98,10 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
         win.durable = d;
     }
     if let Some(ms) = args.windower.allowed_lateness_ms.or(fw.allowed_lateness_ms) {
-        win.windower.allowed_lateness = Duration::from_millis(ms);
+        win.windower.allowed_lateness_ms = ms;
     }
     if let Some(s) = args.windower.idle_agent_timeout_s.or(fw.idle_agent_timeout_s) {
-        win.windower.idle_agent_timeout = Duration::from_secs(s);
+        win.windower.idle_agent_timeout_s = s;
     }
     let fp = file.predictor;
     let mut pred = predictor::PredictorServiceConfig {
