@@ -110,7 +110,7 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
         stream_limits: ing.stream_limits.clone(),
         ..Default::default()
     };
-    pred.model_path = args.predictor.model.or(fp.model);
+    pred.model = args.predictor.model.or(fp.model);
     if let Some(d) = args.predictor.predictor_durable.or(fp.durable) {
         pred.durable = d;
     }
@@ -118,7 +118,7 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
         pred.min_confidence = c;
     }
     if let Some(s) = args.predictor.alert_quiet_s.or(fp.alert_quiet_s) {
-        pred.quiet_period = Duration::from_secs(s);
+        pred.alert_quiet_s = s;
     }
     let dashboard = dashboard::DashboardConfig {
         listen: args.listen.unwrap_or_else(|| dashboard::DEFAULT_LISTEN.parse().expect("default address")),
