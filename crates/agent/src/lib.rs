@@ -7,6 +7,7 @@ pub mod capture;
 pub mod publisher;
 pub mod queue;
 pub mod service;
+mod config;
 
 pub use service::{run, AgentConfig, AgentSummary, Input};
 pub mod offline;

@@ -41,32 +41,23 @@ pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
     let agent = if targets.contains(&Target::Agent) {
         let a = args.agent;
         let fa = file.agent;
-        let input = match (a.read, a.interface.or(fa.interface)) {
-            (Some(path), _) => agent::Input::File { path, realtime: a.realtime },
-            (None, Some(interface)) => agent::Input::Live(agent::source::LiveOptions {
-                interface,
-                bpf: a.bpf.or(fa.bpf),
-                snaplen: a.snaplen.or(fa.snaplen).unwrap_or(65535),
-                promisc: a.promisc || fa.promisc.unwrap_or(false),
-                buffer_size: 32 * 1024 * 1024,
-            }),
-            (None, None) => bail!("the agent needs --interface IF or --read FILE"),
+        let mut cfg = agent::AgentConfig {
+            nats_url: nats_url.clone(),
+            stream_limits: stream_limits.clone(),
+            read: a.read,
+            realtime: a.realtime,
+            interface: a.interface.or(fa.interface),
+            bpf: a.bpf.or(fa.bpf),
+            promisc: a.promisc || fa.promisc.unwrap_or(false),
+            ..Default::default()
         };
-        let id = a.agent_id.or(fa.agent_id).unwrap_or_else(agent::service::default_agent_id);
-        let mut cfg = agent::AgentConfig::new(id, nats_url.clone(), input);
-        if let Some(n) = a.batch_size.or(fa.batch_size) {
-            cfg.batch.max_records = n.max(1);
-        }
-        if let Some(ms) = a.batch_timeout_ms.or(fa.batch_timeout_ms) {
-            cfg.batch.max_age = Duration::from_millis(ms);
-        }
-        if let Some(mb) = a.queue_mb.or(fa.queue_mb) {
-            cfg.queue_max_bytes = ((mb * 1024.0 * 1024.0) as usize).max(1);
-        }
-        if let Some(n) = a.max_pending_acks.or(fa.max_pending_acks) {
-            cfg.max_pending_acks = n.max(1);
-        }
-        cfg.stream_limits = stream_limits.clone();
+        if let Some(v) = a.agent_id.or(fa.agent_id) { cfg.agent_id = v; }
+        if let Some(v) = a.snaplen.or(fa.snaplen) { cfg.snaplen = v; }
+        if let Some(v) = a.batch_size.or(fa.batch_size) { cfg.batch_size = v; }
+        if let Some(v) = a.batch_timeout_ms.or(fa.batch_timeout_ms) { cfg.batch_timeout_ms = v; }
+        if let Some(v) = a.queue_mb.or(fa.queue_mb) { cfg.queue_mb = v; }
+        if let Some(v) = a.max_pending_acks.or(fa.max_pending_acks) { cfg.max_pending_acks = v; }
+        cfg.input()?;
         Some(cfg)
     } else {
         None
@@ -154,7 +145,7 @@ pub async fn run(r: Resolved) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let replaying = matches!(r.agent.as_ref().map(|a| &a.input), Some(agent::Input::File { .. }));
+    let replaying = r.agent.as_ref().is_some_and(|a| a.read.is_some());
 
     if r.targets.contains(&Target::Ingestor) {
         let cfg = r.ingestor.clone();
