@@ -16,7 +16,7 @@ settings::settings! {
     /// Configuration of the agent role.
     #[derive(Debug, Clone)]
     pub struct AgentConfig {
-        /// Agent id (subject nta.packets.<id>); made subject-safe.
+        /// Agent id (subject `nta.packets.<id>`); made subject-safe.
         #[setting(flag = "agent-id", env = "NTA_AGENT_ID", default_doc = "host name")]
         pub agent_id: String = default_agent_id(),
         /// Live capture interface (libpcap name, e.g. eth0); `nta run --read FILE` replays a

@@ -433,6 +433,17 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// The default of `s` as documented (Markdown): its `default_doc`, else its value in `defaults`
+/// (the serialized default configuration), else "unset".
+pub fn documented_default(s: &Setting, defaults: &Table) -> String {
+    match (s.field.default_doc, lookup(defaults, &s.key)) {
+        (Some(d), _) => d.to_string(),
+        (None, None) => "unset".into(),
+        (None, Some(Value::String(v))) => format!("`{v}`"),
+        (None, Some(v)) => format!("`{v}`"),
+    }
+}
+
 /// Markdown table of every setting of `T`: TOML key, flag, environment variable, default,
 /// meaning.
 pub fn markdown<T: Settings>() -> String {
@@ -444,12 +455,7 @@ pub fn markdown<T: Settings>() -> String {
             (Some(f), None) => format!("`--{f}`"),
             (None, _) => "none (secret)".into(),
         };
-        let default = match (s.field.default_doc, lookup(&defaults, &s.key)) {
-            (Some(d), _) => d.to_string(),
-            (None, None) => "unset".into(),
-            (None, Some(Value::String(v))) => format!("`{v}`"),
-            (None, Some(v)) => format!("`{v}`"),
-        };
+        let default = documented_default(&s, &defaults);
         out.push_str(&format!("| `{}` | {flag} | `{}` | {} | {} |\n", s.key, s.env(), cell(&default), cell(&s.help())));
     }
     out

@@ -13,8 +13,7 @@ settings::settings! {
     pub struct PredictorServiceConfig {
         /// Durable consumer on NTA_WINDOWS; replicas with the same name share the windows.
         pub durable: String = "nta-predictor".into(),
-        /// Model file; unset: $NTA_MODEL, else the repository's
-        /// crates/predictor/models/default.nta-model.
+        /// Model file; unset: the repository's crates/predictor/models/default.nta-model.
         #[setting(flag = "model", env = "NTA_MODEL", default_doc = "`crates/predictor/models/default.nta-model`")]
         pub model: Option<PathBuf> = None,
         /// Smallest model confidence that raises an alert (model verdicts other than Normal alert

@@ -9,9 +9,9 @@ settings::settings! {
     pub struct StreamLimits {
         /// NTA_PACKETS / NTA_WINDOWS maximum age in hours (applied when the stream is created).
         pub max_age_hours: u64 = 7 * 24,
-        /// NTA_PACKETS / NTA_WINDOWS maximum size in GB (applied when the stream is created); unset
-        /// asks for 10 GiB but settles for what JetStream can reserve, a configured size is kept
-        /// or fails.
+        /// NTA_PACKETS / NTA_WINDOWS maximum size in GB of 10^9 bytes (applied when the stream is
+        /// created); unset asks for 10 GiB but settles for what JetStream can reserve, a
+        /// configured size is kept or fails.
         #[setting(default_doc = "10 GiB or what JetStream can reserve")]
         pub max_gb: Option<f64> = None,
     }
