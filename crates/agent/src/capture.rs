@@ -14,17 +14,11 @@ use crate::queue::{Outgoing, SendQueue};
 use crate::records::FrameDecoder;
 use crate::source::{Next, Source};
 
-/// When a batch is cut.
+/// When a batch is cut (from the `agent.batch_size` and `agent.batch_timeout_ms` settings).
 #[derive(Debug, Clone)]
 pub struct BatchPolicy {
     pub max_records: usize,
     pub max_age: Duration,
-}
-
-impl Default for BatchPolicy {
-    fn default() -> Self {
-        BatchPolicy { max_records: 500, max_age: Duration::from_secs(1) }
-    }
 }
 
 /// What a finished capture saw.

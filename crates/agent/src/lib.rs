@@ -9,6 +9,7 @@ pub mod capture;
 pub mod publisher;
 pub mod queue;
 pub mod service;
+mod config;
 
 pub use records::{for_each_record, records_from_file, FileStats, FrameDecoder};
 pub use service::{run, AgentConfig, AgentSummary, Input};

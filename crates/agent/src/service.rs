@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use bus::streams::StreamLimits;
 
-use crate::capture::{run_capture, BatchPolicy, CaptureSummary};
+pub use crate::config::AgentConfig;
+
+use crate::capture::{run_capture, CaptureSummary};
 use crate::publisher::{run_publisher, PublishSummary};
 use crate::queue::SendQueue;
 use crate::source::{LiveOptions, Source};
@@ -17,36 +19,6 @@ use crate::source::{LiveOptions, Source};
 pub enum Input {
     Live(LiveOptions),
     File { path: PathBuf, realtime: bool },
-}
-
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    pub agent_id: String,
-    pub nats_url: String,
-    pub input: Input,
-    pub batch: BatchPolicy,
-    /// Byte budget of the in-memory send queue.
-    pub queue_max_bytes: usize,
-    /// Publications awaiting their PubAck at once.
-    pub max_pending_acks: usize,
-    pub stream_limits: StreamLimits,
-    /// After a stop request, how long to keep trying to publish what is queued.
-    pub drain_grace: Duration,
-}
-
-impl AgentConfig {
-    pub fn new(agent_id: impl Into<String>, nats_url: impl Into<String>, input: Input) -> AgentConfig {
-        AgentConfig {
-            agent_id: agent_id.into(),
-            nats_url: nats_url.into(),
-            input,
-            batch: BatchPolicy::default(),
-            queue_max_bytes: 128 * 1024 * 1024,
-            max_pending_acks: 64,
-            stream_limits: StreamLimits::default(),
-            drain_grace: Duration::from_secs(10),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,18 +51,18 @@ pub fn sanitize_agent_id(id: &str) -> String {
 pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) -> Result<AgentSummary> {
     let agent_id = sanitize_agent_id(&cfg.agent_id);
     let boot_id = format!("{:016x}", rand::random::<u64>());
-    let (source, realtime) = match &cfg.input {
-        Input::Live(opts) => (Source::open_live(opts)?, false),
-        Input::File { path, realtime } => (Source::open_file(path)?, *realtime),
+    let (source, realtime) = match cfg.input()? {
+        Input::Live(opts) => (Source::open_live(&opts)?, false),
+        Input::File { path, realtime } => (Source::open_file(&path)?, realtime),
     };
     tracing::info!(agent_id, boot_id, interface = %source.interface, linktype = source.linktype, "agent starting");
 
     // Capture starts before NATS is reachable: the queue absorbs the wait.
-    let queue = Arc::new(SendQueue::new(cfg.queue_max_bytes));
+    let queue = Arc::new(SendQueue::new(cfg.queue_max_bytes()));
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
         let (queue, stop, agent_id, boot_id, policy) =
-            (queue.clone(), stop.clone(), agent_id.clone(), boot_id.clone(), cfg.batch.clone());
+            (queue.clone(), stop.clone(), agent_id.clone(), boot_id.clone(), cfg.batch_policy());
         std::thread::Builder::new().name("capture".into()).spawn(move || {
             run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop)
         })?
@@ -116,7 +88,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
                 queue.clone(),
                 cfg.max_pending_acks.max(1),
                 &mut stop_signal,
-                cfg.drain_grace,
+                cfg.drain_grace(),
             )
             .await
         }

@@ -13,27 +13,14 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_
     async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
 }
 
-/// Retention limits of the packet and window streams.
-#[derive(Debug, Clone)]
-pub struct StreamLimits {
-    pub max_age: Duration,
-    /// Bytes; the oldest messages are discarded beyond it. `None` asks for
-    /// [`DEFAULT_MAX_BYTES`] but settles for what the server can reserve (see [`create_fitting`]);
-    /// an explicit size is taken as is or fails with a clear error.
-    pub max_bytes: Option<i64>,
-}
+mod limits;
+pub use limits::StreamLimits;
 
 /// Size a stream asks for when none is configured.
 pub const DEFAULT_MAX_BYTES: i64 = 10 * 1024 * 1024 * 1024;
 
 /// Smallest size an unconfigured stream settles for before giving up.
 const MIN_FITTED_BYTES: i64 = 64 * 1024 * 1024;
-
-impl Default for StreamLimits {
-    fn default() -> Self {
-        StreamLimits { max_age: Duration::from_secs(7 * 24 * 3600), max_bytes: None }
-    }
-}
 
 /// Creates a stream unless it exists. JetStream reserves a stream's `max_bytes` against the
 /// server's file-store limit, which by default is 75% of the disk space free when nats-server
@@ -91,13 +78,13 @@ pub async fn ensure_packets_stream(
         subjects: vec![format!("{PACKETS_SUBJECT_PREFIX}.>")],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
-        max_age: limits.max_age,
+        max_age: limits.max_age(),
         discard: stream::DiscardPolicy::Old,
         // JetStream drops a re-published batch whose Nats-Msg-Id it saw within this window.
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    create_fitting(js, config, limits.max_bytes).await
+    create_fitting(js, config, limits.max_bytes()).await
 }
 
 /// Configuration of a durable pull consumer of every agent's batches (`nta.packets.>`) with
@@ -148,10 +135,10 @@ pub async fn ensure_windows_stream(
         subjects: vec![format!("{}.>", WINDOWS_SUBJECT_PREFIX)],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
-        max_age: limits.max_age,
+        max_age: limits.max_age(),
         discard: stream::DiscardPolicy::Old,
         duplicate_window: Duration::from_secs(30 * 60),
         ..Default::default()
     };
-    create_fitting(js, config, limits.max_bytes).await
+    create_fitting(js, config, limits.max_bytes()).await
 }

@@ -20,10 +20,10 @@ async fn default_sizes_fit_a_small_store_and_explicit_sizes_are_kept() {
     // An explicit size that does not fit is an error, never silently shrunk.
     let nats = testkit::NatsServer::start_with_store_limit(GIB).unwrap();
     let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    let limits = StreamLimits { max_bytes: Some(2 * GIB as i64), ..Default::default() };
+    let limits = StreamLimits { max_gb: Some(2.0), ..Default::default() };
     let err = ensure_packets_stream(&js, &limits).await.unwrap_err();
     assert!(err.to_string().contains("insufficient storage"), "{err}");
-    let limits = StreamLimits { max_bytes: Some((GIB / 2) as i64), ..Default::default() };
+    let limits = StreamLimits { max_gb: Some(0.5), ..Default::default() };
     let mut s = ensure_packets_stream(&js, &limits).await.unwrap();
-    assert_eq!(s.info().await.unwrap().config.max_bytes, (GIB / 2) as i64);
+    assert_eq!(s.info().await.unwrap().config.max_bytes, 500_000_000);
 }

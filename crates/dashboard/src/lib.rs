@@ -13,6 +13,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+mod config;
 pub mod live;
 pub mod sql;
 
@@ -24,7 +25,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,32 +32,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-/// Default listen address (`--listen`, `NTA_DASHBOARD_ADDR`).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// Configuration of the dashboard role.
-#[derive(Debug, Clone)]
-pub struct DashboardConfig {
-    pub listen: SocketAddr,
-    pub database_url: String,
-    pub nats_url: String,
-    /// Browser login password (`NTA_DASHBOARD_PASSWORD`); empty counts as unset.
-    pub password: Option<String>,
-    /// Bearer token of API clients (`NTA_DASHBOARD_TOKEN`); empty counts as unset.
-    pub token: Option<String>,
-}
-
-impl DashboardConfig {
-    pub fn new(listen: SocketAddr, database_url: impl Into<String>, nats_url: impl Into<String>) -> Self {
-        DashboardConfig {
-            listen,
-            database_url: database_url.into(),
-            nats_url: nats_url.into(),
-            password: None,
-            token: None,
-        }
-    }
-}
+pub use config::{DashboardConfig, DEFAULT_LISTEN};
 
 /// Counters exported on `/metrics`.
 #[derive(Default)]

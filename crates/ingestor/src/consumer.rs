@@ -44,8 +44,8 @@ pub(crate) async fn run(
     info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
 
     let background = [
-        bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh),
-        bus::consume::spawn_pending_gauge(rollup_consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh),
+        bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
+        bus::consume::spawn_pending_gauge(rollup_consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
         spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -99,7 +99,7 @@ enum Sink {
 
 async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
     stream
-        .get_or_create_consumer(durable, bus::streams::packets_consumer_config(durable, cfg.ack_wait, cfg.max_ack_pending))
+        .get_or_create_consumer(durable, bus::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending))
         .await
         .with_context(|| format!("creating consumer {durable}"))
 }
@@ -139,7 +139,7 @@ impl Worker {
     /// Batches per fetch and transaction: small for the packet COPY, large for the rollup.
     fn batch_limit(&self) -> usize {
         match self.sink {
-            Sink::Packets => self.cfg.max_batches_per_txn.max(1),
+            Sink::Packets => self.cfg.batches_per_txn.max(1),
             Sink::Rollup => self.cfg.rollup_batches_per_txn.max(1),
         }
     }
@@ -152,7 +152,7 @@ impl Worker {
             .consumer
             .batch()
             .max_messages(self.batch_limit())
-            .expires(self.cfg.fetch_wait)
+            .expires(self.cfg.fetch_wait())
             .messages()
             .await?;
         let mut out = Vec::with_capacity(self.batch_limit());
@@ -334,12 +334,12 @@ fn is_data_error(e: &anyhow::Error) -> bool {
 /// lock never delays the write path's connection.
 fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<JoinHandle<()>> {
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
-    let retention_days = cfg.retention_days;
+    let retention_days = cfg.retention();
     // A batch id can come back only while its message is still in the stream (a redelivery or
     // a new consumer replaying the stream), so the ledger remembers ids a day longer than the
     // stream keeps messages (as configured on the server; zero = for ever = never prune).
     let ledger_keep = (!stream_max_age.is_zero()).then(|| stream_max_age + Duration::from_secs(24 * 3600));
-    let every = cfg.retention_interval.max(Duration::from_millis(100));
+    let every = cfg.retention_interval().max(Duration::from_millis(100));
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -130,7 +130,7 @@ async fn two_ingestors_share_the_work_without_duplicates() {
     let db = TestDb::create().await.unwrap();
     let js = jetstream(&nats).await;
     let mut cfg = config(&nats, &db);
-    cfg.max_batches_per_txn = 8;
+    cfg.batches_per_txn = 8;
     let a = spawn(cfg.clone());
     let b = spawn(cfg);
     let n_batches = 200u64;
@@ -165,8 +165,8 @@ async fn retention_drops_old_partitions() {
     b.records[3].timestamp = now;
     publish(&js, &b).await;
     let mut cfg = config(&nats, &db);
-    cfg.retention_days = Some(10);
-    cfg.retention_interval = Duration::from_millis(200);
+    cfg.retention_days = 10;
+    cfg.retention_interval_ms = 200;
     let ing = spawn(cfg);
     let client = db.client().await.unwrap();
     wait_until("batch stored", T, || async { count(&client, "SELECT count(*) FROM ingested_batches").await == 1 }).await;

@@ -1,26 +1,40 @@
 //! Command-line interface of the `nta` binary.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::net::SocketAddr;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(name = "nta", version, about = "Network traffic analyzer with ML intrusion detection")]
 pub struct Cli {
-    /// TOML configuration file (flags and NTA_* environment variables override it).
+    /// TOML configuration file (NTA_* environment variables and flags override it).
     #[arg(long, global = true, env = "NTA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`.
-    #[arg(long, global = true, env = "NTA_LOG", default_value = "info,async_nats=warn")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`; the `log`
+    /// setting [env: NTA_LOG] [default: info,async_nats=warn]
+    #[arg(long, global = true)]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line: the derived one plus a flag per setting on `run` and `config`.
+pub fn command() -> clap::Command {
+    let cmd = Cli::command();
+    // Settings whose flag the derived command already has (`--log`) keep it.
+    let taken: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
+    cmd.mut_subcommand("run", |c| {
+        crate::config::with_flags(c, &taken).mut_arg("read", |a| a.conflicts_with("agent.interface"))
+    })
+    .mut_subcommand("config", |c| crate::config::with_flags(c, &taken))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one or more roles (`--target agent --target ingestor`, or `--target all`).
-    Run(Box<RunArgs>),
+    Run(RunArgs),
+    /// Print the effective configuration (defaults < file < environment < flags) as TOML,
+    /// secrets redacted; with --markdown, the reference table of every setting.
+    Config(ConfigArgs),
     /// Decode a capture file into one record per frame.
     Decode(DecodeArgs),
     /// Offline analysis of a capture (no NATS, no PostgreSQL): per-key windows and features.
@@ -42,66 +56,27 @@ pub enum Target {
     All,
 }
 
+// `nta run`; the settings' flags are added by `command()`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Roles to run in this process; repeat or comma-separate. `all` = every role.
     #[arg(long = "target", short = 't', value_delimiter = ',', required = true)]
     pub targets: Vec<Target>,
-    /// NATS server URL [default: nats://127.0.0.1:4222]
-    #[arg(long, env = "NTA_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// PostgreSQL URL; the database is created if missing [default: postgres://postgres@127.0.0.1:5432/nta]
-    #[arg(long, env = "NTA_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Address serving Prometheus metrics [default: 127.0.0.1:9464]
-    #[arg(long, env = "NTA_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-
-    #[command(flatten)]
-    pub agent: AgentArgs,
-    #[command(flatten)]
-    pub ingestor: IngestorArgs,
-    #[command(flatten)]
-    pub windower: WindowerArgs,
-    #[command(flatten)]
-    pub predictor: PredictorArgs,
-    /// Dashboard listen address [default: 127.0.0.1:8080]. Log in with NTA_DASHBOARD_PASSWORD
-    /// (browsers) or NTA_DASHBOARD_TOKEN (API clients, `Authorization: Bearer`).
-    #[arg(long, env = "NTA_DASHBOARD_ADDR", help_heading = "Dashboard")]
-    pub listen: Option<SocketAddr>,
-    #[command(flatten)]
-    pub stream: StreamArgs,
+    /// Read frames from a pcap/pcapng file instead of an interface; the agent exits once all is acknowledged.
+    #[arg(long, short = 'r', help_heading = "Agent")]
+    pub read: Option<PathBuf>,
+    /// With --read: pace the replay by the capture's timestamps instead of as fast as possible.
+    #[arg(long, requires = "read", help_heading = "Agent")]
+    pub realtime: bool,
 }
 
+// `nta config`; the settings' flags are added by `command()`.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Predictor")]
-pub struct PredictorArgs {
-    /// Model file [default: $NTA_MODEL, else crates/predictor/models/default.nta-model]
+pub struct ConfigArgs {
+    /// Print the table of every setting (TOML key, flag, environment variable, default, meaning)
+    /// as Markdown, as in the README.
     #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Durable consumer shared by predictor replicas [default: nta-predictor]
-    #[arg(long)]
-    pub predictor_durable: Option<String>,
-    /// Smallest model confidence that raises an alert [default: 0.7]
-    #[arg(long)]
-    pub min_confidence: Option<f64>,
-    /// An alert with no new window for this long (s) is closed [default: 300]
-    #[arg(long)]
-    pub alert_quiet_s: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Windower")]
-pub struct WindowerArgs {
-    /// Durable consumer of the windower (one windower per name) [default: nta-windower]
-    #[arg(long)]
-    pub windower_durable: Option<String>,
-    /// Allowed lateness behind each agent's newest packet, in ms [default: 2000]
-    #[arg(long)]
-    pub allowed_lateness_ms: Option<u64>,
-    /// An agent silent this long (s) stops holding windows back [default: 30]
-    #[arg(long)]
-    pub idle_agent_timeout_s: Option<u64>,
+    pub markdown: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -125,69 +100,6 @@ pub struct AnalyzeArgs {
     /// Output file [default: stdout]
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Agent")]
-pub struct AgentArgs {
-    /// Live capture interface (libpcap name, e.g. eth0).
-    #[arg(long, short = 'i', env = "NTA_INTERFACE", conflicts_with = "read")]
-    pub interface: Option<String>,
-    /// Read frames from a pcap/pcapng file instead of an interface; exits once all is acknowledged.
-    #[arg(long, short = 'r')]
-    pub read: Option<PathBuf>,
-    /// With --read: pace the replay by the capture's timestamps instead of as fast as possible.
-    #[arg(long, requires = "read")]
-    pub realtime: bool,
-    /// BPF capture filter (live capture).
-    #[arg(long)]
-    pub bpf: Option<String>,
-    /// Bytes captured per frame [default: 65535]
-    #[arg(long)]
-    pub snaplen: Option<i32>,
-    /// Put the interface in promiscuous mode.
-    #[arg(long)]
-    pub promisc: bool,
-    /// Agent id (subject nta.packets.<id>) [default: host name]
-    #[arg(long, env = "NTA_AGENT_ID")]
-    pub agent_id: Option<String>,
-    /// Records per batch [default: 500]
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Longest time a partial batch waits, in ms [default: 1000]
-    #[arg(long)]
-    pub batch_timeout_ms: Option<u64>,
-    /// In-memory send queue budget in MB (fractions allowed); the oldest batches are dropped beyond it [default: 128]
-    #[arg(long)]
-    pub queue_mb: Option<f64>,
-    /// Publications awaiting their PubAck at once [default: 64]
-    #[arg(long)]
-    pub max_pending_acks: Option<usize>,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Ingestor")]
-pub struct IngestorArgs {
-    /// Durable consumer name shared by all ingestor replicas (their rollup worker uses NAME-rollup) [default: nta-ingestor]
-    #[arg(long)]
-    pub ingestor_durable: Option<String>,
-    /// Drop raw_packets day partitions older than this many days; unset or 0 keeps everything
-    #[arg(long, env = "NTA_RETENTION_DAYS")]
-    pub retention_days: Option<u32>,
-    /// Batches written per transaction [default: 16]
-    #[arg(long)]
-    pub batches_per_txn: Option<usize>,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Stream (applied when the stream is created)")]
-pub struct StreamArgs {
-    /// NTA_PACKETS maximum age in hours [default: 168]
-    #[arg(long)]
-    pub stream_max_age_hours: Option<u64>,
-    /// NTA_PACKETS / NTA_WINDOWS maximum size in GB [default: 10 GiB, less if JetStream cannot reserve it]
-    #[arg(long)]
-    pub stream_max_gb: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -262,8 +174,9 @@ pub enum BenchCommand {
     Ingest {
         #[arg(long, default_value_t = 2_000_000)]
         rows: usize,
-        /// Server to benchmark against (a temporary database is created and dropped).
-        #[arg(long, env = "NTA_DATABASE_URL")]
+        /// Server to benchmark against (a temporary database is created and dropped)
+        /// [default: the `database_url` setting]
+        #[arg(long)]
         database_url: Option<String>,
     },
 }

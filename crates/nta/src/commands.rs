@@ -4,13 +4,14 @@ use anyhow::{Context, Result};
 use std::io::Write;
 
 use crate::cli::{BenchCommand, Cli, Command, DecodeArgs, DecodeFormat};
-use crate::config::{FileConfig, DEFAULT_DATABASE_URL};
+use crate::config::NtaConfig;
 
-pub async fn dispatch(cli: Cli) -> Result<()> {
+pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
     match cli.command {
-        Command::Run(args) => {
-            let resolved = crate::run::resolve(*args, cli.config)?;
-            crate::run::run(resolved).await
+        Command::Run(args) => crate::run::run(crate::run::resolve(args, cfg)?).await,
+        Command::Config(args) => {
+            crate::config::print(&cfg, args.markdown);
+            Ok(())
         }
         Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
@@ -31,8 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest { rows, database_url }) => {
-            let file = FileConfig::load(cli.config.as_deref())?;
-            let url = database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+            let url = database_url.unwrap_or(cfg.database_url);
             println!("{}", bench::run_ingest_bench(&url, rows).await?);
             Ok(())
         }

@@ -1,102 +1,282 @@
-//! Configuration: flags > environment (`NTA_*`) > TOML file (`--config`) > defaults.
+//! Configuration of `nta`: a few top-level settings and one section per role, each defined
+//! once, in its role crate, with the `settings!` macro (see the `settings` crate for the macro,
+//! the naming rules and why this design).
 //!
-//! Clap handles flags and environment; every value it leaves unset falls back to the file,
-//! then to the built-in default, so one setting has exactly one name in each place.
+//! Precedence, the same for every setting: flags > environment (`NTA_*`) > TOML file
+//! (`--config FILE` / `NTA_CONFIG`) > defaults, applied by [`load`]. [`with_flags`] generates
+//! the flags from the same definitions (clap builder API), and `nta config --markdown` prints
+//! the reference table the README embeds.
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Command};
+use settings::{Kind, Layers, Settings};
 use std::net::SocketAddr;
 use std::path::Path;
 
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/nta";
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
-
-/// The optional TOML file. Keys mirror the long flag names (with `_`), grouped by role.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub nats_url: Option<String>,
-    pub database_url: Option<String>,
-    pub metrics_addr: Option<SocketAddr>,
-    #[serde(default)]
-    pub agent: AgentFile,
-    #[serde(default)]
-    pub ingestor: IngestorFile,
-    #[serde(default)]
-    pub windower: WindowerFile,
-    #[serde(default)]
-    pub predictor: PredictorFile,
-    #[serde(default)]
-    pub stream: StreamFile,
+settings::settings! {
+    /// Everything `nta` reads from its configuration.
+    #[derive(Debug, Clone)]
+    pub struct NtaConfig {
+        /// NATS server URL.
+        pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
+        /// PostgreSQL URL; the database is created if missing.
+        pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
+        /// Address serving Prometheus metrics.
+        pub metrics_addr: SocketAddr = settings::DEFAULT_METRICS_ADDR.parse().expect("default address"),
+        /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`.
+        pub log: String = "info,async_nats=warn".into(),
+    }
+    sections {
+        pub agent: agent::AgentConfig,
+        pub ingestor: ingestor::IngestorConfig,
+        pub windower: windower::service::WindowerServiceConfig,
+        pub predictor: predictor::PredictorServiceConfig,
+        pub dashboard: dashboard::DashboardConfig,
+        pub stream: bus::StreamLimits,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PredictorFile {
-    pub model: Option<std::path::PathBuf>,
-    pub durable: Option<String>,
-    pub min_confidence: Option<f64>,
-    pub alert_quiet_s: Option<u64>,
+impl NtaConfig {
+    /// Hands the top-level settings to the roles that use them (runtime fields of their
+    /// configs, not settings of their own).
+    pub fn share(&mut self) {
+        let (nats, db, stream) = (&self.nats_url, &self.database_url, &self.stream);
+        self.agent.nats_url.clone_from(nats);
+        self.agent.stream_limits.clone_from(stream);
+        self.ingestor.nats_url.clone_from(nats);
+        self.ingestor.database_url.clone_from(db);
+        self.ingestor.stream_limits.clone_from(stream);
+        self.windower.nats_url.clone_from(nats);
+        self.windower.database_url.clone_from(db);
+        self.windower.stream_limits.clone_from(stream);
+        self.predictor.nats_url.clone_from(nats);
+        self.predictor.database_url.clone_from(db);
+        self.predictor.stream_limits.clone_from(stream);
+        self.dashboard.nats_url.clone_from(nats);
+        self.dashboard.database_url.clone_from(db);
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowerFile {
-    pub durable: Option<String>,
-    pub allowed_lateness_ms: Option<u64>,
-    pub idle_agent_timeout_s: Option<u64>,
+/// Adds a flag for every setting but the secrets to `cmd` (skipping ids in `taken`), one help
+/// heading per section. A flag's id is its TOML key, which is how [`load`] finds it.
+pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
+    let defaults = NtaConfig::default().to_table();
+    for s in NtaConfig::settings() {
+        let Some(flag) = s.flag() else { continue };
+        if taken.contains(&s.key) {
+            continue;
+        }
+        let default = settings::documented_default(&s, &defaults).replace('`', "");
+        let mut arg = Arg::new(s.key.clone())
+            .long(flag)
+            .value_name(s.field.name.to_uppercase())
+            .help(format!("{} [env: {}] [default: {default}]", s.help(), s.env()));
+        if let Some(c) = s.field.short {
+            arg = arg.short(c);
+        }
+        if s.field.kind == Kind::Bool {
+            // `--promisc` or `--promisc=false` (to override a file or the environment).
+            arg = arg.num_args(0..=1).require_equals(true).default_missing_value("true");
+        }
+        if !s.section.is_empty() {
+            let mut heading = s.section.clone();
+            heading[..1].make_ascii_uppercase();
+            arg = arg.help_heading(heading);
+        }
+        cmd = cmd.arg(arg);
+    }
+    let secrets: Vec<String> =
+        NtaConfig::settings().iter().filter(|s| s.field.secret).map(|s| format!("{} ({})", s.key, s.env())).collect();
+    cmd.after_help(format!(
+        "Secrets have no flag, as command lines show in `ps`: set them in the environment or the file: {}.",
+        secrets.join(", ")
+    ))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentFile {
-    pub agent_id: Option<String>,
-    pub interface: Option<String>,
-    pub bpf: Option<String>,
-    pub snaplen: Option<i32>,
-    pub promisc: Option<bool>,
-    pub batch_size: Option<usize>,
-    pub batch_timeout_ms: Option<u64>,
-    pub queue_mb: Option<f64>,
-    pub max_pending_acks: Option<usize>,
+/// Defaults < the TOML `file` < environment < flags given in `matches` or its subcommands'
+/// matches (any arg whose id is a setting's key, so a subcommand may declare its own).
+pub fn load(file: Option<&Path>, matches: &ArgMatches) -> Result<NtaConfig> {
+    load_with(file, matches, |name| std::env::var(name).ok())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestorFile {
-    pub durable: Option<String>,
-    pub retention_days: Option<u32>,
-    pub batches_per_txn: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamFile {
-    pub max_age_hours: Option<u64>,
-    pub max_gb: Option<f64>,
-}
-
-impl FileConfig {
-    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
+fn load_with(file: Option<&Path>, matches: &ArgMatches, env: impl Fn(&str) -> Option<String>) -> Result<NtaConfig> {
+    let mut layers = Layers::new::<NtaConfig>();
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+        layers.file(&text, &format!("config {}", path.display()))?;
+    }
+    layers.env(env)?;
+    let mut level = Some(matches);
+    while let Some(m) = level {
+        for s in layers.settings().to_vec() {
+            let Ok(Some(mut values)) = m.try_get_raw(&s.key) else { continue };
+            if m.value_source(&s.key) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let flag = format!("--{}", s.flag().unwrap_or_default());
+            let text = values.next().and_then(|v| v.to_str()).with_context(|| format!("{flag}: not UTF-8"))?;
+            layers.set(&s.key, text, &flag)?;
+        }
+        level = m.subcommand().map(|(_, sub)| sub);
+    }
+    Ok(layers.build()?)
+}
+
+/// `nta config`: the effective configuration, or the reference table.
+pub fn print(cfg: &NtaConfig, markdown: bool) {
+    if markdown {
+        print!("{}", settings::markdown::<NtaConfig>());
+    } else {
+        println!("# nta: effective configuration (defaults < --config file < NTA_* environment < flags)");
+        print!("{}", settings::show(cfg));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    const BEGIN: &str = "<!-- settings-table:begin (generated by `nta config --markdown`) -->\n";
+    const END: &str = "<!-- settings-table:end -->";
+
+    fn matches(args: &[&str]) -> ArgMatches {
+        crate::cli::command().try_get_matches_from(["nta"].iter().chain(args)).unwrap()
+    }
+
+    fn load_test(file: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Result<NtaConfig> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        if let Some(text) = file {
+            f.write_all(text.as_bytes()).unwrap();
+        }
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_with(file.map(|_| f.path()), &matches(args), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
 
     #[test]
-    fn parses_grouped_file_and_rejects_typos() {
-        let c: FileConfig = toml::from_str(
-            "nats_url = 'nats://x:1'\n[agent]\ninterface = 'eth0'\nbatch_size = 100\n[ingestor]\nretention_days = 3\n",
-        )
-        .unwrap();
+    fn defaults_unchanged() {
+        let c = load_test(None, &[], &["run", "-t", "ingestor"]).unwrap();
+        assert_eq!(c.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(c.database_url, "postgres://postgres@127.0.0.1:5432/nta");
+        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.agent.batch_policy().max_records, 500);
+        assert_eq!(c.agent.batch_policy().max_age.as_millis(), 1000);
+        assert_eq!(c.agent.queue_max_bytes(), 128 << 20);
+        assert_eq!((c.agent.snaplen, c.agent.promisc, c.agent.max_pending_acks), (65535, false, 64));
+        assert_eq!((c.ingestor.durable.as_str(), c.ingestor.batches_per_txn, c.ingestor.retention()), ("nta-ingestor", 16, None));
+        assert_eq!(c.windower.durable, "nta-windower");
+        assert_eq!(c.windower.windower.allowed_lateness().as_millis(), 2000);
+        assert_eq!(c.windower.windower.idle_agent_timeout().as_secs(), 30);
+        assert_eq!((c.predictor.durable.as_str(), c.predictor.min_confidence), ("nta-predictor", 0.7));
+        assert_eq!(c.predictor.quiet_period().as_secs(), 300);
+        assert_eq!(c.dashboard.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!((c.stream.max_age().as_secs(), c.stream.max_bytes()), (7 * 24 * 3600, None));
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        let file = "nats_url = 'nats://file:1'\ndatabase_url = 'postgres://file/nta'\n\
+                    [agent]\ninterface = 'eth0'\nbatch_size = 100\npromisc = true\n\
+                    [ingestor]\nretention_days = 3\n[windower]\nallowed_lateness_ms = 500\n\
+                    [stream]\nmax_gb = 2.5\n";
+        let env = [("NTA_NATS_URL", "nats://env:2"), ("NTA_RETENTION_DAYS", "7"), ("NTA_AGENT_BATCH_SIZE", "1"),
+                   ("NTA_DASHBOARD_PASSWORD", "pw"), ("NTA_WINDOWER_DISTINCT_CAP", "64")];
+        let args = ["run", "-t", "all", "--batch-size", "200", "--promisc=false", "--retention-days", "0",
+                    "--ingestor-writers", "3", "--stream-max-age-hours", "1"];
+        let c = load_test(Some(file), &env, &args).unwrap();
+        assert_eq!(c.nats_url, "nats://env:2", "environment over file");
+        assert_eq!(c.database_url, "postgres://file/nta", "file over default");
         assert_eq!(c.agent.interface.as_deref(), Some("eth0"));
-        assert_eq!(c.ingestor.retention_days, Some(3));
-        assert!(toml::from_str::<FileConfig>("[agent]\ninterfac = 'eth0'\n").is_err());
+        assert_eq!(c.agent.batch_size, 200, "flag over file");
+        assert!(!c.agent.promisc, "--promisc=false over the file");
+        assert_eq!(c.ingestor.retention(), None, "flag 0 over env 7 over file 3");
+        assert_eq!(c.ingestor.writers, 3);
+        assert_eq!(c.windower.windower.allowed_lateness_ms, 500);
+        assert_eq!(c.windower.windower.distinct_cap, 64);
+        assert_eq!(c.stream.max_bytes(), Some(2_500_000_000));
+        assert_eq!(c.stream.max_age_hours, 1);
+        assert_eq!(c.dashboard.password.as_deref(), Some("pw"));
+        // Only the flags the file or env did not set fall through.
+        let c = load_test(Some(file), &[], &["run", "-t", "agent"]).unwrap();
+        assert_eq!((c.agent.batch_size, c.ingestor.retention()), (100, Some(3)));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = load_test(Some("[agent]\ninterfac = 'eth0'\n"), &[], &["run", "-t", "agent"]).unwrap_err().to_string();
+        assert!(e.contains("unknown setting `agent.interfac` (did you mean `agent.interface`?)"), "{e}");
+        let e = load_test(Some("[agent]\nsnaplen = 'big'\n"), &[], &["run", "-t", "agent"]).unwrap_err().to_string();
+        assert!(e.contains("`agent.snaplen`: invalid type: string \"big\""), "{e}");
+        let e = load_test(None, &[("NTA_RETENTION_DAYS", "-1")], &["run", "-t", "agent"]).unwrap_err().to_string();
+        assert!(e.contains("environment variable NTA_RETENTION_DAYS: `ingestor.retention_days`"), "{e}");
+        let e = load_test(None, &[], &["run", "-t", "agent", "--snaplen", "x"]).unwrap_err().to_string();
+        assert_eq!(e, "--snaplen: `agent.snaplen` expects an integer, got \"x\"");
+        let e = load_test(None, &[], &["run", "-t", "agent", "--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(e.starts_with("--listen: `dashboard.listen`: invalid"), "{e}");
+    }
+
+    #[test]
+    fn documented_names_still_work() {
+        let cmd = crate::cli::command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let flags: Vec<_> = run.get_arguments().filter_map(|a| a.get_long()).collect();
+        for f in [
+            "nats-url", "database-url", "metrics-addr", "interface", "bpf", "snaplen", "promisc", "agent-id",
+            "batch-size", "batch-timeout-ms", "queue-mb", "max-pending-acks", "ingestor-durable", "retention-days",
+            "batches-per-txn", "windower-durable", "allowed-lateness-ms", "idle-agent-timeout-s", "model",
+            "predictor-durable", "min-confidence", "alert-quiet-s", "listen", "stream-max-age-hours", "stream-max-gb",
+            "read", "realtime", "target",
+        ] {
+            assert!(flags.contains(&f), "--{f} missing");
+        }
+        assert!(!flags.iter().any(|f| f.contains("password") || f.contains("token")), "secrets must not be flags");
+        let envs: Vec<_> = NtaConfig::settings().iter().map(|s| s.env()).collect();
+        for e in [
+            "NTA_NATS_URL", "NTA_DATABASE_URL", "NTA_METRICS_ADDR", "NTA_AGENT_ID", "NTA_INTERFACE", "NTA_RETENTION_DAYS",
+            "NTA_MODEL", "NTA_DASHBOARD_ADDR", "NTA_LOG", "NTA_DASHBOARD_PASSWORD", "NTA_DASHBOARD_TOKEN",
+        ] {
+            assert!(envs.iter().any(|x| x == e), "{e} missing");
+        }
+        // The global --log flag is the `log` setting.
+        let c = load_test(None, &[("NTA_LOG", "warn")], &["--log", "debug", "decode", "x.pcap"]).unwrap();
+        assert_eq!(c.log, "debug");
+        // -i conflicts with --read, as before.
+        assert!(crate::cli::command().try_get_matches_from(["nta", "run", "-t", "agent", "-i", "eth0", "-r", "f"]).is_err());
+    }
+
+    #[test]
+    fn show_redacts_secrets_and_reads_back() {
+        let c = load_test(None, &[("NTA_DASHBOARD_TOKEN", "s3cret")], &["run", "-t", "agent"]).unwrap();
+        let shown = settings::show(&c);
+        assert!(shown.contains("token = \"<redacted>\"") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("[agent]\n") && shown.contains("# interface (unset)"), "{shown}");
+        let mut layers = Layers::new::<NtaConfig>();
+        layers.file(&settings::show(&NtaConfig::default()), "shown").unwrap();
+    }
+
+    /// The README's settings table is generated: regenerate it with
+    /// `NTA_UPDATE_README=1 cargo test -p nta readme`.
+    #[test]
+    fn readme_settings_table_is_generated() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = match (readme.find(BEGIN), readme.find(END)) {
+            (Some(s), Some(e)) if s < e => (s + BEGIN.len(), e),
+            _ => panic!("README.md lacks the markers {BEGIN:?} ... {END:?} around the settings table"),
+        };
+        let table = settings::markdown::<NtaConfig>();
+        if readme[start..end] != table {
+            if std::env::var_os("NTA_UPDATE_README").is_some() {
+                std::fs::write(&path, format!("{}{table}{}", &readme[..start], &readme[end..])).unwrap();
+                return;
+            }
+            panic!(
+                "README.md's settings table differs from the settings' definitions; regenerate it with \
+                 `NTA_UPDATE_README=1 cargo test -p nta readme` (or paste `nta config --markdown` between the markers)"
+            );
+        }
     }
 }

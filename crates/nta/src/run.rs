@@ -1,145 +1,55 @@
 //! `nta run`: starts the chosen roles in this process and stops them together.
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use futures::TryFutureExt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
-use bus::streams::StreamLimits;
 
 use crate::cli::{RunArgs, Target};
-use crate::config::{FileConfig, DEFAULT_DATABASE_URL, DEFAULT_METRICS_ADDR, DEFAULT_NATS_URL};
+use crate::config::NtaConfig;
 
-/// Everything `nta run` needs, resolved from flags, environment, file and defaults.
+/// Everything `nta run` needs: the roles to start and the configuration.
 pub struct Resolved {
     pub targets: Vec<Target>,
-    pub nats_url: String,
-    pub database_url: String,
-    pub metrics_addr: std::net::SocketAddr,
-    pub agent: Option<agent::AgentConfig>,
-    pub ingestor: ingestor::IngestorConfig,
-    pub windower: windower::service::WindowerServiceConfig,
-    pub predictor: predictor::PredictorServiceConfig,
-    pub dashboard: dashboard::DashboardConfig,
+    pub cfg: NtaConfig,
 }
 
-pub fn resolve(args: RunArgs, config: Option<PathBuf>) -> Result<Resolved> {
-    let file = FileConfig::load(config.as_deref())?;
-    let mut targets = args.targets.clone();
+type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+type RoleRun = Pin<Box<dyn Future<Output = Result<Option<agent::AgentSummary>>> + Send>>;
+
+/// A role `nta run` can start: runs until `Stop` resolves (the agent also ends by itself after
+/// a replay, with a summary).
+struct Role {
+    target: Target,
+    name: &'static str,
+    start: fn(&NtaConfig, Stop) -> RoleRun,
+}
+
+/// Every role, in start order (`--target all` starts them all).
+const ROLES: &[Role] = &[
+    Role { target: Target::Ingestor, name: "ingestor", start: |c, stop| Box::pin(ingestor::run(c.ingestor.clone(), stop).map_ok(|()| None)) },
+    Role { target: Target::Windower, name: "windower", start: |c, stop| Box::pin(windower::service::run(c.windower.clone(), stop).map_ok(|()| None)) },
+    Role { target: Target::Predictor, name: "predictor", start: |c, stop| Box::pin(predictor::service::run(c.predictor.clone(), stop).map_ok(|()| None)) },
+    Role { target: Target::Dashboard, name: "dashboard", start: |c, stop| Box::pin(dashboard::run(c.dashboard.clone(), stop).map_ok(|()| None)) },
+    Role { target: Target::Agent, name: "agent", start: |c, stop| Box::pin(agent::run(c.agent.clone(), stop).map_ok(Some)) },
+];
+
+pub fn resolve(args: RunArgs, mut cfg: NtaConfig) -> Result<Resolved> {
+    let mut targets = args.targets;
     if targets.contains(&Target::All) {
-        // Every role that exists today; later roles join here as they land.
-        targets = vec![Target::Agent, Target::Ingestor, Target::Windower, Target::Predictor, Target::Dashboard];
+        targets = ROLES.iter().map(|r| r.target).collect();
     }
     targets.dedup();
-    let nats_url = args.nats_url.or(file.nats_url).unwrap_or_else(|| DEFAULT_NATS_URL.into());
-    let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-    let metrics_addr = args.metrics_addr.or(file.metrics_addr).unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().unwrap());
-    let defaults = StreamLimits::default();
-    let stream_limits = StreamLimits {
-        max_age: args
-            .stream
-            .stream_max_age_hours
-            .or(file.stream.max_age_hours)
-            .map(|h| Duration::from_secs(h * 3600))
-            .unwrap_or(defaults.max_age),
-        max_bytes: args
-            .stream
-            .stream_max_gb
-            .or(file.stream.max_gb)
-            .map(|g| (g * 1e9) as i64),
-    };
-
-    let agent = if targets.contains(&Target::Agent) {
-        let a = args.agent;
-        let fa = file.agent;
-        let input = match (a.read, a.interface.or(fa.interface)) {
-            (Some(path), _) => agent::Input::File { path, realtime: a.realtime },
-            (None, Some(interface)) => agent::Input::Live(agent::source::LiveOptions {
-                interface,
-                bpf: a.bpf.or(fa.bpf),
-                snaplen: a.snaplen.or(fa.snaplen).unwrap_or(65535),
-                promisc: a.promisc || fa.promisc.unwrap_or(false),
-                buffer_size: 32 * 1024 * 1024,
-            }),
-            (None, None) => bail!("the agent needs --interface IF or --read FILE"),
-        };
-        let id = a.agent_id.or(fa.agent_id).unwrap_or_else(agent::service::default_agent_id);
-        let mut cfg = agent::AgentConfig::new(id, nats_url.clone(), input);
-        if let Some(n) = a.batch_size.or(fa.batch_size) {
-            cfg.batch.max_records = n.max(1);
-        }
-        if let Some(ms) = a.batch_timeout_ms.or(fa.batch_timeout_ms) {
-            cfg.batch.max_age = Duration::from_millis(ms);
-        }
-        if let Some(mb) = a.queue_mb.or(fa.queue_mb) {
-            cfg.queue_max_bytes = ((mb * 1024.0 * 1024.0) as usize).max(1);
-        }
-        if let Some(n) = a.max_pending_acks.or(fa.max_pending_acks) {
-            cfg.max_pending_acks = n.max(1);
-        }
-        cfg.stream_limits = stream_limits.clone();
-        Some(cfg)
-    } else {
-        None
-    };
-
-    let mut ing = ingestor::IngestorConfig {
-        nats_url: nats_url.clone(),
-        database_url: database_url.clone(),
-        stream_limits,
-        ..Default::default()
-    };
-    if let Some(d) = args.ingestor.ingestor_durable.or(file.ingestor.durable) {
-        ing.durable = d;
+    cfg.agent.read = args.read;
+    cfg.agent.realtime = args.realtime;
+    cfg.share();
+    if targets.contains(&Target::Agent) {
+        // Fails now, before anything starts, without --interface or --read.
+        cfg.agent.input()?;
     }
-    if let Some(days) = args.ingestor.retention_days.or(file.ingestor.retention_days) {
-        // 0 = keep raw packets for ever.
-        ing.retention_days = (days > 0).then_some(days);
-    }
-    if let Some(n) = args.ingestor.batches_per_txn.or(file.ingestor.batches_per_txn) {
-        ing.max_batches_per_txn = n.max(1);
-    }
-    let fw = file.windower;
-    let mut win = windower::service::WindowerServiceConfig {
-        nats_url: nats_url.clone(),
-        database_url: database_url.clone(),
-        stream_limits: ing.stream_limits.clone(),
-        ..Default::default()
-    };
-    if let Some(d) = args.windower.windower_durable.or(fw.durable) {
-        win.durable = d;
-    }
-    if let Some(ms) = args.windower.allowed_lateness_ms.or(fw.allowed_lateness_ms) {
-        win.windower.allowed_lateness = Duration::from_millis(ms);
-    }
-    if let Some(s) = args.windower.idle_agent_timeout_s.or(fw.idle_agent_timeout_s) {
-        win.windower.idle_agent_timeout = Duration::from_secs(s);
-    }
-    let fp = file.predictor;
-    let mut pred = predictor::PredictorServiceConfig {
-        nats_url: nats_url.clone(),
-        database_url: database_url.clone(),
-        stream_limits: ing.stream_limits.clone(),
-        ..Default::default()
-    };
-    pred.model_path = args.predictor.model.or(fp.model);
-    if let Some(d) = args.predictor.predictor_durable.or(fp.durable) {
-        pred.durable = d;
-    }
-    if let Some(c) = args.predictor.min_confidence.or(fp.min_confidence) {
-        pred.min_confidence = c;
-    }
-    if let Some(s) = args.predictor.alert_quiet_s.or(fp.alert_quiet_s) {
-        pred.quiet_period = Duration::from_secs(s);
-    }
-    let dashboard = dashboard::DashboardConfig {
-        listen: args.listen.unwrap_or_else(|| dashboard::DEFAULT_LISTEN.parse().expect("default address")),
-        database_url: database_url.clone(),
-        nats_url: nats_url.clone(),
-        // Secrets come from the environment only: flags would show in `ps`.
-        password: std::env::var("NTA_DASHBOARD_PASSWORD").ok().filter(|s| !s.is_empty()),
-        token: std::env::var("NTA_DASHBOARD_TOKEN").ok().filter(|s| !s.is_empty()),
-    };
-    Ok(Resolved { targets, nats_url, database_url, metrics_addr, agent, ingestor: ing, windower: win, predictor: pred, dashboard })
+    Ok(Resolved { targets, cfg })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -159,43 +69,33 @@ async fn signal() {
 }
 
 pub async fn run(r: Resolved) -> Result<()> {
-    crate::metrics::install(r.metrics_addr)?;
+    let cfg = &r.cfg;
+    crate::metrics::install(cfg.metrics_addr)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let stopped = move |mut rx: watch::Receiver<bool>| -> Stop {
+        Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let replaying = matches!(r.agent.as_ref().map(|a| &a.input), Some(agent::Input::File { .. }));
+    let replaying = r.targets.contains(&Target::Agent) && cfg.agent.read.is_some();
 
-    if r.targets.contains(&Target::Ingestor) {
-        let cfg = r.ingestor.clone();
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move { ingestor::run(cfg, stop).await.context("ingestor").map(|_| "ingestor") });
+    let mut agent_task = None;
+    for role in ROLES.iter().filter(|role| r.targets.contains(&role.target)) {
+        let running = (role.start)(cfg, stopped(stop_rx.clone()));
+        let name = role.name;
+        if role.target == Target::Agent {
+            // Awaited on its own: a replay ends by itself and its summary is reported.
+            agent_task = Some(tokio::spawn(running));
+        } else {
+            tasks.spawn(async move { running.await.context(name).map(|_| name) });
+        }
     }
-    if r.targets.contains(&Target::Windower) {
-        let cfg = r.windower.clone();
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move { windower::service::run(cfg, stop).await.context("windower").map(|_| "windower") });
-    }
-    if r.targets.contains(&Target::Predictor) {
-        let cfg = r.predictor.clone();
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move { predictor::service::run(cfg, stop).await.context("predictor").map(|_| "predictor") });
-    }
-    if r.targets.contains(&Target::Dashboard) {
-        let cfg = r.dashboard.clone();
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move { dashboard::run(cfg, stop).await.context("dashboard").map(|_| "dashboard") });
-    }
-    let agent_task = r.agent.clone().map(|cfg| {
-        let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move { agent::run(cfg, stop).await })
-    });
 
     let sig = tokio::spawn(signal());
     if let Some(agent_task) = agent_task {
         let summary = tokio::select! {
-            res = agent_task => res.context("agent task")?.context("agent")?,
+            res = agent_task => res.context("agent task")?.context("agent")?.context("agent summary")?,
             _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
         };
         let c = &summary.capture;
@@ -213,13 +113,13 @@ pub async fn run(r: Resolved) -> Result<()> {
             // A laptop replay (`--target all --read F`): wait until the packets are stored and
             // the windows closed so far are predicted, then say what landed.
             let drained = async {
-                wait_consumer_drained(&r.nats_url, bus::PACKETS_STREAM, &r.ingestor.durable).await?;
+                wait_consumer_drained(&cfg.nats_url, bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
                 // The dashboard's per-minute counts come from the ingestor's rollup consumer.
-                wait_consumer_drained(&r.nats_url, bus::PACKETS_STREAM, &ingestor::rollup_durable(&r.ingestor.durable)).await?;
+                wait_consumer_drained(&cfg.nats_url, bus::PACKETS_STREAM, &ingestor::rollup_durable(&cfg.ingestor.durable)).await?;
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    wait_consumer_drained(&r.nats_url, bus::WINDOWS_STREAM, &r.predictor.durable).await?;
+                    wait_consumer_drained(&cfg.nats_url, bus::WINDOWS_STREAM, &cfg.predictor.durable).await?;
                 }
                 anyhow::Ok(())
             };
@@ -227,14 +127,14 @@ pub async fn run(r: Resolved) -> Result<()> {
                 res = drained => res?,
                 _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
             }
-            print!("{}", crate::report::landed(&r.database_url, &summary).await?);
+            print!("{}", crate::report::landed(&cfg.database_url, &summary).await?);
             if r.targets.contains(&Target::Predictor) {
-                print!("{}", crate::report::alerts(&r.database_url).await?);
+                print!("{}", crate::report::alerts(&cfg.database_url).await?);
             }
             if r.targets.contains(&Target::Dashboard) {
                 // The dashboard stays up to explore what landed.
-                let login = if r.dashboard.password.is_some() { "password from NTA_DASHBOARD_PASSWORD" } else { "open (loopback, no password set)" };
-                println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", r.dashboard.listen);
+                let login = if cfg.dashboard.password.is_some() { "password from dashboard.password / NTA_DASHBOARD_PASSWORD" } else { "open (loopback, no password set)" };
+                println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", cfg.dashboard.listen);
             } else {
                 let _ = stop_tx.send(true);
                 while let Some(res) = tasks.join_next().await {

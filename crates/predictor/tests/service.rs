@@ -145,9 +145,9 @@ impl Env {
         PredictorServiceConfig {
             nats_url: self.nats.url.clone(),
             database_url: self.db.url.clone(),
-            model_path: Some(self.model_path.clone()),
-            close_interval: Duration::from_millis(200),
-            pending_refresh: Duration::from_millis(500),
+            model: Some(self.model_path.clone()),
+            close_interval_ms: 200,
+            pending_refresh_ms: 500,
             ..Default::default()
         }
     }
@@ -225,7 +225,7 @@ async fn alerts_open_extend_split_close_and_resolve() {
     let mut events = nc.subscribe(bus::ALERTS_SUBJECT).await.unwrap();
     nc.flush().await.unwrap();
     let mut cfg = env.cfg();
-    cfg.quiet_period = Duration::from_secs(6);
+    cfg.alert_quiet_s = 6;
     let (stop, task) = start(cfg);
     let c = env.db.client().await.unwrap();
 
@@ -456,6 +456,6 @@ async fn missing_or_foreign_model_files_fail_clearly() {
     std::fs::write(&p, b"NTAMODEL\x02\x00\x00\x00rest").unwrap();
     let e = Model::load_configured(Some(&p)).unwrap_err();
     assert!(format!("{e:#}").contains("format version 2, but this build reads version 1"), "{e:#}");
-    let cfg = PredictorServiceConfig { model_path: Some(p), ..Default::default() };
+    let cfg = PredictorServiceConfig { model: Some(p), ..Default::default() };
     assert!(service::run(cfg, std::future::pending()).await.is_err());
 }

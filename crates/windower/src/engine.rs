@@ -163,12 +163,12 @@ impl Windower {
     /// over agents heard from within `idle_agent_timeout`; when every agent is idle, the
     /// largest over all agents (so an idle system still closes its windows).
     pub fn watermark(&self, now: Instant) -> Option<f64> {
-        let lateness = self.cfg.allowed_lateness.as_secs_f64();
+        let lateness = self.cfg.allowed_lateness().as_secs_f64();
         let active = self
             .agents
             .iter()
             .map(|(_, a)| a)
-            .filter(|a| !a.finished && now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout)
+            .filter(|a| !a.finished && now.saturating_duration_since(a.last_seen) < self.cfg.idle_agent_timeout())
             .map(|a| a.max_ts - lateness)
             .reduce(f64::min);
         active.or_else(|| self.agents.iter().map(|(_, a)| a.max_ts - lateness).reduce(f64::max))
@@ -306,7 +306,7 @@ pub fn windows_from_records_with_stats(
     let now = Instant::now();
     let mut out = Vec::new();
     let mut next_check = f64::NEG_INFINITY;
-    let lateness = cfg.allowed_lateness.as_secs_f64();
+    let lateness = cfg.allowed_lateness().as_secs_f64();
     for r in records {
         w.push("offline", &r, now);
         // The sealing target only moves when the watermark crosses a 5 s boundary; checking

@@ -66,6 +66,7 @@
 pub mod service;
 
 pub mod arp;
+mod config;
 pub mod dns;
 mod engine;
 pub mod features;
@@ -74,29 +75,7 @@ pub mod level;
 pub mod sketch;
 pub mod state;
 
+pub use config::WindowerConfig;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
 pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 pub use level::{direct_window, ClosedWindow};
-
-use std::time::Duration;
-
-#[derive(Debug, Clone)]
-pub struct WindowerConfig {
-    /// Watermark = largest event time seen from an agent minus this.
-    pub allowed_lateness: Duration,
-    /// An agent silent (in processing time) for this long stops holding windows back.
-    pub idle_agent_timeout: Duration,
-    /// Distinct members kept exactly per set (per key and window) before the set becomes a
-    /// bottom-k sample of this size. Must be the same in every path whose outputs are compared.
-    pub distinct_cap: usize,
-}
-
-impl Default for WindowerConfig {
-    fn default() -> Self {
-        WindowerConfig {
-            allowed_lateness: Duration::from_secs(2),
-            idle_agent_timeout: Duration::from_secs(30),
-            distinct_cap: 4096,
-        }
-    }
-}

@@ -8,7 +8,6 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 use windower::{direct_window, windows_from_records, WindowerConfig};
 use wire::{MacAddr, PacketRecord, Protocol, View, WindowRecord};
 
@@ -133,7 +132,7 @@ fn check(recs: Vec<PacketRecord>, cfg: &WindowerConfig) -> Result<(), TestCaseEr
 }
 
 fn cfg(cap: usize, lateness_s: u64) -> WindowerConfig {
-    WindowerConfig { allowed_lateness: Duration::from_secs(lateness_s), distinct_cap: cap, ..Default::default() }
+    WindowerConfig { allowed_lateness_ms: lateness_s * 1000, distinct_cap: cap, ..Default::default() }
 }
 
 proptest! {

@@ -184,7 +184,7 @@ fn config(nats: &NatsServer, db: &TestDb) -> WindowerServiceConfig {
     WindowerServiceConfig {
         nats_url: nats.url.clone(),
         database_url: db.url.clone(),
-        pending_refresh: Duration::from_millis(500),
+        pending_refresh_ms: 500,
         ..Default::default()
     }
 }

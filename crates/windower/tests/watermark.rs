@@ -52,7 +52,7 @@ fn late_records_are_counted_not_merged() {
 #[test]
 fn idle_agent_stops_holding_windows_back() {
     let t0 = Instant::now();
-    let cfg = WindowerConfig { idle_agent_timeout: Duration::from_secs(10), ..Default::default() };
+    let cfg = WindowerConfig { idle_agent_timeout_s: 10, ..Default::default() };
     let mut w = Windower::new(cfg);
     w.push("a", &rec(T, 1), t0);
     w.push("b", &rec(T, 2), t0);

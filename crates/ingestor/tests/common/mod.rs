@@ -16,8 +16,8 @@ pub fn config(nats: &NatsServer, db: &TestDb) -> ingestor::IngestorConfig {
     ingestor::IngestorConfig {
         nats_url: nats.url.clone(),
         database_url: db.url.clone(),
-        fetch_wait: Duration::from_millis(200),
-        pending_refresh: Duration::from_millis(500),
+        fetch_wait_ms: 200,
+        pending_refresh_ms: 500,
         ..Default::default()
     }
 }

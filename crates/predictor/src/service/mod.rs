@@ -26,9 +26,11 @@
 //! operator ([`resolve_alert`]). A later window of a closed or resolved alert opens a new one.
 
 mod alerts;
+mod config;
 pub mod metrics;
 
 pub use alerts::{severity, summary, AlertPolicy};
+pub use config::PredictorServiceConfig;
 pub use store::alerts::{resolve_alert, resolve_alert_event};
 
 use anyhow::{anyhow, Context, Result};
@@ -36,7 +38,6 @@ use async_nats::jetstream::{self, consumer::pull, AckKind};
 use bus::consume::{Handler, LoopOptions};
 use bus::{Backoff, PullConsumer, Shutdown};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::predictions::{self, PredictionRow};
@@ -45,7 +46,7 @@ use tracing::{debug, error, info, warn};
 use wire::{AlertEvent, WindowRecord};
 
 use crate::model::{Model, Verdict, NORMAL};
-use crate::rules::{self, RuleHit, RuleThresholds};
+use crate::rules::{self, RuleHit};
 use metrics as m;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
@@ -57,71 +58,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// lab's held-out runs and of the shared captures peak above it.
 pub const MIN_CONFIDENCE: f64 = 0.7;
 
-#[derive(Debug, Clone)]
-pub struct PredictorServiceConfig {
-    pub nats_url: String,
-    /// Created (with its schema) if missing.
-    pub database_url: String,
-    /// Durable consumer on NTA_WINDOWS; replicas with the same name share the windows.
-    pub durable: String,
-    /// The model file; `None`: `$NTA_MODEL`, else the repository's
-    /// `crates/predictor/models/default.nta-model` (see [`crate::model::default_model_path`]).
-    pub model_path: Option<PathBuf>,
-    /// Model verdicts other than Normal alert from this probability on.
-    pub min_confidence: f64,
-    /// Confidence credited to a rule hit (the model's probability of that class when higher):
-    /// 0.75 makes a rule-only alert HIGH.
-    pub rule_confidence: f64,
-    pub rules: RuleThresholds,
-    /// An alert closes after this long without a new window (processing time), and a window
-    /// this long (event time) after an alert's last one opens a new alert.
-    pub quiet_period: Duration,
-    /// How often quiet alerts are looked for.
-    pub close_interval: Duration,
-    /// Windows fetched and predicted together.
-    pub batch_size: usize,
-    /// Server-side redelivery timer of unacked windows.
-    pub ack_wait: Duration,
-    pub max_ack_pending: i64,
-    /// Period of the `nta_predictor_consumer_pending_messages` refresh.
-    pub pending_refresh: Duration,
-    /// Limits applied if this process creates `NTA_WINDOWS`.
-    pub stream_limits: bus::streams::StreamLimits,
-    /// Recorded with each prediction (`predictions.instance`); default `<host>-<pid>`.
-    pub instance: String,
-}
-
-impl Default for PredictorServiceConfig {
-    fn default() -> Self {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "predictor".into());
-        PredictorServiceConfig {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
-            durable: "nta-predictor".into(),
-            model_path: None,
-            min_confidence: MIN_CONFIDENCE,
-            rule_confidence: 0.75,
-            rules: RuleThresholds::default(),
-            quiet_period: Duration::from_secs(300),
-            close_interval: Duration::from_secs(10),
-            batch_size: 256,
-            ack_wait: Duration::from_secs(60),
-            max_ack_pending: 20_000,
-            pending_refresh: Duration::from_secs(5),
-            stream_limits: bus::streams::StreamLimits::default(),
-            instance: format!("{host}-{}", std::process::id()),
-        }
-    }
-}
-
 /// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
 pub async fn run(cfg: PredictorServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
-    let model = Model::load_configured(cfg.model_path.as_deref())?;
+    let model = Model::load_configured(cfg.model.as_deref())?;
     run_with_model(cfg, Arc::new(model), shutdown).await
 }
 
@@ -142,7 +82,7 @@ pub async fn run_with_model(
         stream: bus::WINDOWS_STREAM,
         max_messages_per_batch: svc.cfg.batch_size,
         max_chunk: svc.cfg.batch_size,
-        timers: vec![svc.cfg.close_interval],
+        timers: vec![svc.cfg.close_interval()],
     };
     let res = bus::consume::run(&consumer, &opts, &mut svc, &mut shutdown).await;
     for t in &svc.background {
@@ -185,7 +125,7 @@ impl Service {
                 pull::Config {
                     description: Some("nta predictor (replicas share it)".into()),
                     deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                    ..bus::streams::windows_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
+                    ..bus::streams::windows_consumer_config(&cfg.durable, cfg.ack_wait(), cfg.max_ack_pending)
                 },
             )
             .await
@@ -199,10 +139,10 @@ impl Service {
         let policy = AlertPolicy {
             min_confidence: cfg.min_confidence,
             rule_confidence: cfg.rule_confidence,
-            quiet_period_secs: cfg.quiet_period.as_secs_f64(),
+            quiet_period_secs: cfg.quiet_period().as_secs_f64(),
         };
         let background =
-            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh)];
+            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh())];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         Ok(Service { cfg, model, policy, nats, js, consumer, db, backoff, background })
@@ -346,7 +286,7 @@ impl Service {
     }
 
     async fn close_quiet(&mut self) {
-        let quiet = self.cfg.quiet_period.as_secs_f64();
+        let quiet = self.cfg.quiet_period().as_secs_f64();
         let res = match self.db().await {
             Ok(c) => store::alerts::close_quiet(c, quiet).await,
             Err(e) => Err(e),

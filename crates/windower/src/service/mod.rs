@@ -33,9 +33,11 @@
 //! Poison messages (undecodable, unknown version, impossible timestamps) are copied to
 //! `nta.deadletter` and terminated; they are never held, so they never block acknowledgement.
 
+mod config;
 pub mod metrics;
 mod tracker;
 
+pub use config::WindowerServiceConfig;
 pub use store::windows::FEATURE_COLUMNS;
 
 use anyhow::{anyhow, Context, Result};
@@ -49,7 +51,7 @@ use store::Reconnecting;
 use tracing::{debug, error, info, warn};
 use wire::{PacketBatch, WindowRecord};
 
-use crate::{PushOutcome, Windower, WindowerConfig};
+use crate::{PushOutcome, Windower};
 use metrics as m;
 use tracker::{Ends, Tracker};
 
@@ -63,47 +65,6 @@ const AFTER_STORE: &str = "after_store";
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone)]
-pub struct WindowerServiceConfig {
-    pub nats_url: String,
-    /// Created (with its schema) if missing.
-    pub database_url: String,
-    /// Durable consumer on NTA_PACKETS. Exactly one windower runs per name (others wait).
-    pub durable: String,
-    pub windower: WindowerConfig,
-    /// Limits applied if this process creates `NTA_PACKETS` or `NTA_WINDOWS`.
-    pub stream_limits: bus::streams::StreamLimits,
-    /// How often closed windows are collected when no message arrives (processing-time
-    /// flushing: idle agents stop holding windows back).
-    pub poll_interval: Duration,
-    /// Server-side redelivery timer; must exceed the time a batch is held (longest window +
-    /// allowed lateness + idle agent timeout + margin).
-    pub ack_wait: Duration,
-    /// Unacked batches allowed: at least the batches of the longest window plus lateness.
-    pub max_ack_pending: i64,
-    /// Messages taken from the consumer before windows are collected and flushed.
-    pub max_messages_per_step: usize,
-    /// Period of the `nta_windower_consumer_pending_messages` refresh.
-    pub pending_refresh: Duration,
-}
-
-impl Default for WindowerServiceConfig {
-    fn default() -> Self {
-        WindowerServiceConfig {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            database_url: "postgres://postgres@127.0.0.1:5432/nta".into(),
-            durable: "nta-windower".into(),
-            windower: WindowerConfig::default(),
-            stream_limits: bus::streams::StreamLimits::default(),
-            poll_interval: Duration::from_millis(200),
-            ack_wait: Duration::from_secs(600),
-            max_ack_pending: 100_000,
-            max_messages_per_step: 256,
-            pending_refresh: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Runs the windower service until `shutdown` completes. On shutdown the windows already closed
 /// are flushed and their batches acked; open windows are left to be rebuilt by the next start
@@ -200,7 +161,7 @@ impl Service {
             .create_consumer(pull::Config {
                 description: Some("nta windower (recreated at each start from its checkpoint)".into()),
                 deliver_policy,
-                ..bus::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait, cfg.max_ack_pending)
+                ..bus::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait(), cfg.max_ack_pending)
             })
             .await
             .with_context(|| format!("creating consumer {}", cfg.durable))?;
@@ -213,7 +174,7 @@ impl Service {
         let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
         info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = ?failpoint, "windower started");
         let background =
-            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh)];
+            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh())];
         let database_url = cfg.database_url.clone();
         Ok(Service {
             tracker: Tracker::new(replay_seq),
@@ -239,7 +200,7 @@ impl Service {
             stream: bus::PACKETS_STREAM,
             max_messages_per_batch: 500,
             max_chunk: self.cfg.max_messages_per_step,
-            timers: vec![self.cfg.poll_interval, (self.cfg.ack_wait / 6).max(Duration::from_millis(100))],
+            timers: vec![self.cfg.poll_interval(), (self.cfg.ack_wait() / 6).max(Duration::from_millis(100))],
         };
         let res = bus::consume::run(&consumer, &opts, &mut self, shutdown).await;
         if res.is_ok() {
@@ -428,7 +389,7 @@ impl Service {
     /// Resets the server's ack timer of batches held for long (e.g. behind an idle agent).
     async fn keep_alive(&mut self) {
         let now = Instant::now();
-        let Some(before) = now.checked_sub(self.cfg.ack_wait / 3) else { return };
+        let Some(before) = now.checked_sub(self.cfg.ack_wait() / 3) else { return };
         for msg in self.tracker.stale(before, now) {
             let _ = msg.ack_with(AckKind::Progress).await;
         }

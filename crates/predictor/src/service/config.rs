@@ -1,0 +1,82 @@
+//! Settings of the predictor role (`[predictor]`); see the `settings` crate for the rules.
+
+use std::path::PathBuf;
+use std::time::Duration;
+use bus::StreamLimits;
+
+use super::MIN_CONFIDENCE;
+use crate::rules::RuleThresholds;
+
+settings::settings! {
+    /// Configuration of the predictor role.
+    #[derive(Debug, Clone)]
+    pub struct PredictorServiceConfig {
+        /// Durable consumer on NTA_WINDOWS; replicas with the same name share the windows.
+        pub durable: String = "nta-predictor".into(),
+        /// Model file; unset: the repository's crates/predictor/models/default.nta-model.
+        #[setting(flag = "model", env = "NTA_MODEL", default_doc = "`crates/predictor/models/default.nta-model`")]
+        pub model: Option<PathBuf> = None,
+        /// Smallest model confidence that raises an alert (model verdicts other than Normal alert
+        /// from this probability on).
+        #[setting(flag = "min-confidence")]
+        pub min_confidence: f64 = MIN_CONFIDENCE,
+        /// Confidence credited to a rule hit (the model's probability of that class when higher):
+        /// 0.75 makes a rule-only alert HIGH.
+        pub rule_confidence: f64 = 0.75,
+        /// An alert with no new window for this long (s, processing time) is closed, and a window
+        /// this long (event time) after an alert's last one opens a new alert.
+        #[setting(flag = "alert-quiet-s")]
+        pub alert_quiet_s: u64 = 300,
+        /// How often (ms) quiet alerts are looked for.
+        pub close_interval_ms: u64 = 10_000,
+        /// Windows fetched and predicted together.
+        pub batch_size: usize = 256,
+        /// Server-side redelivery timer (s) of unacked windows.
+        pub ack_wait_s: u64 = 60,
+        /// Unacked windows allowed in flight across the replicas.
+        pub max_ack_pending: i64 = 20_000,
+        /// Period (ms) of the nta_predictor_consumer_pending_messages refresh.
+        pub pending_refresh_ms: u64 = 5000,
+        /// Recorded with each prediction (predictions.instance).
+        #[setting(default_doc = "`<host>-<pid>`")]
+        pub instance: String = default_instance(),
+    }
+    runtime {
+        /// NATS server (the top-level `nats_url` setting).
+        pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
+        /// PostgreSQL (the top-level `database_url`); created with its schema if missing.
+        pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
+        /// Limits applied if this process creates `NTA_WINDOWS` (the `[stream]` settings).
+        pub stream_limits: StreamLimits = StreamLimits::default(),
+        /// Rule baselines (tuned in code, not settings).
+        pub rules: RuleThresholds = RuleThresholds::default(),
+    }
+}
+
+impl PredictorServiceConfig {
+    pub fn quiet_period(&self) -> Duration {
+        Duration::from_secs(self.alert_quiet_s)
+    }
+
+    pub fn close_interval(&self) -> Duration {
+        Duration::from_millis(self.close_interval_ms)
+    }
+
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_secs(self.ack_wait_s)
+    }
+
+    pub fn pending_refresh(&self) -> Duration {
+        Duration::from_millis(self.pending_refresh_ms)
+    }
+}
+
+/// `<host>-<pid>`.
+fn default_instance() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "predictor".into());
+    format!("{host}-{}", std::process::id())
+}
