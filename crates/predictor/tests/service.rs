@@ -81,7 +81,7 @@ fn quiet_src(key: &str, start: i64, size: u32, i: u64) -> WindowRecord {
         ("tcp_count", 25.0),
         ("tcp_syn_count", 1.0),
         ("tcp_ack_count", 24.0),
-        ("ssh_connection_attempts", if i % 3 == 0 { 1.0 } else { 0.0 }),
+        ("ssh_connection_attempts", if i.is_multiple_of(3) { 1.0 } else { 0.0 }),
     ])
 }
 
@@ -174,7 +174,7 @@ async fn publish(js: &jetstream::Context, windows: &[WindowRecord], id_suffix: &
     for w in windows {
         let mut h = async_nats::HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("{}{id_suffix}", w.window_id()).as_str());
-        acks.push(js.publish_with_headers(bus::window_subject(&w), h, w.encode().unwrap().into()).await.unwrap());
+        acks.push(js.publish_with_headers(bus::window_subject(w), h, w.encode().unwrap().into()).await.unwrap());
     }
     for a in acks {
         a.await.unwrap();

@@ -329,7 +329,7 @@ async fn check_against(
     let mut ids = HashSet::new();
     for w in &msgs {
         assert!(ids.insert(w.window_id()), "{} published twice", w.window_id());
-        assert_eq!(bus::window_subject(&w), format!("nta.windows.{}", wire::window::size_token(w.window_size)));
+        assert_eq!(bus::window_subject(w), format!("nta.windows.{}", wire::window::size_token(w.window_size)));
         if !is_sentinel(&w.key) {
             assert_eq!(Some(w), expected.get(&w.window_id()), "published window differs from the offline one");
         }

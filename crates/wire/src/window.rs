@@ -29,7 +29,7 @@ impl View {
 
 /// Subject token of a window size: `5s`, `30s`, `3m`.
 pub fn size_token(window_size: u32) -> String {
-    if window_size % 60 == 0 {
+    if window_size.is_multiple_of(60) {
         format!("{}m", window_size / 60)
     } else {
         format!("{window_size}s")

@@ -58,11 +58,15 @@ pub fn detections<'a>(
     out
 }
 
+/// The features (name, value) that decided a window's class, strongest first: the model's
+/// evidence recorded with an alert.
+pub type Explain<'e> = &'e dyn Fn(&WindowRecord, &str) -> Vec<(String, f64)>;
+
 /// Folds the detections of some windows (already known to be new) into one delta per alert.
 pub fn aggregate<'a>(
     items: impl IntoIterator<Item = (&'a WindowRecord, Option<&'a Verdict>, &'a [RuleHit])>,
     classes: &[String],
-    explain: &dyn Fn(&WindowRecord, &str) -> Vec<(String, f64)>,
+    explain: Explain<'_>,
     policy: &AlertPolicy,
 ) -> BTreeMap<AlertKey, AlertDelta> {
     let mut out: BTreeMap<AlertKey, AlertDelta> = BTreeMap::new();
