@@ -1,9 +1,9 @@
 //! Settings of the agent role (`[agent]`); see the `settings` crate for the rules.
 
 use anyhow::{bail, Result};
+use bus::StreamLimits;
 use std::path::PathBuf;
 use std::time::Duration;
-use bus::StreamLimits;
 
 use crate::capture::BatchPolicy;
 use crate::service::{default_agent_id, Input};

@@ -2,14 +2,14 @@
 //! batches to NATS JetStream. It is also the only reader of capture files: [`records`] yields
 //! the decoded records of a file to `nta decode`, `nta analyze` and training.
 
-pub mod decode;
-pub mod source;
-pub mod records;
 pub mod capture;
+mod config;
+pub mod decode;
 pub mod publisher;
 pub mod queue;
+pub mod records;
 pub mod service;
-mod config;
+pub mod source;
 
 pub use records::{for_each_record, records_from_file, FileStats, FrameDecoder};
 pub use service::{run, AgentConfig, AgentSummary, Input};

@@ -71,7 +71,11 @@ pub async fn run_publisher(
         if let Some(t) = give_up_at {
             if Instant::now() >= t {
                 let lost = queue.drain_dropped();
-                tracing::warn!(records = lost, in_flight = inflight.len(), "shutdown grace over; unsent batches dropped");
+                tracing::warn!(
+                    records = lost,
+                    in_flight = inflight.len(),
+                    "shutdown grace over; unsent batches dropped"
+                );
                 break;
             }
         }

@@ -36,7 +36,12 @@ pub struct SendQueue {
 
 impl SendQueue {
     pub fn new(max_bytes: usize) -> SendQueue {
-        SendQueue { state: Mutex::new(State::default()), dropped_records: Default::default(), max_bytes: max_bytes.max(1), notify: Notify::new() }
+        SendQueue {
+            state: Mutex::new(State::default()),
+            dropped_records: Default::default(),
+            max_bytes: max_bytes.max(1),
+            notify: Notify::new(),
+        }
     }
 
     /// Appends a batch, dropping the oldest batches if the byte budget is exceeded.

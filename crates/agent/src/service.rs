@@ -1,12 +1,12 @@
 //! The agent as a service: capture thread + publisher task, wired to NATS.
 
 use anyhow::{Context, Result};
+use bus::streams::StreamLimits;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use bus::streams::StreamLimits;
 
 pub use crate::config::AgentConfig;
 
@@ -42,8 +42,13 @@ pub fn default_agent_id() -> String {
 
 /// Agent ids become a subject token and part of message ids: keep `[A-Za-z0-9_-]`.
 pub fn sanitize_agent_id(id: &str) -> String {
-    let s: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    if s.is_empty() { "agent".into() } else { s }
+    let s: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() {
+        "agent".into()
+    } else {
+        s
+    }
 }
 
 /// Captures and publishes until the input ends (file: everything acknowledged) or `shutdown`
@@ -63,12 +68,13 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
     let capture = {
         let (queue, stop, agent_id, boot_id, policy) =
             (queue.clone(), stop.clone(), agent_id.clone(), boot_id.clone(), cfg.batch_policy());
-        std::thread::Builder::new().name("capture".into()).spawn(move || {
-            run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop)
-        })?
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop))?
     };
 
-    let client = bus::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}")).await
+    let client = bus::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}"))
+        .await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = async_nats::jetstream::new(client);
     let stop_signal = {

@@ -12,10 +12,7 @@ fn shared(name: &str) -> std::path::PathBuf {
 fn jsonl_one_object_per_frame_with_all_fields() {
     let mut out = Vec::new();
     let stats = decode_file(&shared("benign-mdns.pcap"), OutputFormat::Jsonl, &mut out).unwrap();
-    assert_eq!(
-        (stats.frames, stats.decoded, stats.malformed),
-        (292, 292, 0)
-    );
+    assert_eq!((stats.frames, stats.decoded, stats.malformed), (292, 292, 0));
     assert_eq!(stats.file_error, None);
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -33,12 +30,7 @@ fn jsonl_one_object_per_frame_with_all_fields() {
 #[test]
 fn msgpack_named_maps_concatenated() {
     let mut out = Vec::new();
-    let stats = decode_file(
-        &shared("benign-http-auth.pcap"),
-        OutputFormat::Msgpack,
-        &mut out,
-    )
-    .unwrap();
+    let stats = decode_file(&shared("benign-http-auth.pcap"), OutputFormat::Msgpack, &mut out).unwrap();
     assert_eq!(stats.decoded, 33);
     let mut rd = std::io::Cursor::new(&out[..]);
     let mut n = 0;
@@ -67,20 +59,12 @@ fn truncated_capture_file_keeps_earlier_records() {
     let stats = decode_file(f.path(), OutputFormat::Jsonl, &mut out).unwrap();
     assert!(stats.decoded > 100, "{stats:?}");
     assert_eq!(stats.decoded, stats.frames);
-    assert_eq!(
-        String::from_utf8(out).unwrap().lines().count() as u64,
-        stats.decoded
-    );
+    assert_eq!(String::from_utf8(out).unwrap().lines().count() as u64, stats.decoded);
     assert!(stats.file_error.is_some(), "{stats:?}");
 }
 
 #[test]
 fn missing_file_is_an_error() {
     let mut out = Vec::new();
-    assert!(decode_file(
-        std::path::Path::new("/nonexistent.pcap"),
-        OutputFormat::Jsonl,
-        &mut out
-    )
-    .is_err());
+    assert!(decode_file(std::path::Path::new("/nonexistent.pcap"), OutputFormat::Jsonl, &mut out).is_err());
 }

@@ -14,32 +14,20 @@ const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 fn dns_query(name: &str, qtype: TYPE) -> Vec<u8> {
     let mut p = Packet::new_query(0x1234);
-    p.questions.push(Question::new(
-        Name::new_unchecked(name),
-        QTYPE::TYPE(qtype),
-        QCLASS::CLASS(CLASS::IN),
-        false,
-    ));
+    p.questions.push(Question::new(Name::new_unchecked(name), QTYPE::TYPE(qtype), QCLASS::CLASS(CLASS::IN), false));
     p.build_bytes_vec().unwrap()
 }
 
 fn dns_response(name: &str, answers: &[[u8; 4]]) -> Vec<u8> {
     let mut p = Packet::new_reply(0x1234);
     p.set_flags(PacketFlag::RESPONSE);
-    p.questions.push(Question::new(
-        Name::new_unchecked(name),
-        QTYPE::TYPE(TYPE::A),
-        QCLASS::CLASS(CLASS::IN),
-        false,
-    ));
+    p.questions.push(Question::new(Name::new_unchecked(name), QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
     for a in answers {
         p.answers.push(ResourceRecord::new(
             Name::new_unchecked(name),
             CLASS::IN,
             60,
-            RData::A(A {
-                address: u32::from_be_bytes(*a),
-            }),
+            RData::A(A { address: u32::from_be_bytes(*a) }),
         ));
     }
     p.build_bytes_vec().unwrap()
@@ -48,10 +36,7 @@ fn dns_response(name: &str, answers: &[[u8; 4]]) -> Vec<u8> {
 /// IPv4 + UDP packet (no link layer).
 fn ipv4_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
+    PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(sport, dport).write(&mut v, payload).unwrap();
     v
 }
 
@@ -67,10 +52,7 @@ fn ipv4_tcp_syn() -> Vec<u8> {
 
 fn ipv6_udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv6(v6(1), v6(2), 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
+    PacketBuilder::ipv6(v6(1), v6(2), 64).udp(sport, dport).write(&mut v, payload).unwrap();
     v
 }
 
@@ -94,9 +76,7 @@ fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn decode(linktype: i32, frame: &[u8]) -> PacketRecord {
-    Decoder::new(linktype)
-        .decode(1_700_000_000.5, frame.len() as u32, frame)
-        .expect("decodes")
+    Decoder::new(linktype).decode(1_700_000_000.5, frame.len() as u32, frame).expect("decodes")
 }
 
 fn ip(s: &str) -> Option<IpAddr> {
@@ -197,14 +177,8 @@ fn bsd_loopback_null_and_loop() {
     // NULL written by a big-endian host.
     assert_eq!(decode(0, &with([0, 0, 0, 2], &v4)).protocol, Protocol::Tcp);
     // LOOP: network byte order.
-    assert_eq!(
-        decode(108, &with([0, 0, 0, 2], &v4)).protocol,
-        Protocol::Tcp
-    );
-    assert_eq!(
-        decode(108, &with([0, 0, 0, 24], &v6)).src_ip,
-        ip("2001:db8::1")
-    );
+    assert_eq!(decode(108, &with([0, 0, 0, 2], &v4)).protocol, Protocol::Tcp);
+    assert_eq!(decode(108, &with([0, 0, 0, 24], &v6)).src_ip, ip("2001:db8::1"));
     // Unknown family: a record with no IP fields.
     let r = decode(0, &with([99, 0, 0, 0], &v4));
     assert_eq!((r.protocol, r.src_ip), (Protocol::Other, None));
@@ -303,9 +277,7 @@ fn tunnels_use_the_inner_packet() {
     // 6in4: IPv4 protocol 41 carrying IPv6/UDP.
     let inner = ipv6_udp(1234, 53, &dns_query("tunnel.example", TYPE::A));
     let mut outer = Vec::new();
-    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
-        .write(&mut outer, 41.into(), &inner)
-        .unwrap();
+    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).write(&mut outer, 41.into(), &inner).unwrap();
     let r = decode(1, &eth(0x0800, &outer));
     assert_eq!((r.src_ip, r.dst_ip), (ip("2001:db8::1"), ip("2001:db8::2")));
     assert_eq!(r.protocol, Protocol::Udp);
@@ -313,9 +285,7 @@ fn tunnels_use_the_inner_packet() {
 
     // IP-in-IP.
     let mut outer = Vec::new();
-    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
-        .write(&mut outer, 4.into(), &ipv4_tcp_syn())
-        .unwrap();
+    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).write(&mut outer, 4.into(), &ipv4_tcp_syn()).unwrap();
     let r = decode(101, &outer);
     assert_eq!((r.src_ip, r.protocol), (ip("10.0.0.1"), Protocol::Tcp));
 }
@@ -327,9 +297,7 @@ fn icmp_error_keeps_outer_addresses() {
     let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&quoted);
     let mut f = Vec::new();
-    PacketBuilder::ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
-        .write(&mut f, 1.into(), &icmp)
-        .unwrap();
+    PacketBuilder::ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64).write(&mut f, 1.into(), &icmp).unwrap();
     let r = decode(101, &f);
     assert_eq!(r.protocol, Protocol::Icmp);
     assert_eq!((r.src_ip, r.dst_ip), (ip("10.0.0.2"), ip("10.0.0.1")));
@@ -350,14 +318,7 @@ fn ipv4_tcp_data(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn http_on_any_port_both_directions() {
-    let r = decode(
-        101,
-        &ipv4_tcp_data(
-            8888,
-            50000,
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
-        ),
-    );
+    let r = decode(101, &ipv4_tcp_data(8888, 50000, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
     assert_eq!(r.http_status_code, Some(404));
     assert_eq!(r.http_method, None);
     assert_eq!(r.tcp_flags.unwrap().to_string(), "PSH,ACK");
@@ -365,38 +326,21 @@ fn http_on_any_port_both_directions() {
 
     let r = decode(
         101,
-        &ipv4_tcp_data(
-            50000,
-            9999,
-            b"POST /api/v1?x=1 HTTP/1.0\r\nhOsT:  example.com \r\nAccept: */*\r\n\r\nbody",
-        ),
+        &ipv4_tcp_data(50000, 9999, b"POST /api/v1?x=1 HTTP/1.0\r\nhOsT:  example.com \r\nAccept: */*\r\n\r\nbody"),
     );
     assert_eq!(r.http_method.as_deref(), Some("POST"));
     assert_eq!(r.http_path.as_deref(), Some("/api/v1?x=1"));
     assert_eq!(r.http_host.as_deref(), Some("example.com"));
 
     // Headers cut by the segment boundary (httparse Partial): first line and Host still read.
-    let r = decode(
-        101,
-        &ipv4_tcp_data(
-            50000,
-            80,
-            b"GET /index.html HTTP/1.1\r\nHost: a.example\r\nUser-Ag",
-        ),
-    );
+    let r = decode(101, &ipv4_tcp_data(50000, 80, b"GET /index.html HTTP/1.1\r\nHost: a.example\r\nUser-Ag"));
     assert_eq!(r.http_method.as_deref(), Some("GET"));
     assert_eq!(r.http_path.as_deref(), Some("/index.html"));
     assert_eq!(r.http_host.as_deref(), Some("a.example"));
 
     // An invalid header line later on: the request line is still taken.
-    let r = decode(
-        101,
-        &ipv4_tcp_data(50000, 80, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
-    );
-    assert_eq!(
-        (r.http_method.as_deref(), r.http_path.as_deref()),
-        (Some("GET"), Some("/"))
-    );
+    let r = decode(101, &ipv4_tcp_data(50000, 80, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"));
+    assert_eq!((r.http_method.as_deref(), r.http_path.as_deref()), (Some("GET"), Some("/")));
 
     // Not HTTP: binary data, TLS, a bare word.
     for p in [
@@ -405,29 +349,19 @@ fn http_on_any_port_both_directions() {
         b"GET / HTTP/2.0\r\n\r\n",
     ] {
         let r = decode(101, &ipv4_tcp_data(50000, 80, p));
-        assert_eq!(
-            (r.http_method.clone(), r.http_status_code),
-            (None, None),
-            "{p:?}"
-        );
+        assert_eq!((r.http_method.clone(), r.http_status_code), (None, None), "{p:?}");
     }
 }
 
 #[test]
 fn dns_on_llmnr_and_bad_dns_payload() {
-    let r = decode(
-        101,
-        &ipv4_udp(5355, 40000, &dns_response("host", &[[10, 0, 0, 9]])),
-    );
+    let r = decode(101, &ipv4_udp(5355, 40000, &dns_response("host", &[[10, 0, 0, 9]])));
     assert_eq!(r.dns_response, Some(true));
     assert_eq!(r.dns_answer_count, Some(1));
     assert_eq!(r.dns_answer_size, Some(4));
     // A query has no answer count/size.
     let r = decode(101, &ipv4_udp(40000, 53, &dns_query("x.example", TYPE::MX)));
-    assert_eq!(
-        (r.dns_answer_count, r.dns_answer_size, r.dns_qtype),
-        (None, None, Some(15))
-    );
+    assert_eq!((r.dns_answer_count, r.dns_answer_size, r.dns_qtype), (None, None, Some(15)));
     // Too short for even the flags on port 53: DNS fields null, the record stands.
     let r = decode(101, &ipv4_udp(40000, 53, b"\x01\x02g"));
     assert_eq!(r.protocol, Protocol::Udp);
@@ -437,10 +371,7 @@ fn dns_on_llmnr_and_bad_dns_payload() {
     assert_eq!((r.dns_response, r.dns_answer_count, r.dns_answer_size), (Some(true), Some(3), None));
     assert_eq!((r.dns_qname, r.dns_qtype), (None, None));
     // DNS on another port is not parsed.
-    let r = decode(
-        101,
-        &ipv4_udp(40000, 5354, &dns_query("x.example", TYPE::A)),
-    );
+    let r = decode(101, &ipv4_udp(40000, 5354, &dns_query("x.example", TYPE::A)));
     assert_eq!(r.dns_qname, None);
 }
 
@@ -455,18 +386,12 @@ fn arp_and_non_ip() {
     assert_eq!(r.protocol, Protocol::Arp);
     assert_eq!((r.src_ip, r.dst_ip), (None, None));
     assert_eq!(r.arp_op, Some(2));
-    assert_eq!(
-        (r.arp_psrc, r.arp_pdst),
-        (ip("192.168.0.1"), ip("192.168.0.2"))
-    );
+    assert_eq!((r.arp_psrc, r.arp_pdst), (ip("192.168.0.1"), ip("192.168.0.2")));
     assert_eq!(r.arp_hwsrc.unwrap().0, SRC_MAC);
     assert_eq!(r.arp_hwdst.unwrap().0, DST_MAC);
 
     // EAPOL and an 802.3/LLC frame: OTHER records with MACs only.
-    for (t, p) in [
-        (0x888eu16, vec![1, 3, 0, 0]),
-        (0x0026, vec![0x42, 0x42, 3, 0, 0]),
-    ] {
+    for (t, p) in [(0x888eu16, vec![1, 3, 0, 0]), (0x0026, vec![0x42, 0x42, 3, 0, 0])] {
         let r = decode(1, &eth(t, &p));
         assert_eq!(r.protocol, Protocol::Other);
         assert_eq!(r.src_ip, None);
@@ -481,36 +406,22 @@ fn malformed_frames_are_errors_truncated_upper_layers_are_not() {
     assert_eq!(err(&[0u8; 10]).kind(), "truncated"); // Ethernet header
     assert_eq!(err(&eth(0x8100, &[0, 1])).kind(), "truncated"); // VLAN tag
     assert_eq!(err(&eth(0x0800, &ipv4_tcp_syn()[..12])).kind(), "truncated"); // IPv4 header
-    assert_eq!(
-        err(&eth(0x86dd, &ipv6_udp(1, 2, b"")[..30])).kind(),
-        "truncated"
-    ); // IPv6 header
+    assert_eq!(err(&eth(0x86dd, &ipv6_udp(1, 2, b"")[..30])).kind(), "truncated"); // IPv6 header
     assert_eq!(err(&eth(0x0806, &[0, 1, 8, 0, 6, 4])).kind(), "truncated"); // ARP
     let mut bad_ihl = ipv4_tcp_syn();
     bad_ihl[0] = 0x43;
     assert_eq!(err(&eth(0x0800, &bad_ihl)).kind(), "invalid");
-    assert!(matches!(
-        err(&eth(0x0800, &ipv6_udp(1, 2, b"x"))),
-        DecodeError::Invalid(..)
-    ));
+    assert!(matches!(err(&eth(0x0800, &ipv6_udp(1, 2, b"x"))), DecodeError::Invalid(..)));
 
     // TCP header cut after 14 bytes (snap length): the record keeps ports, seq, ack, flags.
     let syn = ipv4_tcp_syn();
     let r = d.decode(0.0, 74, &eth(0x0800, &syn[..20 + 14])).unwrap();
-    assert_eq!(
-        (r.protocol, r.src_port, r.seq),
-        (Protocol::Tcp, Some(40000), Some(1000))
-    );
+    assert_eq!((r.protocol, r.src_port, r.seq), (Protocol::Tcp, Some(40000), Some(1000)));
     assert_eq!(r.tcp_syn, Some(true));
     assert_eq!(r.length, 74);
     // UDP header cut after 4 bytes.
-    let r = d
-        .decode(0.0, 60, &eth(0x0800, &ipv4_udp(7, 9, b"")[..24]))
-        .unwrap();
-    assert_eq!(
-        (r.protocol, r.src_port, r.dst_port),
-        (Protocol::Udp, Some(7), Some(9))
-    );
+    let r = d.decode(0.0, 60, &eth(0x0800, &ipv4_udp(7, 9, b"")[..24])).unwrap();
+    assert_eq!((r.protocol, r.src_port, r.dst_port), (Protocol::Udp, Some(7), Some(9)));
 
     let e = Decoder::new(147).decode(0.0, 1, &[0]).unwrap_err();
     assert_eq!(e.kind(), "unsupported_linktype");

@@ -104,15 +104,7 @@ fn tshark(path: &Path) -> Vec<Row> {
     for p in HTTP_PORTS {
         cmd.arg("-d").arg(format!("tcp.port=={p},http"));
     }
-    cmd.args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=/t",
-        "-E",
-        "occurrence=a",
-        "-E",
-    ]);
+    cmd.args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E"]);
     cmd.arg(format!("aggregator={AGG}"));
     for f in FIELDS {
         cmd.arg("-e").arg(f);
@@ -120,12 +112,7 @@ fn tshark(path: &Path) -> Vec<Row> {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run tshark ({e}); the parity test needs tshark 4.x installed (apt-get install tshark)")
     });
-    assert!(
-        out.status.success(),
-        "tshark failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .map(|line| {
@@ -135,11 +122,7 @@ fn tshark(path: &Path) -> Vec<Row> {
                 .enumerate()
                 .map(|(i, f)| {
                     let v = cols.get(i).copied().unwrap_or("");
-                    let vals = if v.is_empty() {
-                        vec![]
-                    } else {
-                        v.split(AGG).map(str::to_owned).collect()
-                    };
+                    let vals = if v.is_empty() { vec![] } else { v.split(AGG).map(str::to_owned).collect() };
                     (*f, vals)
                 })
                 .collect()
@@ -168,21 +151,14 @@ fn bool_of(s: Option<&str>) -> Option<bool> {
     s.map(|s| matches!(s, "1" | "True" | "true"))
 }
 
-const TRANSPORTS: &[&str] = &[
-    "tcp", "udp", "icmp", "icmpv6", "arp", "igmp", "gre", "sctp", "esp", "ah",
-];
+const TRANSPORTS: &[&str] = &["tcp", "udp", "icmp", "icmpv6", "arp", "igmp", "gre", "sctp", "esp", "ah"];
 
 /// The record tshark's fields describe (rules 1-5).
 fn expected(row: &Row) -> (PacketRecord, bool) {
-    let layers: Vec<&str> = first(row, "frame.protocols")
-        .unwrap_or("")
-        .split(':')
-        .collect();
+    let layers: Vec<&str> = first(row, "frame.protocols").unwrap_or("").split(':').collect();
     let ts: f64 = first(row, "frame.time_epoch").unwrap().parse().unwrap();
     let mut r = PacketRecord::new(ts, num(first(row, "frame.len")).unwrap());
-    r.src_mac = first(row, "eth.src")
-        .or(first(row, "sll.src.eth"))
-        .map(|s| s.parse().unwrap());
+    r.src_mac = first(row, "eth.src").or(first(row, "sll.src.eth")).map(|s| s.parse().unwrap());
     r.dst_mac = first(row, "eth.dst").map(|s| s.parse().unwrap());
     r.vlan = num(first(row, "vlan.id"));
 
@@ -271,25 +247,14 @@ fn expected(row: &Row) -> (PacketRecord, bool) {
         if let Some(resp) = bool_of(first(row, "dns.flags.response")) {
             r.dns_response = Some(resp);
             r.dns_query = Some(!resp);
-            r.dns_qname = first(row, "dns.qry.name").map(|s| {
-                if s == "<Root>" {
-                    String::new()
-                } else {
-                    s.to_owned()
-                }
-            });
+            r.dns_qname = first(row, "dns.qry.name").map(|s| if s == "<Root>" { String::new() } else { s.to_owned() });
             r.dns_qtype = num(first(row, "dns.qry.type"));
             if resp {
                 let an: Option<u16> = num(first(row, "dns.count.answers"));
                 r.dns_answer_count = an;
                 if let Some(an) = an {
                     let lens = row.get("dns.resp.len").cloned().unwrap_or_default();
-                    r.dns_answer_size = Some(
-                        lens.iter()
-                            .take(an as usize)
-                            .map(|s| s.parse::<u32>().unwrap())
-                            .sum(),
-                    );
+                    r.dns_answer_size = Some(lens.iter().take(an as usize).map(|s| s.parse::<u32>().unwrap()).sum());
                 }
             }
         }
@@ -311,7 +276,6 @@ fn as_map(r: &PacketRecord) -> BTreeMap<String, serde_json::Value> {
     }
 }
 
-
 /// Compares every frame of `path`; returns the number of frames.
 fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String, usize>) -> usize {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -325,25 +289,18 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
             Next::End => break,
             Next::Idle => continue,
         };
-        let row = rows
-            .get(i)
-            .unwrap_or_else(|| panic!("{name}: tshark has fewer frames than libpcap"));
+        let row = rows.get(i).unwrap_or_else(|| panic!("{name}: tshark has fewer frames than libpcap"));
         i += 1;
         let (exp, dns_cut) = expected(row);
         let ours = match dec.decode(frame.timestamp, frame.wire_len, frame.data) {
             Ok(r) => r,
             Err(e) => {
-                diffs.push(format!(
-                    "{name} #{i}: we skip the frame ({e}) but tshark decodes it"
-                ));
+                diffs.push(format!("{name} #{i}: we skip the frame ({e}) but tshark decodes it"));
                 continue;
             }
         };
         if (ours.timestamp - exp.timestamp).abs() > 1e-6 {
-            diffs.push(format!(
-                "{name} #{i} timestamp: ours={} tshark={}",
-                ours.timestamp, exp.timestamp
-            ));
+            diffs.push(format!("{name} #{i} timestamp: ours={} tshark={}", ours.timestamp, exp.timestamp));
         }
         let (om, em) = (as_map(&ours), as_map(&exp));
         for (k, ev) in &em {
@@ -369,37 +326,21 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
             diffs.push(format!("{name} #{i} {k}: ours={ov} tshark={ev}"));
         }
     }
-    assert_eq!(
-        i,
-        rows.len(),
-        "{name}: frame count differs between libpcap and tshark"
-    );
+    assert_eq!(i, rows.len(), "{name}: frame count differs between libpcap and tshark");
     i
 }
 
 fn report(diffs: &[String], total: usize) {
     if !diffs.is_empty() {
-        let shown = diffs
-            .iter()
-            .take(200)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n");
-        panic!(
-            "{} differences with tshark over {total} frames:\n{shown}",
-            diffs.len()
-        );
+        let shown = diffs.iter().take(200).cloned().collect::<Vec<_>>().join("\n");
+        panic!("{} differences with tshark over {total} frames:\n{shown}", diffs.len());
     }
 }
 
 #[test]
 fn decoder_matches_tshark_on_every_shared_capture() {
     let files = testkit::shared_pcaps();
-    assert!(
-        files.len() >= 20,
-        "expected the shared captures, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 20, "expected the shared captures, found {}", files.len());
     let mut diffs: Vec<String> = Vec::new();
     // How often each field was actually compared with a non-null value (guards against a
     // vacuous pass, e.g. a tshark field renamed in a new version).
@@ -424,10 +365,7 @@ fn decoder_matches_tshark_on_every_shared_capture() {
         "http_status_code",
         "src_mac",
     ] {
-        assert!(
-            seen.get(f).copied().unwrap_or(0) > 0,
-            "field {f} was never compared: {seen:?}"
-        );
+        assert!(seen.get(f).copied().unwrap_or(0) > 0, "field {f} was never compared: {seen:?}");
     }
     eprintln!("non-null values compared per field: {seen:?}");
     eprintln!("{total} frames of {} files match tshark", files.len());
@@ -443,18 +381,8 @@ fn decoder_matches_tshark_on_generated_capture() {
     let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
     let total = compare_file(&path, &mut diffs, &mut seen);
     report(&diffs, total);
-    for f in [
-        "vlan",
-        "http_method",
-        "http_status_code",
-        "dns_answer_size",
-        "arp_op",
-        "icmp_type",
-    ] {
-        assert!(
-            seen.get(f).copied().unwrap_or(0) > 0,
-            "field {f} was never compared: {seen:?}"
-        );
+    for f in ["vlan", "http_method", "http_status_code", "dns_answer_size", "arp_op", "icmp_type"] {
+        assert!(seen.get(f).copied().unwrap_or(0) > 0, "field {f} was never compared: {seen:?}");
     }
 }
 

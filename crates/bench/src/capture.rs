@@ -25,36 +25,22 @@ impl Prng {
 fn dns_query(id: u16, name: &str) -> Vec<u8> {
     use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, TYPE};
     let mut p = Packet::new_query(id);
-    p.questions.push(Question::new(
-        Name::new_unchecked(name),
-        QTYPE::TYPE(TYPE::A),
-        QCLASS::CLASS(CLASS::IN),
-        false,
-    ));
+    p.questions.push(Question::new(Name::new_unchecked(name), QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
     p.build_bytes_vec_compressed().expect("dns query")
 }
 
 fn dns_response(id: u16, name: &str, answers: u8) -> Vec<u8> {
     use simple_dns::rdata::{RData, A};
-    use simple_dns::{
-        Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, TYPE,
-    };
+    use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, TYPE};
     let mut p = Packet::new_reply(id);
     p.set_flags(PacketFlag::RESPONSE);
-    p.questions.push(Question::new(
-        Name::new_unchecked(name),
-        QTYPE::TYPE(TYPE::A),
-        QCLASS::CLASS(CLASS::IN),
-        false,
-    ));
+    p.questions.push(Question::new(Name::new_unchecked(name), QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
     for i in 0..answers {
         p.answers.push(ResourceRecord::new(
             Name::new_unchecked(name),
             CLASS::IN,
             300,
-            RData::A(A {
-                address: u32::from_be_bytes([93, 184, 216, i]),
-            }),
+            RData::A(A { address: u32::from_be_bytes([93, 184, 216, i]) }),
         ));
     }
     p.build_bytes_vec_compressed().expect("dns response")
@@ -64,8 +50,7 @@ fn dns_response(id: u16, name: &str, answers: u8) -> Vec<u8> {
 /// (some HTTP requests and responses), UDP DNS queries and responses, other UDP, ICMP echo,
 /// ARP, IPv6 TCP/UDP/ICMPv6 and 802.1Q-tagged traffic. Deterministic.
 pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     // Global header: magic, v2.4, thiszone 0, sigfigs 0, snaplen 65535, LINKTYPE_ETHERNET.
     w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -75,25 +60,14 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
     w.write_all(&65535u32.to_le_bytes())?;
     w.write_all(&1u32.to_le_bytes())?;
 
-    let names = [
-        "example.com",
-        "www.wikipedia.org",
-        "api.github.com",
-        "cdn.jsdelivr.net",
-        "mail.google.com",
-    ];
-    let queries: Vec<Vec<u8>> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| dns_query(i as u16, n))
-        .collect();
-    let responses: Vec<Vec<u8>> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| dns_response(i as u16, n, 1 + (i as u8 % 3)))
-        .collect();
-    let http_req: &[u8] = b"GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n";
-    let http_resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1024\r\n\r\n<html><body>hello</body></html>";
+    let names = ["example.com", "www.wikipedia.org", "api.github.com", "cdn.jsdelivr.net", "mail.google.com"];
+    let queries: Vec<Vec<u8>> = names.iter().enumerate().map(|(i, n)| dns_query(i as u16, n)).collect();
+    let responses: Vec<Vec<u8>> =
+        names.iter().enumerate().map(|(i, n)| dns_response(i as u16, n, 1 + (i as u8 % 3))).collect();
+    let http_req: &[u8] =
+        b"GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n";
+    let http_resp: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1024\r\n\r\n<html><body>hello</body></html>";
     let data = [0x5au8; 1400];
 
     let mut rng = Prng(0x9e37_79b9_7f4a_7c15);
@@ -115,47 +89,17 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
             // Bulk TCP: data segments and pure ACKs.
             0..=5 => {
                 let len = [0usize, 0, 536, 1400, 1400, 120][i % 6];
-                eth.ipv4(client, server, 64)
-                    .tcp(sport, 443, seq, 64240)
-                    .ack(ack)
-                    .psh()
-                    .write(&mut frame, &data[..len])
+                eth.ipv4(client, server, 64).tcp(sport, 443, seq, 64240).ack(ack).psh().write(&mut frame, &data[..len])
             }
-            6 => eth
-                .ipv4(client, server, 64)
-                .tcp(sport, 443, seq, 64240)
-                .syn()
-                .write(&mut frame, &[]),
-            7 => eth
-                .ipv4(server, client, 64)
-                .tcp(443, sport, seq, 65535)
-                .syn()
-                .ack(ack)
-                .write(&mut frame, &[]),
-            8 => eth
-                .ipv4(client, server, 64)
-                .tcp(sport, 80, seq, 64240)
-                .ack(ack)
-                .psh()
-                .write(&mut frame, http_req),
-            9 => eth
-                .ipv4(server, client, 64)
-                .tcp(80, sport, seq, 64240)
-                .ack(ack)
-                .psh()
-                .write(&mut frame, http_resp),
-            10 | 11 => eth
-                .ipv4(client, [8, 8, 8, 8], 64)
-                .udp(sport, 53)
-                .write(&mut frame, &queries[i % queries.len()]),
-            12 => eth
-                .ipv4([8, 8, 8, 8], client, 60)
-                .udp(53, sport)
-                .write(&mut frame, &responses[i % responses.len()]),
-            13 => eth
-                .ipv4(client, server, 64)
-                .icmpv4_echo_request(host as u16, i as u16)
-                .write(&mut frame, &data[..56]),
+            6 => eth.ipv4(client, server, 64).tcp(sport, 443, seq, 64240).syn().write(&mut frame, &[]),
+            7 => eth.ipv4(server, client, 64).tcp(443, sport, seq, 65535).syn().ack(ack).write(&mut frame, &[]),
+            8 => eth.ipv4(client, server, 64).tcp(sport, 80, seq, 64240).ack(ack).psh().write(&mut frame, http_req),
+            9 => eth.ipv4(server, client, 64).tcp(80, sport, seq, 64240).ack(ack).psh().write(&mut frame, http_resp),
+            10 | 11 => eth.ipv4(client, [8, 8, 8, 8], 64).udp(sport, 53).write(&mut frame, &queries[i % queries.len()]),
+            12 => eth.ipv4([8, 8, 8, 8], client, 60).udp(53, sport).write(&mut frame, &responses[i % responses.len()]),
+            13 => {
+                eth.ipv4(client, server, 64).icmpv4_echo_request(host as u16, i as u16).write(&mut frame, &data[..56])
+            }
             14 => {
                 let arp = etherparse::ArpPacket::new(
                     etherparse::ArpHardwareId::ETHERNET,
@@ -167,35 +111,21 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
                     &server,
                 )
                 .expect("arp");
-                PacketBuilder::ethernet2(cmac, [0xff; 6])
-                    .arp(arp)
-                    .write(&mut frame)
+                PacketBuilder::ethernet2(cmac, [0xff; 6]).arp(arp).write(&mut frame)
             }
             15 => {
                 let (s6, d6) = (v6(host), v6(1));
-                eth.ipv6(s6, d6, 64)
-                    .tcp(sport, 443, seq, 64240)
-                    .ack(ack)
-                    .write(&mut frame, &data[..200])
+                eth.ipv6(s6, d6, 64).tcp(sport, 443, seq, 64240).ack(ack).write(&mut frame, &data[..200])
             }
-            16 => eth
-                .ipv6(v6(host), v6(53), 64)
-                .udp(sport, 53)
-                .write(&mut frame, &queries[i % queries.len()]),
-            17 => eth
-                .ipv6(v6(host), v6(1), 64)
-                .icmpv6_echo_request(1, i as u16)
-                .write(&mut frame, &data[..32]),
+            16 => eth.ipv6(v6(host), v6(53), 64).udp(sport, 53).write(&mut frame, &queries[i % queries.len()]),
+            17 => eth.ipv6(v6(host), v6(1), 64).icmpv6_echo_request(1, i as u16).write(&mut frame, &data[..32]),
             18 => eth
                 .single_vlan(((host as u16) % 4000 + 1).try_into().expect("vlan id"))
                 .ipv4(client, server, 64)
                 .tcp(sport, 22, seq, 64240)
                 .ack(ack)
                 .write(&mut frame, &data[..64]),
-            _ => eth
-                .ipv4(client, server, 64)
-                .udp(sport, 443)
-                .write(&mut frame, &data[..1200]),
+            _ => eth.ipv4(client, server, 64).udp(sport, 443).write(&mut frame, &data[..1200]),
         };
         res.map_err(|e| anyhow::anyhow!("building frame {i}: {e}"))?;
         let len = frame.len() as u32;

@@ -26,18 +26,13 @@ struct InMemory {
 
 fn load(path: &Path) -> Result<InMemory> {
     let mut src = Source::open_file(path)?;
-    let mut m = InMemory {
-        bytes: Vec::new(),
-        frames: Vec::new(),
-        linktype: src.linktype,
-    };
+    let mut m = InMemory { bytes: Vec::new(), frames: Vec::new(), linktype: src.linktype };
     loop {
         match src.next_frame()? {
             Next::Frame(f) => {
                 let start = m.bytes.len();
                 m.bytes.extend_from_slice(f.data);
-                m.frames
-                    .push((f.timestamp, f.wire_len, start, m.bytes.len()));
+                m.frames.push((f.timestamp, f.wire_len, start, m.bytes.len()));
             }
             Next::Idle => continue,
             Next::End => break,
@@ -66,11 +61,7 @@ impl Pipeline {
     fn new(linktype: i32, interface: Arc<str>) -> Self {
         let mut batch = wire::PacketBatch::new("bench", "bench-boot", 0);
         batch.records.reserve(BATCH);
-        Pipeline {
-            frames: FrameDecoder::new(linktype, interface),
-            batch,
-            counts: Counts::default(),
-        }
+        Pipeline { frames: FrameDecoder::new(linktype, interface), batch, counts: Counts::default() }
     }
 
     #[inline]
@@ -111,16 +102,10 @@ pub fn run_decode_bench(frames: usize, file: Option<&Path>) -> Result<String> {
         Some(p) => p.to_path_buf(),
         None => {
             let n = if frames == 0 { DEFAULT_FRAMES } else { frames };
-            let p = std::env::temp_dir()
-                .join(format!("nta-decode-bench-{}-{n}.pcap", std::process::id()));
+            let p = std::env::temp_dir().join(format!("nta-decode-bench-{}-{n}.pcap", std::process::id()));
             let t = Instant::now();
             generate_capture(&p, n)?;
-            writeln!(
-                report,
-                "generated {n} frames into {} in {:.2} s",
-                p.display(),
-                t.elapsed().as_secs_f64()
-            )?;
+            writeln!(report, "generated {n} frames into {} in {:.2} s", p.display(), t.elapsed().as_secs_f64())?;
             generated = Some(p.clone());
             p
         }
@@ -135,11 +120,7 @@ pub fn run_decode_bench(frames: usize, file: Option<&Path>) -> Result<String> {
 
 fn bench_file(path: &Path, report: &mut String) -> Result<()> {
     let mem = load(path)?;
-    let interface: Arc<str> = Arc::from(
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+    let interface: Arc<str> = Arc::from(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     writeln!(
         report,
         "capture: {} ({} frames, {:.1} MB, linktype {})",
@@ -178,11 +159,7 @@ fn bench_file(path: &Path, report: &mut String) -> Result<()> {
         ok += decoder.decode(ts, wl, &mem.bytes[s..e]).is_ok() as u64;
     }
     let secs = t.elapsed().as_secs_f64();
-    writeln!(
-        report,
-        "decode only (in memory): {:.2} M frames/s ({ok} decoded)",
-        mem.frames.len() as f64 / secs / 1e6
-    )?;
+    writeln!(report, "decode only (in memory): {:.2} M frames/s ({ok} decoded)", mem.frames.len() as f64 / secs / 1e6)?;
     drop(mem);
 
     // 3. With I/O: libpcap reading the file, decode, encode.
@@ -219,13 +196,8 @@ mod tests {
         let path = dir.join("gen.pcap");
         generate_capture(&path, 2000).unwrap();
         let mut out = Vec::new();
-        let stats =
-            agent::offline::decode_file(&path, agent::offline::OutputFormat::Jsonl, &mut out)
-                .unwrap();
-        assert_eq!(
-            (stats.frames, stats.decoded, stats.malformed),
-            (2000, 2000, 0)
-        );
+        let stats = agent::offline::decode_file(&path, agent::offline::OutputFormat::Jsonl, &mut out).unwrap();
+        assert_eq!((stats.frames, stats.decoded, stats.malformed), (2000, 2000, 0));
         let text = String::from_utf8(out).unwrap();
         for needle in [
             "\"http_method\":\"GET\"",

@@ -1,12 +1,12 @@
 //! `nta bench windows`: windower throughput (5 s features plus the cascade, one core) on a
 //! synthetic in-memory stream, and peak memory with a million spoofed sources.
 
-use windower::hash::mix64;
-use windower::{ClosedWindow, Windower, WindowerConfig};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
+use windower::hash::mix64;
+use windower::{ClosedWindow, Windower, WindowerConfig};
 use wire::{PacketRecord, Protocol};
 
 /// Deterministic pseudo-random numbers (no dependency, reproducible streams).

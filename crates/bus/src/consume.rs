@@ -69,7 +69,11 @@ impl Backoff {
 }
 
 /// Keeps `gauge{consumer=<durable>}` at the consumer's undelivered message count.
-pub fn spawn_pending_gauge(mut consumer: PullConsumer, gauge: &'static str, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_pending_gauge(
+    mut consumer: PullConsumer,
+    gauge: &'static str,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -152,7 +156,13 @@ pub struct LoopOptions {
 pub async fn messages(consumer: &PullConsumer, max_messages_per_batch: usize) -> anyhow::Result<pull::Stream> {
     let mut backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(30));
     for _ in 0..10 {
-        match consumer.stream().max_messages_per_batch(max_messages_per_batch.max(1)).heartbeat(Duration::from_secs(5)).messages().await {
+        match consumer
+            .stream()
+            .max_messages_per_batch(max_messages_per_batch.max(1))
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+        {
             Ok(s) => return Ok(s),
             Err(e) => {
                 warn!(error = %e, "opening the consumer stream");

@@ -7,11 +7,18 @@ use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use std::time::Duration;
 
-use crate::subjects::{DEADLETTER_CONSUMER_HEADER, DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT, DEADLETTER_SUBJECT_HEADER};
+use crate::subjects::{
+    DEADLETTER_CONSUMER_HEADER, DEADLETTER_REASON_HEADER, DEADLETTER_SUBJECT, DEADLETTER_SUBJECT_HEADER,
+};
 
 /// Copies `msg` to the dead-letter subject (waiting for the PubAck), then terminates it.
 /// Returns the sanitised reason that was recorded.
-pub async fn dead_letter(js: &jetstream::Context, msg: &jetstream::Message, reason: &str, consumer: &str) -> Result<String, String> {
+pub async fn dead_letter(
+    js: &jetstream::Context,
+    msg: &jetstream::Message,
+    reason: &str,
+    consumer: &str,
+) -> Result<String, String> {
     let mut headers = HeaderMap::new();
     // Header values cannot hold line breaks; reasons come from error messages.
     let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();

@@ -5,7 +5,10 @@
 use async_nats::jetstream::{self, stream};
 use std::time::Duration;
 
-use crate::subjects::{DEADLETTER_STREAM, DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, WINDOWS_STREAM, WINDOWS_SUBJECT_PREFIX};
+use crate::subjects::{
+    DEADLETTER_STREAM, DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, WINDOWS_STREAM,
+    WINDOWS_SUBJECT_PREFIX,
+};
 
 /// Connects to NATS under a client `name`, waiting for the server rather than failing when a
 /// role starts before it (the client keeps reconnecting afterwards too).
@@ -89,16 +92,29 @@ pub async fn ensure_packets_stream(
 
 /// Configuration of a durable pull consumer of every agent's batches (`nta.packets.>`) with
 /// explicit acks; callers add what is theirs (deliver policy, description) by struct update.
-pub fn packets_consumer_config(durable: &str, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+pub fn packets_consumer_config(
+    durable: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> jetstream::consumer::pull::Config {
     durable_config(durable, format!("{PACKETS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
 }
 
 /// The same for windows of every size (`nta.windows.>`).
-pub fn windows_consumer_config(durable: &str, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+pub fn windows_consumer_config(
+    durable: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> jetstream::consumer::pull::Config {
     durable_config(durable, format!("{WINDOWS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
 }
 
-fn durable_config(durable: &str, filter_subject: String, ack_wait: Duration, max_ack_pending: i64) -> jetstream::consumer::pull::Config {
+fn durable_config(
+    durable: &str,
+    filter_subject: String,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> jetstream::consumer::pull::Config {
     jetstream::consumer::pull::Config {
         durable_name: Some(durable.to_string()),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,

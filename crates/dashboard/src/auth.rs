@@ -140,10 +140,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
         Some(h) => h,
         None => return false,
     };
-    let origin = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .and_then(|o| o.to_str().ok());
+    let origin = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)).and_then(|o| o.to_str().ok());
     match origin {
         None => true, // non-browser client, or a browser that sent neither (same-origin GET-like)
         Some("null") => false,
@@ -214,10 +211,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
         return Redirect::to("/login?failed=1").into_response();
     }
     let id = state.auth.new_session();
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_TTL.as_secs()
-    );
+    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_TTL.as_secs());
     let mut r = Redirect::to("/").into_response();
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).unwrap());
     r

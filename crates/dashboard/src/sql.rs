@@ -66,12 +66,16 @@ impl From<tokio_postgres::Error> for ApiError {
         match e.code() {
             Some(c) if *c == SqlState::UNDEFINED_TABLE => {
                 let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
-                ApiError::MissingTable(format!("{msg} (the role that creates it has not run against this database yet)"))
+                ApiError::MissingTable(format!(
+                    "{msg} (the role that creates it has not run against this database yet)"
+                ))
             }
             Some(c) if *c == SqlState::QUERY_CANCELED => {
                 ApiError::Unavailable("query took longer than 20 s; narrow the time range or filters".into())
             }
-            Some(_) => ApiError::Internal(format!("database error: {}", e.as_db_error().map(|d| d.message()).unwrap_or("?"))),
+            Some(_) => {
+                ApiError::Internal(format!("database error: {}", e.as_db_error().map(|d| d.message()).unwrap_or("?")))
+            }
             None => ApiError::Unavailable(format!("database unavailable: {e}")),
         }
     }
@@ -140,9 +144,10 @@ impl Params {
     pub fn opt_ip(&self, name: &str) -> ApiResult<Option<std::net::IpAddr>> {
         match self.str(name) {
             None => Ok(None),
-            Some(s) => {
-                s.parse().map(Some).map_err(|_| ApiError::bad(format!("`{name}` must be an IPv4 or IPv6 address, got {s:?}")))
-            }
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad(format!("`{name}` must be an IPv4 or IPv6 address, got {s:?}"))),
         }
     }
 

@@ -17,7 +17,12 @@ fn client() -> reqwest::Client {
 }
 
 async fn get(f: &Fixture, path: &str) -> (StatusCode, Value) {
-    let r = client().get(format!("{}{path}", f.base)).header(AUTHORIZATION, format!("Bearer {TOKEN}")).send().await.unwrap();
+    let r = client()
+        .get(format!("{}{path}", f.base))
+        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
     let st = r.status();
     let text = r.text().await.unwrap();
     (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -193,10 +198,7 @@ async fn openapi_documents_every_route() {
     for p in &paths {
         assert!(routed.contains(&p.as_str()), "openapi.json documents {p}, which is not routed");
         let item = &doc["paths"][p];
-        let concrete = p
-            .replace("{count}", "5")
-            .replace("{id}", &f.alert_id.to_string())
-            .replace("{ip}", "10.0.0.1");
+        let concrete = p.replace("{count}", "5").replace("{id}", &f.alert_id.to_string()).replace("{ip}", "10.0.0.1");
         if item.get("get").is_some() && !p.ends_with("/stream") {
             let (st, v) = get(&f, &concrete).await;
             assert_eq!(st, StatusCode::OK, "GET {concrete}: {v}");
@@ -302,7 +304,8 @@ async fn authentication_and_csrf() {
     assert_eq!(r.status(), StatusCode::OK);
     // A wrong bearer token is refused even with a valid cookie.
     let cookie = login(&f, PASSWORD).await.expect("login works");
-    let r = c.get(url("/api/alerts")).header(AUTHORIZATION, "Bearer wrong").header(COOKIE, &cookie).send().await.unwrap();
+    let r =
+        c.get(url("/api/alerts")).header(AUTHORIZATION, "Bearer wrong").header(COOKIE, &cookie).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // Cookie login.
@@ -314,7 +317,13 @@ async fn authentication_and_csrf() {
     let csrf = s["csrf"].as_str().unwrap().to_string();
     assert_eq!(csrf.len(), 64);
     // Cross-origin login refused.
-    let r = c.post(url("/login")).header("origin", "http://evil.example").form(&[("password", PASSWORD)]).send().await.unwrap();
+    let r = c
+        .post(url("/login"))
+        .header("origin", "http://evil.example")
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // CSRF: a cookie POST needs the token and the same origin; bearer POSTs need neither.
@@ -332,7 +341,14 @@ async fn authentication_and_csrf() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.post(&resolve).header(COOKIE, &cookie).header("x-csrf-token", &csrf).header("origin", f.base.clone()).send().await.unwrap();
+    let r = c
+        .post(&resolve)
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("origin", f.base.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // Logout ends the session.
@@ -449,7 +465,12 @@ async fn empty_database_gives_empty_answers() {
     assert!(!v["notes"].as_array().unwrap().is_empty());
     let v = get_ok(&f, "/api/pipeline").await;
     assert_eq!(v["model_version"], Value::Null);
-    let r = client().get(format!("{}/api/packets.csv", f.base)).header(AUTHORIZATION, format!("Bearer {TOKEN}")).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/api/packets.csv", f.base))
+        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap().lines().count(), 1);
     f.stop().await;
@@ -457,10 +478,15 @@ async fn empty_database_gives_empty_answers() {
 
 #[tokio::test]
 async fn refuses_an_open_dashboard_off_loopback() {
-    let cfg = dashboard::DashboardConfig::new("0.0.0.0:0".parse().unwrap(), "postgres://x@127.0.0.1/x", "nats://127.0.0.1:1");
+    let cfg =
+        dashboard::DashboardConfig::new("0.0.0.0:0".parse().unwrap(), "postgres://x@127.0.0.1/x", "nats://127.0.0.1:1");
     let err = dashboard::run(cfg, async {}).await.unwrap_err();
     assert!(err.to_string().contains("without authentication"), "{err}");
-    let mut cfg = dashboard::DashboardConfig::new("127.0.0.1:0".parse().unwrap(), "postgres://x@127.0.0.1/x", "nats://127.0.0.1:1");
+    let mut cfg = dashboard::DashboardConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        "postgres://x@127.0.0.1/x",
+        "nats://127.0.0.1:1",
+    );
     cfg.token = Some(String::new()); // empty counts as unset: still open, allowed on loopback
     dashboard::run(cfg, async {}).await.unwrap();
 }

@@ -24,22 +24,31 @@ async fn browser_login_live_alert_detail_and_xss() {
     d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
     d.type_into("#password", PASSWORD).await;
     d.click("#login-btn").await;
-    d.wait_for("document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'", Duration::from_secs(10))
-        .await;
+    d.wait_for(
+        "document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'",
+        Duration::from_secs(10),
+    )
+    .await;
     d.wait_for("document.querySelector('.kpi')", Duration::from_secs(10)).await;
     let shot = d.screenshot("overview.png").await;
     eprintln!("screenshot: {}", shot.display());
 
     // Alerts page; mark the document so that a reload would be noticed.
     d.exec("location.hash = '#/alerts'; window.__noReload = 42; return 0;").await;
-    d.wait_for(&format!("document.querySelector('#alerts-table tr[data-alert-id=\"{}\"]')", f.alert_id), Duration::from_secs(10))
-        .await;
+    d.wait_for(
+        &format!("document.querySelector('#alerts-table tr[data-alert-id=\"{}\"]')", f.alert_id),
+        Duration::from_secs(10),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let nats = async_nats::connect(&f.nats.url).await.unwrap();
     let db = f.db.client().await.unwrap();
     let id = raise_alert(&db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
     let took = d
-        .wait_for(&format!("document.querySelector('#alerts-table tr[data-alert-id=\"{id}\"]')"), Duration::from_secs(5))
+        .wait_for(
+            &format!("document.querySelector('#alerts-table tr[data-alert-id=\"{id}\"]')"),
+            Duration::from_secs(5),
+        )
         .await;
     eprintln!("alert visible in the browser {took:?} after it was published");
     assert!(took < Duration::from_secs(1), "alert took {took:?} to appear");
@@ -61,7 +70,11 @@ async fn browser_login_live_alert_detail_and_xss() {
 
     // Resolve from the detail page (cookie session: CSRF token sent by the page).
     d.click("#resolve-btn").await;
-    d.wait_for("!document.getElementById('resolve-btn') && document.getElementById('alert-detail')", Duration::from_secs(10)).await;
+    d.wait_for(
+        "!document.getElementById('resolve-btn') && document.getElementById('alert-detail')",
+        Duration::from_secs(10),
+    )
+    .await;
     let st: String = db.query_one("SELECT state FROM alerts WHERE id = $1", &[&f.alert_id]).await.unwrap().get(0);
     assert_eq!(st, "resolved");
 
@@ -81,8 +94,11 @@ async fn browser_login_live_alert_detail_and_xss() {
 
     // The host page renders (chart + tables).
     d.exec("location.hash = '#/hosts/10.0.0.1'; return 0;").await;
-    d.wait_for("document.querySelector('#main canvas') && document.querySelectorAll('#main table').length >= 5", Duration::from_secs(10))
-        .await;
+    d.wait_for(
+        "document.querySelector('#main canvas') && document.querySelectorAll('#main table').length >= 5",
+        Duration::from_secs(10),
+    )
+    .await;
     d.screenshot("host.png").await;
     assert_eq!(d.exec("return typeof window.__xss;").await, json!("undefined"));
     d.quit().await;

@@ -24,9 +24,12 @@ async fn bench_default_views() {
     store::migrate(&mut c).await.unwrap();
     let now = now().floor();
     for d in 0..3 {
-        c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - $2::float8 * 86400) AT TIME ZONE 'UTC')::date)", &[&now, &(d as f64)])
-            .await
-            .unwrap();
+        c.execute(
+            "SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - $2::float8 * 86400) AT TIME ZONE 'UTC')::date)",
+            &[&now, &(d as f64)],
+        )
+        .await
+        .unwrap();
     }
     let t = Instant::now();
     // In time order, like the ingestor writes them (BRIN relies on it): 1000 sources, 200
@@ -58,7 +61,9 @@ async fn bench_default_views() {
     eprintln!("{packets} packets inserted in {:?}", t.elapsed());
     let t = Instant::now();
     // The per-minute and per-hour counts the ingestor would have kept while storing them.
-    c.execute("INSERT INTO traffic_rollup SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity')", &[]).await.unwrap();
+    c.execute("INSERT INTO traffic_rollup SELECT * FROM nta_traffic_rollup_of('-infinity', 'infinity')", &[])
+        .await
+        .unwrap();
     eprintln!("traffic_rollup built in {:?}", t.elapsed());
     let t = Instant::now();
     let keys = 58i64;

@@ -1,7 +1,7 @@
 //! Settings of the ingestor role (`[ingestor]`); see the `settings` crate for the rules.
 
-use std::time::Duration;
 use bus::StreamLimits;
+use std::time::Duration;
 
 settings::settings! {
     /// Configuration of the ingestor role.

@@ -30,7 +30,8 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let nats = bus::connect(&cfg.nats_url, "nta-ingestor").await
+    let nats = bus::connect(&cfg.nats_url, "nta-ingestor")
+        .await
         .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
     let js = jetstream::new(nats.clone());
     let stream = bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
@@ -52,7 +53,8 @@ pub(crate) async fn run(
     let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
     let mut workers = Vec::with_capacity(cfg.writers.max(1));
     let mut first = Some(client);
-    let sinks = std::iter::repeat_n((Sink::Packets, &consumer), cfg.writers.max(1)).chain([(Sink::Rollup, &rollup_consumer)]);
+    let sinks =
+        std::iter::repeat_n((Sink::Packets, &consumer), cfg.writers.max(1)).chain([(Sink::Rollup, &rollup_consumer)]);
     for (sink, consumer) in sinks {
         let db = match first.take() {
             Some(c) => c,
@@ -97,9 +99,16 @@ enum Sink {
     Rollup,
 }
 
-async fn durable_consumer(stream: &jetstream::stream::Stream, cfg: &IngestorConfig, durable: &str) -> Result<PullConsumer> {
+async fn durable_consumer(
+    stream: &jetstream::stream::Stream,
+    cfg: &IngestorConfig,
+    durable: &str,
+) -> Result<PullConsumer> {
     stream
-        .get_or_create_consumer(durable, bus::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending))
+        .get_or_create_consumer(
+            durable,
+            bus::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending),
+        )
         .await
         .with_context(|| format!("creating consumer {durable}"))
 }
@@ -148,13 +157,8 @@ impl Worker {
     /// request always runs to completion: dropping it early would strand messages the server
     /// already sent to it until their ack_wait ran out.
     async fn fetch(&self) -> Result<Vec<jetstream::Message>> {
-        let mut batch = self
-            .consumer
-            .batch()
-            .max_messages(self.batch_limit())
-            .expires(self.cfg.fetch_wait())
-            .messages()
-            .await?;
+        let mut batch =
+            self.consumer.batch().max_messages(self.batch_limit()).expires(self.cfg.fetch_wait()).messages().await?;
         let mut out = Vec::with_capacity(self.batch_limit());
         while let Some(item) = batch.next().await {
             match item {
@@ -251,8 +255,8 @@ impl Worker {
         }
         for (i, (msg, _)) in decoded.iter().enumerate() {
             // In-fetch duplicates are not in `batches`: ack them only if their twin is stored.
-            let stored = done[i]
-                || owner.iter().zip(inputs).any(|(&j, b)| done[j] && b.batch_id == decoded[i].1.batch_id());
+            let stored =
+                done[i] || owner.iter().zip(inputs).any(|(&j, b)| done[j] && b.batch_id == decoded[i].1.batch_id());
             let kind = if stored { AckKind::Ack } else { AckKind::Nak(Some(self.backoff.current())) };
             let _ = msg.ack_with(kind).await;
         }
@@ -361,7 +365,9 @@ fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<J
             }
             if let Some(days) = retention_days {
                 match store::packets::drop_expired_partitions(&c, days).await {
-                    Ok(dropped) if !dropped.is_empty() => info!(?dropped, retention_days = days, "dropped old partitions"),
+                    Ok(dropped) if !dropped.is_empty() => {
+                        info!(?dropped, retention_days = days, "dropped old partitions")
+                    }
                     Ok(_) => {}
                     Err(e) => warn!(error = format!("{e:#}"), "maintenance: retention failed"),
                 }

@@ -24,7 +24,10 @@ pub(crate) fn describe() {
     describe_counter!(ROLLUP_BATCHES_TOTAL, "Packet batches counted into traffic_rollup (first time)");
     describe_histogram!(ROLLUP_DURATION_SECONDS, Unit::Seconds, "Time of one traffic_rollup transaction");
     describe_counter!(ROLLUP_ROWS_TOTAL, "traffic_rollup rows created or added to");
-    describe_counter!(ROLLUP_SKIPPED_TOTAL, "Messages the rollup could not count (dead-lettered by the packet workers)");
+    describe_counter!(
+        ROLLUP_SKIPPED_TOTAL,
+        "Messages the rollup could not count (dead-lettered by the packet workers)"
+    );
     describe_gauge!(CONSUMER_PENDING_MESSAGES, "Messages of NTA_PACKETS not yet delivered, per durable consumer");
     describe_counter!(DB_ERRORS_TOTAL, "Failed write transactions (retried)");
 }

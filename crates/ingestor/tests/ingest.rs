@@ -72,10 +72,8 @@ async fn redelivered_batch_is_stored_once() {
     publish_raw(&js, &subject, "m3", b.encode().unwrap()).await;
     let other = small_batch("agent-r", 8, 5);
     publish(&js, &other).await;
-    wait_until("second batch", T, || async {
-        count(&client, "SELECT count(*) FROM ingested_batches").await == 2
-    })
-    .await;
+    wait_until("second batch", T, || async { count(&client, "SELECT count(*) FROM ingested_batches").await == 2 })
+        .await;
     wait_ingested(&js, T).await;
     ing.stop().await;
     let n = b.records.len() as i64;
@@ -98,7 +96,8 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     publish(&js, &good).await;
     let ing = spawn(config(&nats, &db));
     let client = db.client().await.unwrap();
-    wait_until("good batch stored", T, || async { count(&client, "SELECT count(*) FROM raw_packets").await == 10 }).await;
+    wait_until("good batch stored", T, || async { count(&client, "SELECT count(*) FROM raw_packets").await == 10 })
+        .await;
 
     let dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
     let mut msgs = Vec::new();
@@ -169,11 +168,10 @@ async fn retention_drops_old_partitions() {
     cfg.retention_interval_ms = 200;
     let ing = spawn(cfg);
     let client = db.client().await.unwrap();
-    wait_until("batch stored", T, || async { count(&client, "SELECT count(*) FROM ingested_batches").await == 1 }).await;
-    wait_until("old partitions dropped", T, || async {
-        count(&client, "SELECT count(*) FROM raw_packets").await == 2
-    })
-    .await;
+    wait_until("batch stored", T, || async { count(&client, "SELECT count(*) FROM ingested_batches").await == 1 })
+        .await;
+    wait_until("old partitions dropped", T, || async { count(&client, "SELECT count(*) FROM raw_packets").await == 2 })
+        .await;
     // The rollup rows of the dropped days go with them.
     wait_until("rollup of the dropped days deleted", T, || async {
         matches!(testkit::rollup_vs_packets(&client).await, Ok((0, 2)))

@@ -55,11 +55,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
         Some(m) => m.predict(&windows),
         None => windows.iter().map(|_| None).collect(),
     };
-    let verdicts: Vec<WindowVerdict> = windows
-        .iter()
-        .zip(model_verdicts)
-        .map(|(w, v)| verdict(v, rules::evaluate(w, &thresholds)))
-        .collect();
+    let verdicts: Vec<WindowVerdict> =
+        windows.iter().zip(model_verdicts).map(|(w, v)| verdict(v, rules::evaluate(w, &thresholds))).collect();
 
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -91,7 +88,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
 fn windows_with_progress(path: &std::path::Path) -> Result<(Vec<WindowRecord>, windower::WindowerStats)> {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {human_pos} records ({per_sec}) {elapsed}").expect("template"),
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} records ({per_sec}) {elapsed}")
+            .expect("template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let out = train::windows_from_file(path, &windower::WindowerConfig::default(), |_| bar.inc(1));
@@ -136,7 +134,9 @@ fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[Windo
     for (w, v) in windows.iter().zip(verdicts) {
         let attack = v.label != "Normal" && (v.confidence.unwrap_or(0.0) >= MIN_CONFIDENCE || !v.rules.is_empty());
         let class = if attack { v.label.as_str() } else { "Normal" };
-        let r = rows.entry((w.view.as_str(), w.key.as_str(), class)).or_insert(Row { first: i64::MAX, ..Default::default() });
+        let r = rows
+            .entry((w.view.as_str(), w.key.as_str(), class))
+            .or_insert(Row { first: i64::MAX, ..Default::default() });
         r.windows += 1;
         r.first = r.first.min(w.window_start);
         r.last = r.last.max(w.window_start + w.window_size as i64);

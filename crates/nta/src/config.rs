@@ -68,10 +68,11 @@ pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
             continue;
         }
         let default = settings::documented_default(&s, &defaults).replace('`', "");
-        let mut arg = Arg::new(s.key.clone())
-            .long(flag)
-            .value_name(s.field.name.to_uppercase())
-            .help(format!("{} [env: {}] [default: {default}]", s.help(), s.env()));
+        let mut arg = Arg::new(s.key.clone()).long(flag).value_name(s.field.name.to_uppercase()).help(format!(
+            "{} [env: {}] [default: {default}]",
+            s.help(),
+            s.env()
+        ));
         if let Some(c) = s.field.short {
             arg = arg.short(c);
         }
@@ -166,7 +167,10 @@ mod tests {
         assert_eq!(c.agent.batch_policy().max_age.as_millis(), 1000);
         assert_eq!(c.agent.queue_max_bytes(), 128 << 20);
         assert_eq!((c.agent.snaplen, c.agent.promisc, c.agent.max_pending_acks), (65535, false, 64));
-        assert_eq!((c.ingestor.durable.as_str(), c.ingestor.batches_per_txn, c.ingestor.retention()), ("nta-ingestor", 16, None));
+        assert_eq!(
+            (c.ingestor.durable.as_str(), c.ingestor.batches_per_txn, c.ingestor.retention()),
+            ("nta-ingestor", 16, None)
+        );
         assert_eq!(c.windower.durable, "nta-windower");
         assert_eq!(c.windower.windower.allowed_lateness().as_millis(), 2000);
         assert_eq!(c.windower.windower.idle_agent_timeout().as_secs(), 30);
@@ -182,10 +186,27 @@ mod tests {
                     [agent]\ninterface = 'eth0'\nbatch_size = 100\npromisc = true\n\
                     [ingestor]\nretention_days = 3\n[windower]\nallowed_lateness_ms = 500\n\
                     [stream]\nmax_gb = 2.5\n";
-        let env = [("NTA_NATS_URL", "nats://env:2"), ("NTA_RETENTION_DAYS", "7"), ("NTA_AGENT_BATCH_SIZE", "1"),
-                   ("NTA_DASHBOARD_PASSWORD", "pw"), ("NTA_WINDOWER_DISTINCT_CAP", "64")];
-        let args = ["run", "-t", "all", "--batch-size", "200", "--promisc=false", "--retention-days", "0",
-                    "--ingestor-writers", "3", "--stream-max-age-hours", "1"];
+        let env = [
+            ("NTA_NATS_URL", "nats://env:2"),
+            ("NTA_RETENTION_DAYS", "7"),
+            ("NTA_AGENT_BATCH_SIZE", "1"),
+            ("NTA_DASHBOARD_PASSWORD", "pw"),
+            ("NTA_WINDOWER_DISTINCT_CAP", "64"),
+        ];
+        let args = [
+            "run",
+            "-t",
+            "all",
+            "--batch-size",
+            "200",
+            "--promisc=false",
+            "--retention-days",
+            "0",
+            "--ingestor-writers",
+            "3",
+            "--stream-max-age-hours",
+            "1",
+        ];
         let c = load_test(Some(file), &env, &args).unwrap();
         assert_eq!(c.nats_url, "nats://env:2", "environment over file");
         assert_eq!(c.database_url, "postgres://file/nta", "file over default");
@@ -224,19 +245,51 @@ mod tests {
         let run = cmd.find_subcommand("run").unwrap();
         let flags: Vec<_> = run.get_arguments().filter_map(|a| a.get_long()).collect();
         for f in [
-            "nats-url", "database-url", "metrics-addr", "interface", "bpf", "snaplen", "promisc", "agent-id",
-            "batch-size", "batch-timeout-ms", "queue-mb", "max-pending-acks", "ingestor-durable", "retention-days",
-            "batches-per-txn", "windower-durable", "allowed-lateness-ms", "idle-agent-timeout-s", "model",
-            "predictor-durable", "min-confidence", "alert-quiet-s", "listen", "stream-max-age-hours", "stream-max-gb",
-            "read", "realtime", "target",
+            "nats-url",
+            "database-url",
+            "metrics-addr",
+            "interface",
+            "bpf",
+            "snaplen",
+            "promisc",
+            "agent-id",
+            "batch-size",
+            "batch-timeout-ms",
+            "queue-mb",
+            "max-pending-acks",
+            "ingestor-durable",
+            "retention-days",
+            "batches-per-txn",
+            "windower-durable",
+            "allowed-lateness-ms",
+            "idle-agent-timeout-s",
+            "model",
+            "predictor-durable",
+            "min-confidence",
+            "alert-quiet-s",
+            "listen",
+            "stream-max-age-hours",
+            "stream-max-gb",
+            "read",
+            "realtime",
+            "target",
         ] {
             assert!(flags.contains(&f), "--{f} missing");
         }
         assert!(!flags.iter().any(|f| f.contains("password") || f.contains("token")), "secrets must not be flags");
         let envs: Vec<_> = NtaConfig::settings().iter().map(|s| s.env()).collect();
         for e in [
-            "NTA_NATS_URL", "NTA_DATABASE_URL", "NTA_METRICS_ADDR", "NTA_AGENT_ID", "NTA_INTERFACE", "NTA_RETENTION_DAYS",
-            "NTA_MODEL", "NTA_DASHBOARD_ADDR", "NTA_LOG", "NTA_DASHBOARD_PASSWORD", "NTA_DASHBOARD_TOKEN",
+            "NTA_NATS_URL",
+            "NTA_DATABASE_URL",
+            "NTA_METRICS_ADDR",
+            "NTA_AGENT_ID",
+            "NTA_INTERFACE",
+            "NTA_RETENTION_DAYS",
+            "NTA_MODEL",
+            "NTA_DASHBOARD_ADDR",
+            "NTA_LOG",
+            "NTA_DASHBOARD_PASSWORD",
+            "NTA_DASHBOARD_TOKEN",
         ] {
             assert!(envs.iter().any(|x| x == e), "{e} missing");
         }
@@ -244,7 +297,9 @@ mod tests {
         let c = load_test(None, &[("NTA_LOG", "warn")], &["--log", "debug", "decode", "x.pcap"]).unwrap();
         assert_eq!(c.log, "debug");
         // -i conflicts with --read, as before.
-        assert!(crate::cli::command().try_get_matches_from(["nta", "run", "-t", "agent", "-i", "eth0", "-r", "f"]).is_err());
+        assert!(crate::cli::command()
+            .try_get_matches_from(["nta", "run", "-t", "agent", "-i", "eth0", "-r", "f"])
+            .is_err());
     }
 
     #[test]

@@ -15,8 +15,12 @@ pub async fn landed(database_url: &str, agent: &agent::AgentSummary) -> Result<S
         )
         .await?;
     let (rows, batches): (i64, i64) = (row.get(0), row.get(1));
-    writeln!(out, "raw_packets from this replay: {rows} rows from {batches} batches, {} .. {}",
-        row.get::<_, Option<String>>(2).unwrap_or_default(), row.get::<_, Option<String>>(3).unwrap_or_default())?;
+    writeln!(
+        out,
+        "raw_packets from this replay: {rows} rows from {batches} batches, {} .. {}",
+        row.get::<_, Option<String>>(2).unwrap_or_default(),
+        row.get::<_, Option<String>>(3).unwrap_or_default()
+    )?;
     writeln!(out, "by protocol:")?;
     for r in client
         .query("SELECT protocol, count(*), sum(length)::bigint FROM raw_packets WHERE starts_with(batch_id, $1) GROUP BY 1 ORDER BY 2 DESC", &[&prefix])

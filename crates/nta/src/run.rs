@@ -29,11 +29,31 @@ struct Role {
 
 /// Every role, in start order (`--target all` starts them all).
 const ROLES: &[Role] = &[
-    Role { target: Target::Ingestor, name: "ingestor", start: |c, stop| Box::pin(ingestor::run(c.ingestor.clone(), stop).map_ok(|()| None)) },
-    Role { target: Target::Windower, name: "windower", start: |c, stop| Box::pin(windower::service::run(c.windower.clone(), stop).map_ok(|()| None)) },
-    Role { target: Target::Predictor, name: "predictor", start: |c, stop| Box::pin(predictor::service::run(c.predictor.clone(), stop).map_ok(|()| None)) },
-    Role { target: Target::Dashboard, name: "dashboard", start: |c, stop| Box::pin(dashboard::run(c.dashboard.clone(), stop).map_ok(|()| None)) },
-    Role { target: Target::Agent, name: "agent", start: |c, stop| Box::pin(agent::run(c.agent.clone(), stop).map_ok(Some)) },
+    Role {
+        target: Target::Ingestor,
+        name: "ingestor",
+        start: |c, stop| Box::pin(ingestor::run(c.ingestor.clone(), stop).map_ok(|()| None)),
+    },
+    Role {
+        target: Target::Windower,
+        name: "windower",
+        start: |c, stop| Box::pin(windower::service::run(c.windower.clone(), stop).map_ok(|()| None)),
+    },
+    Role {
+        target: Target::Predictor,
+        name: "predictor",
+        start: |c, stop| Box::pin(predictor::service::run(c.predictor.clone(), stop).map_ok(|()| None)),
+    },
+    Role {
+        target: Target::Dashboard,
+        name: "dashboard",
+        start: |c, stop| Box::pin(dashboard::run(c.dashboard.clone(), stop).map_ok(|()| None)),
+    },
+    Role {
+        target: Target::Agent,
+        name: "agent",
+        start: |c, stop| Box::pin(agent::run(c.agent.clone(), stop).map_ok(Some)),
+    },
 ];
 
 pub fn resolve(args: RunArgs, mut cfg: NtaConfig) -> Result<Resolved> {
@@ -115,7 +135,12 @@ pub async fn run(r: Resolved) -> Result<()> {
             let drained = async {
                 wait_consumer_drained(&cfg.nats_url, bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
                 // The dashboard's per-minute counts come from the ingestor's rollup consumer.
-                wait_consumer_drained(&cfg.nats_url, bus::PACKETS_STREAM, &ingestor::rollup_durable(&cfg.ingestor.durable)).await?;
+                wait_consumer_drained(
+                    &cfg.nats_url,
+                    bus::PACKETS_STREAM,
+                    &ingestor::rollup_durable(&cfg.ingestor.durable),
+                )
+                .await?;
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -133,7 +158,11 @@ pub async fn run(r: Resolved) -> Result<()> {
             }
             if r.targets.contains(&Target::Dashboard) {
                 // The dashboard stays up to explore what landed.
-                let login = if cfg.dashboard.password.is_some() { "password from dashboard.password / NTA_DASHBOARD_PASSWORD" } else { "open (loopback, no password set)" };
+                let login = if cfg.dashboard.password.is_some() {
+                    "password from dashboard.password / NTA_DASHBOARD_PASSWORD"
+                } else {
+                    "open (loopback, no password set)"
+                };
                 println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", cfg.dashboard.listen);
             } else {
                 let _ = stop_tx.send(true);

@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use predictor::model::{Model, ViewModel};
-use train::{self as tr, CLASSES};
 use predictor::ForestParams;
+use train::{self as tr, CLASSES};
 use wire::View;
 
 use crate::cli::TrainArgs;
@@ -69,7 +69,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
     let destination = views.pop().flatten();
     let source = views.pop().flatten();
-    let model = Model::new(source, destination, hash, serde_json::to_value(&params)?, serde_json::Value::Object(metrics.clone()))?;
+    let model = Model::new(
+        source,
+        destination,
+        hash,
+        serde_json::to_value(&params)?,
+        serde_json::Value::Object(metrics.clone()),
+    )?;
     if let Some(parent) = args.output.parent() {
         std::fs::create_dir_all(parent)?;
     }

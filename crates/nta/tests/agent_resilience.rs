@@ -63,7 +63,8 @@ async fn full_queue_drops_oldest_and_counts_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("agent:")).expect("summary");
-    let dropped: usize = line.split("records dropped").next().unwrap().rsplit("; ").next().unwrap().trim().parse().unwrap();
+    let dropped: usize =
+        line.split("records dropped").next().unwrap().rsplit("; ").next().unwrap().trim().parse().unwrap();
     let (_, records) = stream_contents(&nats.url).await;
     let frames = tshark_frame_count(&capture());
     // Nothing vanishes silently: delivered + counted drops = every frame.

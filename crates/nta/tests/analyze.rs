@@ -15,9 +15,16 @@ fn detections(file: &str) -> BTreeSet<(String, String, String)> {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|w| w["label"] != "Normal" && (w["confidence"].as_f64().unwrap_or(0.0) >= 0.7 || !w["rules"].as_array().unwrap().is_empty()))
+        .filter(|w| {
+            w["label"] != "Normal"
+                && (w["confidence"].as_f64().unwrap_or(0.0) >= 0.7 || !w["rules"].as_array().unwrap().is_empty())
+        })
         .map(|w| {
-            (w["view"].as_str().unwrap().to_string(), w["src_ip"].as_str().unwrap().to_string(), w["label"].as_str().unwrap().to_string())
+            (
+                w["view"].as_str().unwrap().to_string(),
+                w["src_ip"].as_str().unwrap().to_string(),
+                w["label"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }

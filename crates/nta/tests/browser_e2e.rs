@@ -34,7 +34,17 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     let base = format!("http://127.0.0.1:{port}");
     let _stack = Role(
         nta()
-            .args(["run", "--target", "ingestor", "--target", "windower", "--target", "predictor", "--target", "dashboard"])
+            .args([
+                "run",
+                "--target",
+                "ingestor",
+                "--target",
+                "windower",
+                "--target",
+                "predictor",
+                "--target",
+                "dashboard",
+            ])
             .args(["--nats-url", &nats.url, "--database-url", &db.url, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
             .env("NTA_DASHBOARD_PASSWORD", PASSWORD)
@@ -54,8 +64,11 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
     d.type_into("#password", PASSWORD).await;
     d.click("#login-btn").await;
-    d.wait_for("document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'", Duration::from_secs(10))
-        .await;
+    d.wait_for(
+        "document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'",
+        Duration::from_secs(10),
+    )
+    .await;
     d.exec("location.hash = '#/alerts'; window.__noReload = 42; return 0;").await;
     d.wait_for("document.querySelector('#alerts-table tbody')", Duration::from_secs(10)).await;
 
@@ -74,7 +87,8 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
 
     let capture = testkit::pcaps_dir().join(ATTACK);
     replay(&nats.url, &capture, "e2e-attack");
-    let (at, id) = tokio::time::timeout(Duration::from_secs(120), published).await.expect("no port_scan alert published").unwrap();
+    let (at, id) =
+        tokio::time::timeout(Duration::from_secs(120), published).await.expect("no port_scan alert published").unwrap();
     let row = format!("document.querySelector('#alerts-table tr[data-alert-id=\"{id}\"]')");
     d.wait_for(&row, Duration::from_secs(10)).await;
     let took = at.elapsed();
@@ -87,8 +101,11 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
 
     // Its detail page: the windows and feature values that raised it.
     d.click(&format!("tr[data-alert-id=\"{id}\"] a")).await;
-    d.wait_for("document.getElementById('alert-detail') && document.querySelector('details.window')", Duration::from_secs(10))
-        .await;
+    d.wait_for(
+        "document.getElementById('alert-detail') && document.querySelector('details.window')",
+        Duration::from_secs(10),
+    )
+    .await;
     d.exec("document.querySelector('details.window').open = true; return 0;").await;
     let features = d.exec("return document.querySelector('details.window').innerText;").await;
     assert!(features.as_str().unwrap().contains("unique_dst_ports"), "{features}");

@@ -92,7 +92,9 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     assert_eq!(got, Some(6), "5 echo requests and 1 UDP datagram stored");
     let replies = count(
         &client,
-        &format!("SELECT count(*) FROM raw_packets WHERE protocol = 'ICMP' AND icmp_type = 0 AND dst_ip = '{subnet}.2'"),
+        &format!(
+            "SELECT count(*) FROM raw_packets WHERE protocol = 'ICMP' AND icmp_type = 0 AND dst_ip = '{subnet}.2'"
+        ),
     )
     .await;
     assert_eq!(replies, 5, "echo replies captured too");

@@ -22,14 +22,16 @@ async fn shared_captures_land_in_postgres_exactly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         // The agent's own account: frames = decoded + malformed, all decoded records acked.
         let line = stderr.lines().find(|l| l.starts_with("agent:")).expect("agent summary line");
-        let nums: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let nums: Vec<u64> =
+            line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
         let (agent_frames, agent_decoded, agent_malformed, _, acked_records, dropped) =
             (nums[0], nums[1], nums[2], nums[3], nums[4], nums[5]);
-        assert_eq!(agent_frames as usize, frames, "{}: agent saw {agent_frames} frames, tshark {frames}", file.display());
+        assert_eq!(
+            agent_frames as usize,
+            frames,
+            "{}: agent saw {agent_frames} frames, tshark {frames}",
+            file.display()
+        );
         assert_eq!(agent_decoded + agent_malformed, agent_frames);
         assert_eq!(agent_decoded as usize, decoded.len(), "{}: agent and nta decode disagree", file.display());
         assert_eq!(acked_records, agent_decoded, "{}: not every record acknowledged", file.display());

@@ -237,15 +237,17 @@ where
                             if t >= self.n_trees {
                                 break mine;
                             }
-                            let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed.wrapping_add(t as u64 * 0x9e37_79b9));
+                            let mut rng =
+                                Xoshiro256PlusPlus::seed_from_u64(self.seed.wrapping_add(t as u64 * 0x9e37_79b9));
                             let samples: Vec<u32> = if self.bootstrap {
                                 (0..n).map(|_| rng.random_range(0..n) as u32).collect()
                             } else {
                                 (0..n as u32).collect()
                             };
                             let mut gains = vec![0.0; n_features];
-                            let tree = TreeBuilder { p: self, binned: &binned, y: &y, n_classes, mtry, gains: &mut gains }
-                                .build(samples, &mut rng);
+                            let tree =
+                                TreeBuilder { p: self, binned: &binned, y: &y, n_classes, mtry, gains: &mut gains }
+                                    .build(samples, &mut rng);
                             mine.push((t, tree, gains));
                         }
                     })
@@ -311,15 +313,12 @@ impl Binned {
                 // Few distinct values: cut halfway between neighbours, like exact splitting.
                 vals.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
             } else {
-                let mut e: Vec<f64> =
-                    (1..max_bins).map(|k| vals[k * vals.len() / max_bins]).collect();
+                let mut e: Vec<f64> = (1..max_bins).map(|k| vals[k * vals.len() / max_bins]).collect();
                 e.dedup();
                 e
             };
             bins.push(
-                col.iter()
-                    .map(|v| if v.is_nan() { 0 } else { 1 + e.partition_point(|edge| edge < v) as u8 })
-                    .collect(),
+                col.iter().map(|v| if v.is_nan() { 0 } else { 1 + e.partition_point(|edge| edge < v) as u8 }).collect(),
             );
             edges.push(e);
         }
@@ -332,7 +331,11 @@ impl Binned {
 
     /// Real threshold equivalent to "bin <= b".
     fn threshold(&self, f: usize, b: usize) -> f64 {
-        if b == 0 { f64::NEG_INFINITY } else { self.edges[f][b - 1] }
+        if b == 0 {
+            f64::NEG_INFINITY
+        } else {
+            self.edges[f][b - 1]
+        }
     }
 }
 
@@ -353,7 +356,11 @@ struct Best {
 
 fn gini_numerator(counts: &[f64], n: f64) -> f64 {
     // n * gini = n - sum(c^2)/n; kept un-normalised so gains compare across nodes.
-    if n <= 0.0 { 0.0 } else { n - counts.iter().map(|c| c * c).sum::<f64>() / n }
+    if n <= 0.0 {
+        0.0
+    } else {
+        n - counts.iter().map(|c| c * c).sum::<f64>() / n
+    }
 }
 
 impl TreeBuilder<'_> {

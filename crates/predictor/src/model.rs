@@ -31,7 +31,14 @@ pub const MODEL_MAGIC: &[u8; 8] = b"NTAMODEL";
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 /// The classes, in the order of the forests' class indices.
 pub const CLASSES: [&str; 9] = [
-    "Normal", "arp_spoof", "dns_tunnel", "icmp_flood", "port_scan", "slowloris", "ssh_brute", "syn_flood",
+    "Normal",
+    "arp_spoof",
+    "dns_tunnel",
+    "icmp_flood",
+    "port_scan",
+    "slowloris",
+    "ssh_brute",
+    "syn_flood",
     "udp_flood",
 ];
 pub const NORMAL: &str = "Normal";
@@ -39,8 +46,18 @@ pub const NORMAL: &str = "Normal";
 pub const WINDOW_SIZE_FEATURE: &str = "window_size";
 /// Names that would make a forest learn identities instead of behaviour.
 pub const FORBIDDEN_FEATURES: [&str; 12] = [
-    "key", "view", "window_start", "window_end", "window_id", "timestamp", "ts", "src_ip", "dst_ip", "src_port",
-    "dst_port", "mac",
+    "key",
+    "view",
+    "window_start",
+    "window_end",
+    "window_id",
+    "timestamp",
+    "ts",
+    "src_ip",
+    "dst_ip",
+    "src_port",
+    "dst_port",
+    "mac",
 ];
 /// Environment variable naming the model file when none is configured.
 pub const MODEL_ENV: &str = "NTA_MODEL";
@@ -212,10 +229,8 @@ impl Model {
         params: serde_json::Value,
         metrics: serde_json::Value,
     ) -> Result<Model, ModelError> {
-        let created_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let created_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let mut m = Model {
             format_version: MODEL_FORMAT_VERSION,
             model_version: String::new(),
@@ -406,9 +421,8 @@ mod tests {
         let x = feature_matrix(&features, &rows);
         assert!(x[[0, 2]].is_nan());
         assert_eq!(x[[1, 1]], 30.0);
-        let forest = ForestParams { n_trees: 5, ..Default::default() }
-            .fit(&Dataset::new(x, ndarray::Array1::from(y)))
-            .unwrap();
+        let forest =
+            ForestParams { n_trees: 5, ..Default::default() }.fit(&Dataset::new(x, ndarray::Array1::from(y))).unwrap();
         let vm = ViewModel::new(features, forest).unwrap();
         Model::new(None, Some(vm), "test-data", serde_json::json!({"n_trees": 5}), serde_json::json!({"f1": 1.0}))
             .unwrap()

@@ -145,8 +145,12 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
             let ssh = n("ssh_connection_attempts");
             let need = min_count(t.ssh_attempts_per_min / 60.0, t.ssh_min_attempts, d);
             if ssh >= need {
-                hit("ssh_guessing", "ssh_brute", json!({"ssh_connection_attempts": ssh, "threshold": need,
-                    "per_min": ssh * 60.0 / d, "distinct_targets": n("unique_dst_ips")}));
+                hit(
+                    "ssh_guessing",
+                    "ssh_brute",
+                    json!({"ssh_connection_attempts": ssh, "threshold": need,
+                    "per_min": ssh * 60.0 / d, "distinct_targets": n("unique_dst_ips")}),
+                );
             }
             // Port scan (Zeek scan.zeek: 15 distinct ports within 5 min): many ports, most
             // probes never completed by the scanner (SYN scans, and the closed ports of
@@ -156,22 +160,34 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
             let (tcp, syn, ack) = (n("tcp_count"), n("tcp_syn_count"), n("tcp_ack_count"));
             let stealth = tcp >= t.scan_min_ports && syn == 0.0 && ack <= 0.1 * tcp;
             if ports >= t.scan_min_ports && (half_open >= t.scan_min_half_open || stealth) {
-                hit("port_scan", "port_scan", json!({"unique_dst_ports": ports, "half_open_count": half_open,
+                hit(
+                    "port_scan",
+                    "port_scan",
+                    json!({"unique_dst_ports": ports, "half_open_count": half_open,
                     "sequential_port_count": n("sequential_port_count"), "stealth": stealth,
-                    "threshold_ports": t.scan_min_ports}));
+                    "threshold_ports": t.scan_min_ports}),
+                );
             }
             // ARP: unsolicited replies (Slips "unsolicited ARP"), and the key's IP bouncing
             // between MAC addresses (the poisoner and the true owner answering in turn).
             let unsolicited = n("arp_reply_without_request_count");
             let need = min_count(t.arp_unsolicited_per_s, t.arp_unsolicited_min, d);
             if unsolicited >= need {
-                hit("arp_unsolicited_replies", "arp_spoof", json!({"arp_reply_without_request_count": unsolicited,
-                    "threshold": need, "arp_reply_count": n("arp_reply_count")}));
+                hit(
+                    "arp_unsolicited_replies",
+                    "arp_spoof",
+                    json!({"arp_reply_without_request_count": unsolicited,
+                    "threshold": need, "arp_reply_count": n("arp_reply_count")}),
+                );
             }
             let flaps = n("arp_binding_flap_count");
             if flaps >= t.arp_min_flaps {
-                hit("arp_binding_flaps", "arp_spoof", json!({"arp_binding_flap_count": flaps,
-                    "threshold": t.arp_min_flaps, "unique_macs_per_ip_max": n("unique_macs_per_ip_max")}));
+                hit(
+                    "arp_binding_flaps",
+                    "arp_spoof",
+                    json!({"arp_binding_flap_count": flaps,
+                    "threshold": t.arp_min_flaps, "unique_macs_per_ip_max": n("unique_macs_per_ip_max")}),
+                );
             }
             // Floods sent by the key (not spoofed): high rate, aimed at few hosts.
             let targets = n("unique_dst_ips");
@@ -182,18 +198,30 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                 && targets <= t.flood_max_targets
                 && ports < t.flood_max_ports
             {
-                hit("syn_flood_source", "syn_flood", json!({"syn_rate_pps": syn_rate, "syn_only_ratio": syn_only,
-                    "syn_to_synack_ratio": n("syn_to_synack_ratio"), "targets": targets, "threshold_pps": t.syn_flood_pps}));
+                hit(
+                    "syn_flood_source",
+                    "syn_flood",
+                    json!({"syn_rate_pps": syn_rate, "syn_only_ratio": syn_only,
+                    "syn_to_synack_ratio": n("syn_to_synack_ratio"), "targets": targets, "threshold_pps": t.syn_flood_pps}),
+                );
             }
             let udp_rate = n("udp_rate_pps");
             if udp_rate >= t.udp_flood_pps && targets <= t.flood_max_targets {
-                hit("udp_flood_source", "udp_flood", json!({"udp_rate_pps": udp_rate, "targets": targets,
-                    "threshold_pps": t.udp_flood_pps}));
+                hit(
+                    "udp_flood_source",
+                    "udp_flood",
+                    json!({"udp_rate_pps": udp_rate, "targets": targets,
+                    "threshold_pps": t.udp_flood_pps}),
+                );
             }
             let icmp_rate = n("icmp_rate_pps");
             if icmp_rate >= t.icmp_flood_pps && targets <= t.flood_max_targets {
-                hit("icmp_flood_source", "icmp_flood", json!({"icmp_rate_pps": icmp_rate, "targets": targets,
-                    "threshold_pps": t.icmp_flood_pps}));
+                hit(
+                    "icmp_flood_source",
+                    "icmp_flood",
+                    json!({"icmp_rate_pps": icmp_rate, "targets": targets,
+                    "threshold_pps": t.icmp_flood_pps}),
+                );
             }
             // DNS tunnel: long high-entropy names, NULL queries, or mostly-TXT long names.
             let q = n("dns_query_count");
@@ -206,10 +234,14 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                 let nulls = null >= t.dns_min_null;
                 let txt_heavy = txt >= t.dns_txt_share * q && sub >= t.dns_txt_min_subdomain;
                 if long_random || nulls || txt_heavy {
-                    hit("dns_tunnel", "dns_tunnel", json!({"dns_query_count": q, "avg_subdomain_length": sub,
+                    hit(
+                        "dns_tunnel",
+                        "dns_tunnel",
+                        json!({"dns_query_count": q, "avg_subdomain_length": sub,
                         "max_subdomain_length": f("max_subdomain_length"), "pct_high_entropy_queries": high,
                         "null_record_count": null, "txt_record_count": txt,
-                        "long_random_names": long_random, "null_queries": nulls, "txt_heavy": txt_heavy}));
+                        "long_random_names": long_random, "null_queries": nulls, "txt_heavy": txt_heavy}),
+                    );
                 }
             }
             // Slowloris / slow HTTP: many connections to one service, each carrying almost
@@ -222,9 +254,13 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                 && bpc <= t.slowloris_max_bytes_per_conn
                 && responses <= t.slowloris_max_response_share * conns
             {
-                hit("slowloris", "slowloris", json!({"open_conn_count": conns, "bytes_per_conn": bpc,
+                hit(
+                    "slowloris",
+                    "slowloris",
+                    json!({"open_conn_count": conns, "bytes_per_conn": bpc,
                     "partial_http_count": n("partial_http_count"), "http_request_count": n("http_request_count"),
-                    "http_responses_received": responses, "avg_conn_duration": f("avg_conn_duration")}));
+                    "http_responses_received": responses, "avg_conn_duration": f("avg_conn_duration")}),
+                );
             }
         }
         View::Destination => {
@@ -237,18 +273,30 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
             let half_open = n("half_open_count");
             let half_open_ratio = if syn > 0.0 { (half_open / syn).min(1.0) } else { 0.0 };
             if syn_rate >= t.syn_flood_pps && half_open_ratio >= t.syn_flood_min_half_open_ratio && not_a_sweep {
-                hit("syn_flood_victim", "syn_flood", json!({"syn_in_rate_pps": syn_rate, "half_open_count": half_open,
-                    "half_open_ratio": half_open_ratio, "unique_src_ips": sources, "threshold_pps": t.syn_flood_pps}));
+                hit(
+                    "syn_flood_victim",
+                    "syn_flood",
+                    json!({"syn_in_rate_pps": syn_rate, "half_open_count": half_open,
+                    "half_open_ratio": half_open_ratio, "unique_src_ips": sources, "threshold_pps": t.syn_flood_pps}),
+                );
             }
             let udp_rate = n("udp_rate_pps");
             if udp_rate >= t.udp_flood_pps && not_a_sweep {
-                hit("udp_flood_victim", "udp_flood", json!({"udp_rate_pps": udp_rate, "unique_src_ips": sources,
-                    "threshold_pps": t.udp_flood_pps}));
+                hit(
+                    "udp_flood_victim",
+                    "udp_flood",
+                    json!({"udp_rate_pps": udp_rate, "unique_src_ips": sources,
+                    "threshold_pps": t.udp_flood_pps}),
+                );
             }
             let icmp_rate = n("icmp_rate_pps");
             if icmp_rate >= t.icmp_flood_pps {
-                hit("icmp_flood_victim", "icmp_flood", json!({"icmp_rate_pps": icmp_rate, "unique_src_ips": sources,
-                    "threshold_pps": t.icmp_flood_pps}));
+                hit(
+                    "icmp_flood_victim",
+                    "icmp_flood",
+                    json!({"icmp_rate_pps": icmp_rate, "unique_src_ips": sources,
+                    "threshold_pps": t.icmp_flood_pps}),
+                );
             }
         }
     }
@@ -277,9 +325,21 @@ mod tests {
     #[test]
     fn each_rule_fires_on_its_attack_and_not_on_quiet_traffic() {
         let t = RuleThresholds::default();
-        let quiet = w(View::Source, 5, &[("packet_count", 40.0), ("tcp_count", 30.0), ("tcp_ack_count", 29.0),
-            ("unique_dst_ports", 3.0), ("ssh_connection_attempts", 1.0), ("dns_query_count", 4.0),
-            ("avg_subdomain_length", 3.0), ("open_conn_count", 4.0), ("bytes_per_conn", 5000.0)]);
+        let quiet = w(
+            View::Source,
+            5,
+            &[
+                ("packet_count", 40.0),
+                ("tcp_count", 30.0),
+                ("tcp_ack_count", 29.0),
+                ("unique_dst_ports", 3.0),
+                ("ssh_connection_attempts", 1.0),
+                ("dns_query_count", 4.0),
+                ("avg_subdomain_length", 3.0),
+                ("open_conn_count", 4.0),
+                ("bytes_per_conn", 5000.0),
+            ],
+        );
         assert!(evaluate(&quiet, &t).is_empty());
         assert!(fired(&w(View::Destination, 30, &[("syn_in_count", 300.0), ("syn_in_rate_pps", 10.0)])).is_empty());
 
@@ -289,47 +349,118 @@ mod tests {
         assert_eq!(fired(&w(View::Source, 180, &[("ssh_connection_attempts", 30.0)])), ["ssh_guessing"]);
 
         assert_eq!(
-            fired(&w(View::Source, 5, &[("unique_dst_ports", 200.0), ("half_open_count", 190.0), ("tcp_count", 200.0),
-                ("tcp_syn_count", 200.0)])),
+            fired(&w(
+                View::Source,
+                5,
+                &[
+                    ("unique_dst_ports", 200.0),
+                    ("half_open_count", 190.0),
+                    ("tcp_count", 200.0),
+                    ("tcp_syn_count", 200.0)
+                ]
+            )),
             ["port_scan"]
         );
         // A server answering many clients (SYN-ACK and ACK to many ports) is no scan.
-        assert!(fired(&w(View::Source, 5, &[("unique_dst_ports", 200.0), ("half_open_count", 0.0),
-            ("tcp_count", 900.0), ("tcp_syn_count", 200.0), ("tcp_ack_count", 900.0)])).is_empty());
+        assert!(fired(&w(
+            View::Source,
+            5,
+            &[
+                ("unique_dst_ports", 200.0),
+                ("half_open_count", 0.0),
+                ("tcp_count", 900.0),
+                ("tcp_syn_count", 200.0),
+                ("tcp_ack_count", 900.0)
+            ]
+        ))
+        .is_empty());
         // FIN scan.
         assert_eq!(
             fired(&w(View::Source, 5, &[("unique_dst_ports", 100.0), ("tcp_count", 100.0), ("tcp_syn_count", 0.0)])),
             ["port_scan"]
         );
-        assert_eq!(fired(&w(View::Source, 5, &[("arp_reply_without_request_count", 4.0)])), ["arp_unsolicited_replies"]);
+        assert_eq!(
+            fired(&w(View::Source, 5, &[("arp_reply_without_request_count", 4.0)])),
+            ["arp_unsolicited_replies"]
+        );
         assert!(fired(&w(View::Source, 180, &[("arp_reply_without_request_count", 4.0)])).is_empty());
         assert_eq!(fired(&w(View::Source, 30, &[("arp_binding_flap_count", 3.0)])), ["arp_binding_flaps"]);
         assert_eq!(
-            fired(&w(View::Source, 5, &[("syn_rate_pps", 1000.0), ("syn_only_ratio", 1.0), ("unique_dst_ips", 1.0),
-                ("unique_dst_ports", 1.0)])),
+            fired(&w(
+                View::Source,
+                5,
+                &[
+                    ("syn_rate_pps", 1000.0),
+                    ("syn_only_ratio", 1.0),
+                    ("unique_dst_ips", 1.0),
+                    ("unique_dst_ports", 1.0)
+                ]
+            )),
             ["syn_flood_source"]
         );
         assert_eq!(
-            fired(&w(View::Destination, 5, &[("syn_in_count", 10_000.0), ("syn_in_rate_pps", 2000.0),
-                ("half_open_count", 9_800.0), ("unique_src_ips", 9_600.0), ("unique_dst_ports", 1.0)])),
+            fired(&w(
+                View::Destination,
+                5,
+                &[
+                    ("syn_in_count", 10_000.0),
+                    ("syn_in_rate_pps", 2000.0),
+                    ("half_open_count", 9_800.0),
+                    ("unique_src_ips", 9_600.0),
+                    ("unique_dst_ports", 1.0)
+                ]
+            )),
             ["syn_flood_victim"]
         );
         // The victim of a fast single-source SYN scan sees a sweep, not a flood.
-        assert!(fired(&w(View::Destination, 5, &[("syn_in_count", 10_000.0), ("syn_in_rate_pps", 2000.0),
-            ("half_open_count", 9_800.0), ("unique_src_ips", 1.0), ("unique_dst_ports", 9_000.0)])).is_empty());
-        assert_eq!(fired(&w(View::Destination, 5, &[("udp_rate_pps", 1250.0), ("unique_src_ips", 1.0)])), ["udp_flood_victim"]);
-        assert_eq!(fired(&w(View::Destination, 30, &[("icmp_rate_pps", 1000.0)])), ["icmp_flood_victim"]);
-        assert_eq!(fired(&w(View::Source, 30, &[("icmp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])), ["icmp_flood_source"]);
-        assert_eq!(fired(&w(View::Source, 30, &[("udp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])), ["udp_flood_source"]);
+        assert!(fired(&w(
+            View::Destination,
+            5,
+            &[
+                ("syn_in_count", 10_000.0),
+                ("syn_in_rate_pps", 2000.0),
+                ("half_open_count", 9_800.0),
+                ("unique_src_ips", 1.0),
+                ("unique_dst_ports", 9_000.0)
+            ]
+        ))
+        .is_empty());
         assert_eq!(
-            fired(&w(View::Source, 5, &[("dns_query_count", 40.0), ("avg_subdomain_length", 55.0),
-                ("pct_high_entropy_queries", 0.9)])),
+            fired(&w(View::Destination, 5, &[("udp_rate_pps", 1250.0), ("unique_src_ips", 1.0)])),
+            ["udp_flood_victim"]
+        );
+        assert_eq!(fired(&w(View::Destination, 30, &[("icmp_rate_pps", 1000.0)])), ["icmp_flood_victim"]);
+        assert_eq!(
+            fired(&w(View::Source, 30, &[("icmp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])),
+            ["icmp_flood_source"]
+        );
+        assert_eq!(
+            fired(&w(View::Source, 30, &[("udp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])),
+            ["udp_flood_source"]
+        );
+        assert_eq!(
+            fired(&w(
+                View::Source,
+                5,
+                &[("dns_query_count", 40.0), ("avg_subdomain_length", 55.0), ("pct_high_entropy_queries", 0.9)]
+            )),
             ["dns_tunnel"]
         );
-        assert_eq!(fired(&w(View::Source, 5, &[("dns_query_count", 40.0), ("null_record_count", 40.0)])), ["dns_tunnel"]);
         assert_eq!(
-            fired(&w(View::Source, 30, &[("open_conn_count", 400.0), ("unique_dst_ports", 1.0), ("bytes_per_conn", 180.0),
-                ("http_responses_received", 0.0)])),
+            fired(&w(View::Source, 5, &[("dns_query_count", 40.0), ("null_record_count", 40.0)])),
+            ["dns_tunnel"]
+        );
+        assert_eq!(
+            fired(&w(
+                View::Source,
+                30,
+                &[
+                    ("open_conn_count", 400.0),
+                    ("unique_dst_ports", 1.0),
+                    ("bytes_per_conn", 180.0),
+                    ("http_responses_received", 0.0)
+                ]
+            )),
             ["slowloris"]
         );
         let hits = evaluate(&w(View::Source, 5, &[("ssh_connection_attempts", 12.0)]), &t);

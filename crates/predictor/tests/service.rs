@@ -34,55 +34,79 @@ fn window(view: View, key: &str, start: i64, size: u32, feats: &[(&str, f64)]) -
 /// A destination window of a spoofed SYN flood: `sources` distinct sources, 2000 SYN/s.
 fn flood(start: i64, size: u32, sources: f64) -> WindowRecord {
     let d = size as f64;
-    window(View::Destination, VICTIM, start, size, &[
-        ("packet_count", 2000.0 * d),
-        ("byte_count", 120_000.0 * d),
-        ("syn_in_count", 2000.0 * d),
-        ("syn_in_rate_pps", 2000.0),
-        ("half_open_count", 1990.0 * d),
-        ("unique_src_ips", sources),
-        ("unique_dst_ports", 1.0),
-    ])
+    window(
+        View::Destination,
+        VICTIM,
+        start,
+        size,
+        &[
+            ("packet_count", 2000.0 * d),
+            ("byte_count", 120_000.0 * d),
+            ("syn_in_count", 2000.0 * d),
+            ("syn_in_rate_pps", 2000.0),
+            ("half_open_count", 1990.0 * d),
+            ("unique_src_ips", sources),
+            ("unique_dst_ports", 1.0),
+        ],
+    )
 }
 
 fn quiet_dst(key: &str, start: i64, size: u32, i: u64) -> WindowRecord {
     let d = size as f64;
     let r = (i % 7) as f64;
-    window(View::Destination, key, start, size, &[
-        ("packet_count", (20.0 + r) * d),
-        ("byte_count", 9000.0 * d),
-        ("syn_in_count", r),
-        ("syn_in_rate_pps", r / d),
-        ("half_open_count", 0.0),
-        ("unique_src_ips", 1.0 + r),
-        ("unique_dst_ports", 2.0),
-    ])
+    window(
+        View::Destination,
+        key,
+        start,
+        size,
+        &[
+            ("packet_count", (20.0 + r) * d),
+            ("byte_count", 9000.0 * d),
+            ("syn_in_count", r),
+            ("syn_in_rate_pps", r / d),
+            ("half_open_count", 0.0),
+            ("unique_src_ips", 1.0 + r),
+            ("unique_dst_ports", 2.0),
+        ],
+    )
 }
 
 fn scan(start: i64) -> WindowRecord {
-    window(View::Source, SCANNER, start, 5, &[
-        ("packet_count", 1000.0),
-        ("byte_count", 60_000.0),
-        ("unique_dst_ports", 950.0),
-        ("half_open_count", 940.0),
-        ("tcp_count", 1000.0),
-        ("tcp_syn_count", 1000.0),
-        ("tcp_ack_count", 0.0),
-    ])
+    window(
+        View::Source,
+        SCANNER,
+        start,
+        5,
+        &[
+            ("packet_count", 1000.0),
+            ("byte_count", 60_000.0),
+            ("unique_dst_ports", 950.0),
+            ("half_open_count", 940.0),
+            ("tcp_count", 1000.0),
+            ("tcp_syn_count", 1000.0),
+            ("tcp_ack_count", 0.0),
+        ],
+    )
 }
 
 fn quiet_src(key: &str, start: i64, size: u32, i: u64) -> WindowRecord {
     let r = (i % 5) as f64;
-    window(View::Source, key, start, size, &[
-        ("packet_count", 30.0 + r),
-        ("byte_count", 4000.0),
-        ("unique_dst_ports", 1.0 + r),
-        ("half_open_count", 0.0),
-        ("tcp_count", 25.0),
-        ("tcp_syn_count", 1.0),
-        ("tcp_ack_count", 24.0),
-        ("ssh_connection_attempts", if i.is_multiple_of(3) { 1.0 } else { 0.0 }),
-    ])
+    window(
+        View::Source,
+        key,
+        start,
+        size,
+        &[
+            ("packet_count", 30.0 + r),
+            ("byte_count", 4000.0),
+            ("unique_dst_ports", 1.0 + r),
+            ("half_open_count", 0.0),
+            ("tcp_count", 25.0),
+            ("tcp_syn_count", 1.0),
+            ("tcp_ack_count", 24.0),
+            ("ssh_connection_attempts", if i.is_multiple_of(3) { 1.0 } else { 0.0 }),
+        ],
+    )
 }
 
 /// A tiny model: destination forest Normal vs syn_flood, source forest Normal vs port_scan
@@ -230,9 +254,15 @@ async fn alerts_open_extend_split_close_and_resolve() {
     let c = env.db.client().await.unwrap();
 
     // Three 5 s flood windows, their 30 s window, an SSH guesser (rule only), quiet traffic.
-    let mut batch = vec![flood(T0, 5, 3000.0), flood(T0 + 5, 5, 9_600.0), flood(T0 + 10, 5, 4000.0), flood(T0, 30, 9_000.0)];
-    batch.push(window(View::Source, GUESSER, T0, 5, &[("ssh_connection_attempts", 25.0), ("packet_count", 200.0),
-        ("byte_count", 20_000.0)]));
+    let mut batch =
+        vec![flood(T0, 5, 3000.0), flood(T0 + 5, 5, 9_600.0), flood(T0 + 10, 5, 4000.0), flood(T0, 30, 9_000.0)];
+    batch.push(window(
+        View::Source,
+        GUESSER,
+        T0,
+        5,
+        &[("ssh_connection_attempts", 25.0), ("packet_count", 200.0), ("byte_count", 20_000.0)],
+    ));
     for i in 0..20u64 {
         batch.push(quiet_dst(&format!("10.1.0.{i}"), T0, 5, i));
         batch.push(quiet_src(&format!("10.2.0.{i}"), T0, 5, i));
@@ -385,7 +415,8 @@ async fn two_replicas_predict_every_window_exactly_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count(&c, "SELECT count(*) FROM predictions").await, n);
     assert_eq!(
-        count(&c, "SELECT count(*) FROM (SELECT DISTINCT view, key, window_start, window_size FROM predictions) d").await,
+        count(&c, "SELECT count(*) FROM (SELECT DISTINCT view, key, window_start, window_size FROM predictions) d")
+            .await,
         n
     );
     assert_eq!(count(&c, "SELECT count(DISTINCT instance) FROM predictions").await, 2, "both replicas worked");

@@ -164,13 +164,20 @@ impl Setting {
     }
 
     pub fn env(&self) -> String {
-        self.field.env.map(str::to_string).unwrap_or_else(|| format!("NTA_{}", self.key.replace('.', "_").to_uppercase()))
+        self.field
+            .env
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("NTA_{}", self.key.replace('.', "_").to_uppercase()))
     }
 }
 
 /// `section.name`, or `name` at the top level.
 pub fn join(section: &str, name: &str) -> String {
-    if section.is_empty() { name.to_string() } else { format!("{section}.{name}") }
+    if section.is_empty() {
+        name.to_string()
+    } else {
+        format!("{section}.{name}")
+    }
 }
 
 /// A struct defined with [`settings!`].
@@ -327,7 +334,9 @@ impl Layers {
             } else if self.is_section(&key) {
                 match value {
                     Value::Table(t) => self.merge(t, &key, origin)?,
-                    _ => return Err(Error(format!("{origin}: `{key}` is a section: write its settings under [{key}]"))),
+                    _ => {
+                        return Err(Error(format!("{origin}: `{key}` is a section: write its settings under [{key}]")))
+                    }
                 }
             } else {
                 return Err(self.unknown(&key, origin));
@@ -554,7 +563,8 @@ mod tests {
     fn precedence_default_file_env_flag() {
         let mut l = Layers::new::<Top>();
         assert_eq!(l.build::<Top>().unwrap(), Top::default());
-        l.file("nats_url = 'nats://file:1'\n[role]\nbatch_size = 10\nbpf = 'port 53'\nlateness_ms = 5\n", "f.toml").unwrap();
+        l.file("nats_url = 'nats://file:1'\n[role]\nbatch_size = 10\nbpf = 'port 53'\nlateness_ms = 5\n", "f.toml")
+            .unwrap();
         l.env(env(&[("NTA_BATCH", "20"), ("NTA_ROLE_PROMISC", "yes"), ("NTA_ROLE_BPF", "")])).unwrap();
         l.set("role.batch_size", "30", "--batch-size").unwrap();
         let c: Top = l.build().unwrap();
@@ -586,12 +596,18 @@ mod tests {
     #[test]
     fn docs_and_show() {
         let md = markdown::<Top>();
-        assert!(md.contains("| `role.batch_size` | `--batch-size` | `NTA_BATCH` | `500` | Records per batch. |"), "{md}");
+        assert!(
+            md.contains("| `role.batch_size` | `--batch-size` | `NTA_BATCH` | `500` | Records per batch. |"),
+            "{md}"
+        );
         assert!(md.contains("| `role.password` | none (secret) | `NTA_ROLE_PASSWORD` | unset | Secret. |"), "{md}");
         let mut c = Top::default();
         c.role.password = Some("hunter2".into());
         let shown = show(&c);
-        assert!(shown.contains("[role]\nbatch_size = 500\n# bpf (unset)\n") && shown.contains("password = \"<redacted>\""), "{shown}");
+        assert!(
+            shown.contains("[role]\nbatch_size = 500\n# bpf (unset)\n") && shown.contains("password = \"<redacted>\""),
+            "{shown}"
+        );
         assert!(!shown.contains("hunter2"));
         // What `show` prints reads back as the same configuration.
         let mut l = Layers::new::<Top>();

@@ -39,7 +39,6 @@ impl AlertDelta {
 
 pub type AlertKey = (View, String, String);
 
-
 /// Columns of an alert, in the order [`event_from_row`] reads them.
 const EVENT_COLS: &str = "id, view, key, class, state, severity, detected_by,
     extract(epoch FROM first_seen)::float8, extract(epoch FROM last_seen)::float8, window_count::int8,
@@ -53,7 +52,9 @@ fn upsert_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         let sum = |c: &str| format!("{c} = a.{c} + EXCLUDED.{c}");
-        let greatest = |c: &str| format!("GREATEST(a.{c}_5 + EXCLUDED.{c}_5, a.{c}_30 + EXCLUDED.{c}_30, a.{c}_180 + EXCLUDED.{c}_180)");
+        let greatest = |c: &str| {
+            format!("GREATEST(a.{c}_5 + EXCLUDED.{c}_5, a.{c}_30 + EXCLUDED.{c}_30, a.{c}_180 + EXCLUDED.{c}_180)")
+        };
         format!(
             "INSERT INTO alerts AS a (view, key, class, severity, detected_by, first_seen, last_seen, window_count,
                  peak_confidence, packets, bytes, packets_5, bytes_5, packets_30, bytes_30, packets_180, bytes_180,

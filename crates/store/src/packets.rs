@@ -15,7 +15,6 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::Client;
 use wire::{MacAddr, PacketRecord};
 
-
 /// Columns written by COPY, in order (`inserted_at` is left to its default).
 pub const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, \
      tcp_flags, tcp_syn, tcp_ack, tcp_fin, tcp_rst, tcp_psh, seq, ack, icmp_type, icmp_code, arp_op, \
@@ -24,12 +23,45 @@ pub const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_
      agent_id, batch_id, idx, src_mac, dst_mac, vlan";
 
 const TYPES: [Type; 39] = [
-    Type::TIMESTAMPTZ, Type::TEXT, Type::INET, Type::INET, Type::TEXT, Type::INT4, Type::INT4, Type::INT4,
-    Type::TEXT, Type::BOOL, Type::BOOL, Type::BOOL, Type::BOOL, Type::BOOL, Type::INT8, Type::INT8,
-    Type::INT4, Type::INT4, Type::INT4,
-    Type::INET, Type::INET, Type::MACADDR, Type::MACADDR, Type::BOOL, Type::TEXT, Type::INT4, Type::BOOL,
-    Type::INT4, Type::INT8, Type::TEXT, Type::TEXT, Type::INT4, Type::TEXT,
-    Type::TEXT, Type::TEXT, Type::INT4, Type::MACADDR, Type::MACADDR, Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::INET,
+    Type::INET,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::INT4,
+    Type::TEXT,
+    Type::BOOL,
+    Type::BOOL,
+    Type::BOOL,
+    Type::BOOL,
+    Type::BOOL,
+    Type::INT8,
+    Type::INT8,
+    Type::INT4,
+    Type::INT4,
+    Type::INT4,
+    Type::INET,
+    Type::INET,
+    Type::MACADDR,
+    Type::MACADDR,
+    Type::BOOL,
+    Type::TEXT,
+    Type::INT4,
+    Type::BOOL,
+    Type::INT4,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::MACADDR,
+    Type::MACADDR,
+    Type::INT4,
 ];
 
 /// Microseconds between 1970-01-01 and PostgreSQL's 2000-01-01 epoch.
@@ -84,8 +116,12 @@ pub async fn write_batches(
     if batches.is_empty() {
         return Ok(out);
     }
-    let mut days: Vec<i32> =
-        batches.iter().flat_map(|b| b.records.iter()).filter_map(|r| ts_micros(r.timestamp)).map(day_of_micros).collect();
+    let mut days: Vec<i32> = batches
+        .iter()
+        .flat_map(|b| b.records.iter())
+        .filter_map(|r| ts_micros(r.timestamp))
+        .map(day_of_micros)
+        .collect();
     days.sort_unstable();
     days.dedup();
     parts.ensure(client, days).await?;
@@ -105,7 +141,12 @@ pub async fn write_batches(
              SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) \
              ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id",
             &[&ids, &agents, &counts],
-        ).await.context("ledger insert")?.iter().map(|r| r.get(0)).collect();
+        )
+        .await
+        .context("ledger insert")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     out.new_batches = fresh.len();
     out.duplicate_batches = batches.len() - fresh.len();
 
@@ -165,12 +206,45 @@ async fn write_row(
     let protocol = r.protocol.as_str();
     let batch_id: &str = &b.batch_id;
     let values: [&(dyn ToSql + Sync); 39] = [
-        &ts, &interface, &r.src_ip as &Option<IpAddr>, &r.dst_ip, &protocol, &length, &src_port, &dst_port,
-        &tcp_flags, &r.tcp_syn, &r.tcp_ack, &r.tcp_fin, &r.tcp_rst, &r.tcp_psh, &seq, &ack,
-        &icmp_type, &icmp_code, &arp_op,
-        &r.arp_psrc, &r.arp_pdst, &arp_hwsrc, &arp_hwdst, &r.dns_query, &dns_qname, &dns_qtype, &r.dns_response,
-        &dns_answer_count, &dns_answer_size, &http_method, &http_path, &http_status, &http_host,
-        &b.agent_id, &batch_id, &idx, &src_mac, &dst_mac, &vlan,
+        &ts,
+        &interface,
+        &r.src_ip as &Option<IpAddr>,
+        &r.dst_ip,
+        &protocol,
+        &length,
+        &src_port,
+        &dst_port,
+        &tcp_flags,
+        &r.tcp_syn,
+        &r.tcp_ack,
+        &r.tcp_fin,
+        &r.tcp_rst,
+        &r.tcp_psh,
+        &seq,
+        &ack,
+        &icmp_type,
+        &icmp_code,
+        &arp_op,
+        &r.arp_psrc,
+        &r.arp_pdst,
+        &arp_hwsrc,
+        &arp_hwdst,
+        &r.dns_query,
+        &dns_qname,
+        &dns_qtype,
+        &r.dns_response,
+        &dns_answer_count,
+        &dns_answer_size,
+        &http_method,
+        &http_path,
+        &http_status,
+        &http_host,
+        &b.agent_id,
+        &batch_id,
+        &idx,
+        &src_mac,
+        &dst_mac,
+        &vlan,
     ];
     w.write(&values).await
 }
@@ -282,7 +356,9 @@ pub async fn prune_ledger(client: &Client, keep: std::time::Duration) -> Result<
     Ok(client
         .execute("DELETE FROM ingested_batches WHERE ingested_at < now() - make_interval(secs => $1)", &[&secs])
         .await?
-        + client.execute("DELETE FROM rolled_up_batches WHERE rolled_at < now() - make_interval(secs => $1)", &[&secs]).await?)
+        + client
+            .execute("DELETE FROM rolled_up_batches WHERE rolled_at < now() - make_interval(secs => $1)", &[&secs])
+            .await?)
 }
 
 /// Creates today's and tomorrow's partitions ahead of time so the first batch after midnight

@@ -55,4 +55,3 @@ pub async fn insert_predictions(
         .filter(|&i| new.contains(&(view[i].to_string(), key[i].to_string(), start[i], size[i])))
         .collect())
 }
-

@@ -6,7 +6,6 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 use wire::WindowRecord;
 
-
 /// Class of the session lock that keeps a second windower of the same durable from running.
 const INSTANCE_LOCK_CLASS: i32 = 0x4e54_5749; // "NTWI"
 

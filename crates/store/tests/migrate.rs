@@ -5,7 +5,12 @@
 use store::{migrate, MIGRATION_COUNT};
 
 async fn versions(c: &tokio_postgres::Client) -> Vec<i32> {
-    c.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    c.query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 async fn exists(c: &tokio_postgres::Client, table: &str) -> bool {
@@ -19,7 +24,16 @@ async fn fresh_database_gets_every_table_once() {
     migrate(&mut c).await.unwrap();
     migrate(&mut c).await.unwrap();
     assert_eq!(versions(&c).await, (1..=MIGRATION_COUNT as i32).collect::<Vec<_>>());
-    for t in ["raw_packets", "ingested_batches", "traffic_rollup", "window_features", "windower_checkpoint", "predictions", "alerts", "alert_windows"] {
+    for t in [
+        "raw_packets",
+        "ingested_batches",
+        "traffic_rollup",
+        "window_features",
+        "windower_checkpoint",
+        "predictions",
+        "alerts",
+        "alert_windows",
+    ] {
         assert!(exists(&c, t).await, "{t} missing");
     }
 }

@@ -111,11 +111,7 @@ impl NatsServer {
             std::fs::write(&conf, format!("jetstream {{ max_file_store: {bytes} }}\n"))?;
             cmd.arg("-c").arg(&conf);
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawning nats-server")?;
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawning nats-server")?;
         let server = NatsServer { url: format!("nats://127.0.0.1:{port}"), port, child, _store: store };
         wait_for_port(port, Duration::from_secs(10))?;
         Ok(server)
@@ -131,8 +127,7 @@ impl Drop for NatsServer {
 
 /// Admin connection string for the test PostgreSQL server.
 pub fn pg_admin_url() -> String {
-    std::env::var("NTA_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("NTA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// A fresh database `nta_test_<random>`, dropped (with its connections) on drop.
@@ -185,9 +180,7 @@ impl Drop for TestDb {
             rt.block_on(async move {
                 if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
                     tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                 }
             })
         })
@@ -237,7 +230,10 @@ pub async fn rollup_vs_packets(client: &tokio_postgres::Client) -> Result<(i64, 
         .await?
         .get(0);
     let counted: i64 = client
-        .query_one("SELECT coalesce(sum(packets), 0)::int8 FROM traffic_rollup WHERE width = 60 AND dim = 'protocol'", &[])
+        .query_one(
+            "SELECT coalesce(sum(packets), 0)::int8 FROM traffic_rollup WHERE width = 60 AND dim = 'protocol'",
+            &[],
+        )
         .await?
         .get(0);
     Ok((diff, counted))

@@ -67,7 +67,14 @@ impl Evaluation {
             self.samples, self.accuracy, self.macro_f1
         );
         for c in &self.per_class {
-            s += &format!("| {} | {} | {} | {} | {} |\n", c.class, pct(c.precision), pct(c.recall), pct(c.f1), c.support);
+            s += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                c.class,
+                pct(c.precision),
+                pct(c.recall),
+                pct(c.f1),
+                c.support
+            );
         }
         s += "\nConfusion matrix (rows: truth, columns: predicted)\n\n| |";
         for c in &self.classes {

@@ -42,8 +42,8 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Interval>> {
         let path = dir.join("labels.jsonl");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let mut iv: Interval = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}: bad label line", path.display(), n + 1))?;
+            let mut iv: Interval =
+                serde_json::from_str(line).with_context(|| format!("{}:{}: bad label line", path.display(), n + 1))?;
             if iv.capture.is_relative() {
                 iv.capture = dir.join(&iv.capture);
             }

@@ -60,9 +60,7 @@ impl<'a> CaptureLabels<'a> {
                 continue;
             }
             let hit = match w.view {
-                View::Source if iv.class == "arp_spoof" => {
-                    self.arp_claims.get(&i).is_some_and(|c| c.contains(&w.key))
-                }
+                View::Source if iv.class == "arp_spoof" => self.arp_claims.get(&i).is_some_and(|c| c.contains(&w.key)),
                 View::Source => !iv.spoofed && iv.attacker_ips.contains(&w.key),
                 View::Destination => FLOODS.contains(&iv.class.as_str()) && iv.target_ips.contains(&w.key),
             };

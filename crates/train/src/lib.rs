@@ -22,10 +22,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use wire::{View, WindowRecord};
 
-use predictor::forest::{ForestParams, RandomForest};
 use eval::Evaluation;
-use label::CaptureLabels;
 use lab::Interval;
+use label::CaptureLabels;
+use predictor::forest::{ForestParams, RandomForest};
 
 pub use offline::windows_from_file;
 pub use predictor::model::CLASSES;
@@ -73,7 +73,8 @@ pub fn build(intervals: &[Interval], cfg: &windower::WindowerConfig) -> Result<L
     };
     for (capture, ivs) in by_capture {
         let variation = ivs[0].variation.clone();
-        let class = ivs.iter().find(|i| i.class != "Normal").map(|i| i.class.clone()).unwrap_or_else(|| "Normal".into());
+        let class =
+            ivs.iter().find(|i| i.class != "Normal").map(|i| i.class.clone()).unwrap_or_else(|| "Normal".into());
         data.variation_class.insert(variation.clone(), class);
         // The labels read only ARP frames (who claimed which address); windows stream out of
         // the file without holding its records.
@@ -135,7 +136,11 @@ pub fn train_view(ex: &Examples, test: &BTreeSet<String>, params: &ForestParams)
     use linfa::prelude::*;
     let (mut tr, mut te) = (Vec::new(), Vec::new());
     for i in 0..ex.y.len() {
-        if test.contains(&ex.variation[i]) { te.push(i) } else { tr.push(i) }
+        if test.contains(&ex.variation[i]) {
+            te.push(i)
+        } else {
+            tr.push(i)
+        }
     }
     if tr.is_empty() {
         return Ok(None);
@@ -185,7 +190,11 @@ pub fn export_csv(ex: &Examples, test: &BTreeSet<String>, path: &PathBuf) -> Res
     writeln!(f, "{},label,variation,split", ex.names.join(","))?;
     for i in 0..ex.y.len() {
         for v in &ex.x[i] {
-            if v.is_nan() { write!(f, ",")? } else { write!(f, "{v},")? }
+            if v.is_nan() {
+                write!(f, ",")?
+            } else {
+                write!(f, "{v},")?
+            }
         }
         let split = if test.contains(&ex.variation[i]) { "test" } else { "train" };
         writeln!(f, "{},{},{split}", ex.y[i], ex.variation[i].replace(',', "_"))?;

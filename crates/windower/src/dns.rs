@@ -29,11 +29,12 @@ pub fn entropy(name: &str) -> f64 {
 
 fn entropy_of(counts: impl Iterator<Item = u32>, n: usize) -> f64 {
     let n = n as f64;
-    -counts.map(|c| {
-        let p = c as f64 / n;
-        p * p.log2()
-    })
-    .sum::<f64>()
+    -counts
+        .map(|c| {
+            let p = c as f64 / n;
+            p * p.log2()
+        })
+        .sum::<f64>()
 }
 
 /// The original's "subdomain length": with more than two labels, the length of the first n-2

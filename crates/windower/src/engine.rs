@@ -107,7 +107,8 @@ impl Windower {
             _ => match self.agents.iter().position(|(id, _)| id == agent_id) {
                 Some(i) => i,
                 None => {
-                    self.agents.push((agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now, finished: false }));
+                    self.agents
+                        .push((agent_id.to_string(), AgentClock { max_ts: ts, last_seen: now, finished: false }));
                     self.agents.len() - 1
                 }
             },
@@ -152,8 +153,7 @@ impl Windower {
             Ok(()) => self.stats.accepted += 1,
             Err(Skip::NoAddress) => {
                 self.stats.skipped_no_address += 1;
-                metrics::counter!("nta_windower_skipped_records_total", "reason" => "no_address")
-                    .increment(1);
+                metrics::counter!("nta_windower_skipped_records_total", "reason" => "no_address").increment(1);
             }
         }
         PushOutcome::Accepted

@@ -109,23 +109,16 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     // Mean gap between consecutive sorted query times telescopes to (last-first)/(n-1).
     put(
         "avg_query_interval_ms",
-        dn.filter(|x| x.queries >= 2)
-            .map(|x| (x.last_ts - x.first_ts) * 1000.0 / (x.queries - 1) as f64),
+        dn.filter(|x| x.queries >= 2).map(|x| (x.last_ts - x.first_ts) * 1000.0 / (x.queries - 1) as f64),
     );
     put("dns_to_udp_ratio", ratio(q, s.udp as f64));
     // Slowloris
     let conns = s.conns.count();
     put("open_conn_count", Some(conns));
     put("avg_conn_duration", mean_duration(&s.conns));
-    put(
-        "partial_http_count",
-        Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == (C_SYN | C_WEB))),
-    );
+    put("partial_http_count", Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == (C_SYN | C_WEB))));
     put("bytes_per_conn", ratio(s.tcp_bytes as f64, conns));
-    put(
-        "request_completion_ratio",
-        ratio(recv.map_or(0, |r| r.http_responses) as f64, s.http_requests as f64),
-    );
+    put("request_completion_ratio", ratio(recv.map_or(0, |r| r.http_responses) as f64, s.http_requests as f64));
     // Extras
     put("tcp_synack_count", Some(synack));
     put("tcp_rst_count", Some(s.rst as f64));

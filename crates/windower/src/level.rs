@@ -188,11 +188,7 @@ impl Level {
                 unique_macs_per_ip_max: sizes.iter().copied().fold(0.0, f64::max),
                 avg_macs_per_ip: Some(sizes.iter().sum::<f64>() / n),
                 suspicious_mac_changes: sizes.iter().filter(|&&c| c > 1.0).count() as f64,
-                duplicate_mac_ips: macs
-                    .iter()
-                    .map(|m| mac_ips[m].len())
-                    .filter(|&c| c > 1)
-                    .sum::<usize>() as f64,
+                duplicate_mac_ips: macs.iter().map(|m| mac_ips[m].len()).filter(|&c| c > 1).sum::<usize>() as f64,
                 mac_ip_ratio: Some(all_macs.len() as f64 / n),
             };
             memo.insert(macs.as_slice(), b);

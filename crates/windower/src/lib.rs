@@ -77,5 +77,5 @@ pub mod state;
 
 pub use config::WindowerConfig;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
-pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 pub use level::{direct_window, ClosedWindow};
+pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};

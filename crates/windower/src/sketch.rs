@@ -364,7 +364,11 @@ mod tests {
         for i in 0..1000u64 {
             let h = mix64(i);
             direct.upsert(h, cap, |_| {});
-            if i % 3 == 0 { a.upsert(h, cap, |_| {}) } else { b.upsert(h, cap, |_| {}) }
+            if i % 3 == 0 {
+                a.upsert(h, cap, |_| {})
+            } else {
+                b.upsert(h, cap, |_| {})
+            }
             if i == 40 {
                 assert_eq!(direct.count(), 41.0);
             }

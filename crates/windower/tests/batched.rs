@@ -1,8 +1,8 @@
 //! The service's way of feeding the windower (batches of 500 records, `poll_closed` after each)
 //! gives exactly the windows of the offline path, on every shared capture.
 
-use std::time::Instant;
 use agent::records_from_file;
+use std::time::Instant;
 use windower::{windows_from_records, Windower, WindowerConfig};
 
 #[test]

@@ -156,9 +156,8 @@ proptest! {
 /// Dense traffic in one 180 s window: many records per key, so every merge path is used.
 #[test]
 fn dense_single_window() {
-    let mut recs: Vec<PacketRecord> = (0..20_000u64)
-        .map(|i| record(windower::hash::mix64(i), (i as f64 * 0.009) % 180.0))
-        .collect();
+    let mut recs: Vec<PacketRecord> =
+        (0..20_000u64).map(|i| record(windower::hash::mix64(i), (i as f64 * 0.009) % 180.0)).collect();
     recs.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
     check(recs.clone(), &cfg(4096, 2)).unwrap();
     check(recs, &cfg(16, 2)).unwrap();

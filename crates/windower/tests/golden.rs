@@ -1,10 +1,10 @@
 //! Golden tests on the shared captures: expectations are computed independently, straight
 //! from the decoded records (plain sets and counts, no windower code).
 
+use agent::records_from_file;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use agent::records_from_file;
 use windower::{windows_from_records, WindowerConfig};
 use wire::{MacAddr, PacketRecord, Protocol, View, WindowRecord};
 
@@ -34,11 +34,7 @@ fn nmap_syn_scan_distinct_ports_per_window() {
             expect.entry((s, size, start)).or_default().insert(p);
         }
     }
-    let scanner = expect
-        .iter()
-        .max_by_key(|(_, v)| v.len())
-        .map(|((s, _, _), _)| *s)
-        .unwrap();
+    let scanner = expect.iter().max_by_key(|(_, v)| v.len()).map(|((s, _, _), _)| *s).unwrap();
     let ws = windows(&recs);
     // The scanner's windows are exactly those where it sent something, with the expected
     // number of distinct destination ports in each.
@@ -131,8 +127,7 @@ fn iodine_dns_tunnel_high_entropy_long_names_null_queries() {
         .max_by_key(|e| e.1)
         .unwrap()
         .0;
-    let qtypes: BTreeSet<u16> =
-        recs.iter().filter(|r| r.src_ip == Some(client)).filter_map(|r| r.dns_qtype).collect();
+    let qtypes: BTreeSet<u16> = recs.iter().filter(|r| r.src_ip == Some(client)).filter_map(|r| r.dns_qtype).collect();
     let w = ws
         .iter()
         .filter(|w| w.view == View::Source && w.key == client.to_string() && w.window_size == 180)

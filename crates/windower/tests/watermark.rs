@@ -94,7 +94,13 @@ fn windows_align_to_epoch_and_rates_use_the_real_length() {
     assert_eq!(src.iter().filter(|w| w.window_size == 180).count(), 1);
     for w in &src {
         assert_eq!(w.window_start % w.window_size as i64, 0);
-        let want = if w.window_size == 30 && w.window_start == start + 30 { 200.0 } else if w.window_size == 180 { 1700.0 } else { 10.0 * w.window_size as f64 };
+        let want = if w.window_size == 30 && w.window_start == start + 30 {
+            200.0
+        } else if w.window_size == 180 {
+            1700.0
+        } else {
+            10.0 * w.window_size as f64
+        };
         assert_eq!(pc(w), want, "{} {}", w.window_size, w.window_start);
         assert_eq!(w.features["packet_rate_pps"], Some(want / w.window_size as f64));
         assert_eq!(w.features["packet_size_variance"], Some(0.0));
@@ -110,8 +116,7 @@ fn windows_align_to_epoch_and_rates_use_the_real_length() {
 #[test]
 fn resume_never_repeats_emitted_windows_and_keeps_feeding_long_ones() {
     let start = T as i64 + 7; // not aligned: the first windows are partial
-    let recs: Vec<PacketRecord> =
-        (0..4000).map(|i| rec(start as f64 + i as f64 * 0.1, 1 + (i % 3) as u8)).collect();
+    let recs: Vec<PacketRecord> = (0..4000).map(|i| rec(start as f64 + i as f64 * 0.1, 1 + (i % 3) as u8)).collect();
     let cfg = WindowerConfig::default();
     let reference = windows_from_records(recs.clone(), &cfg);
 

@@ -68,4 +68,3 @@ fn thousands(n: i64) -> String {
     }
     out
 }
-

@@ -3,14 +3,14 @@
 //! windower -> predictor -> dashboard. How they travel (streams, subjects, consumers) is the
 //! `bus` crate's; where they are stored is the `store` crate's.
 
-mod record;
+pub mod alert;
 pub mod features;
+mod record;
 pub mod time;
 pub mod window;
-pub mod alert;
 pub use alert::AlertEvent;
-pub use window::{View, WindowRecord};
 pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
+pub use window::{View, WindowRecord};
 
 use serde::{Deserialize, Serialize};
 

@@ -117,11 +117,21 @@ pub struct TcpFlags(pub u8);
 const FLAG_NAMES: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
 
 impl TcpFlags {
-    pub fn fin(self) -> bool { self.0 & 0x01 != 0 }
-    pub fn syn(self) -> bool { self.0 & 0x02 != 0 }
-    pub fn rst(self) -> bool { self.0 & 0x04 != 0 }
-    pub fn psh(self) -> bool { self.0 & 0x08 != 0 }
-    pub fn ack(self) -> bool { self.0 & 0x10 != 0 }
+    pub fn fin(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    pub fn syn(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+    pub fn rst(self) -> bool {
+        self.0 & 0x04 != 0
+    }
+    pub fn psh(self) -> bool {
+        self.0 & 0x08 != 0
+    }
+    pub fn ack(self) -> bool {
+        self.0 & 0x10 != 0
+    }
 
     pub fn parse(s: &str) -> Option<TcpFlags> {
         let mut bits = 0u8;

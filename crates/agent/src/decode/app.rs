@@ -157,10 +157,7 @@ const MAX_HEADERS: usize = 48;
 
 /// The first line (including its CRLF or LF) of the payload, if complete.
 fn first_line(payload: &[u8]) -> Option<&[u8]> {
-    payload
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| &payload[..=i])
+    payload.iter().position(|&b| b == b'\n').map(|i| &payload[..=i])
 }
 
 fn decode_http_request(rec: &mut PacketRecord, payload: &[u8]) {
@@ -203,9 +200,7 @@ fn decode_http_response(rec: &mut PacketRecord, payload: &[u8]) {
         Err(_) => first_line(payload).and_then(|line| {
             let mut none = [httparse::EMPTY_HEADER; 0];
             let mut resp = httparse::Response::new(&mut none);
-            resp.parse(line)
-                .ok()
-                .and(resp.code.filter(|_| resp.version.is_some()))
+            resp.parse(line).ok().and(resp.code.filter(|_| resp.version.is_some()))
         }),
     };
     rec.http_status_code = code;

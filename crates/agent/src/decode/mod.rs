@@ -108,12 +108,7 @@ impl Decoder {
     }
 
     /// Decodes one frame. `interface` is left empty: the caller sets it.
-    pub fn decode(
-        &self,
-        timestamp: f64,
-        wire_len: u32,
-        data: &[u8],
-    ) -> Result<PacketRecord, DecodeError> {
+    pub fn decode(&self, timestamp: f64, wire_len: u32, data: &[u8]) -> Result<PacketRecord, DecodeError> {
         let mut rec = PacketRecord::new(timestamp, wire_len);
         match self.link {
             Link::Ethernet => {
@@ -212,26 +207,17 @@ fn sll_source(rec: &mut PacketRecord, hatype: u16, halen: usize, addr: &[u8]) {
     }
 }
 
-fn decode_sll_protocol(
-    rec: &mut PacketRecord,
-    hatype: u16,
-    protocol: u16,
-    rest: &[u8],
-) -> Result<(), DecodeError> {
+fn decode_sll_protocol(rec: &mut PacketRecord, hatype: u16, protocol: u16, rest: &[u8]) -> Result<(), DecodeError> {
     match hatype {
         // IP-over-GRE / tunnels / netlink and similar carry the protocol as an EtherType too,
         // except for a few hardware types where it is something else.
-        824 => Ok(()), // ARPHRD_NETLINK: netlink family, not an EtherType
+        824 => Ok(()),                    // ARPHRD_NETLINK: netlink family, not an EtherType
         _ if protocol < 0x0600 => Ok(()), // Linux "protocol" values (802.2, 802.3 ...): OTHER
         _ => decode_ether_type(rec, protocol, rest),
     }
 }
 
-fn decode_ether_type(
-    rec: &mut PacketRecord,
-    ether_type: u16,
-    payload: &[u8],
-) -> Result<(), DecodeError> {
+fn decode_ether_type(rec: &mut PacketRecord, ether_type: u16, payload: &[u8]) -> Result<(), DecodeError> {
     match ether_type {
         ETH_IPV4 => decode_ip_checked(rec, payload, 4),
         ETH_IPV6 => decode_ip_checked(rec, payload, 6),
@@ -276,11 +262,7 @@ fn ip6(b: &[u8]) -> Ipv6Addr {
 /// IP announced by the link layer: the version nibble must agree.
 fn decode_ip_checked(rec: &mut PacketRecord, data: &[u8], version: u8) -> Result<(), DecodeError> {
     match data.first() {
-        None => Err(DecodeError::Truncated(if version == 4 {
-            "ipv4"
-        } else {
-            "ipv6"
-        })),
+        None => Err(DecodeError::Truncated(if version == 4 { "ipv4" } else { "ipv6" })),
         Some(b) if b >> 4 != version => Err(DecodeError::Invalid(
             if version == 4 { "ipv4" } else { "ipv6" },
             "IP version does not match the link layer type",
@@ -327,11 +309,7 @@ fn decode_ip(rec: &mut PacketRecord, data: &[u8]) -> Result<(), DecodeError> {
                 }
             }
         }
-        let body = if first_fragment {
-            Some(payload.payload)
-        } else {
-            None
-        };
+        let body = if first_fragment { Some(payload.payload) } else { None };
         decode_transport(rec, proto, body);
         return Ok(());
     }
@@ -370,11 +348,7 @@ fn decode_transport(rec: &mut PacketRecord, proto: u8, body: Option<&[u8]>) {
             }
         }
         1 | 58 => {
-            rec.protocol = if proto == 1 {
-                Protocol::Icmp
-            } else {
-                Protocol::Icmpv6
-            };
+            rec.protocol = if proto == 1 { Protocol::Icmp } else { Protocol::Icmpv6 };
             if let Some(b) = body {
                 rec.icmp_type = b.first().copied();
                 rec.icmp_code = b.get(1).copied();

@@ -55,7 +55,8 @@ pub async fn alerts(State(state): State<AppState>, Query(q): Q) -> JsonResult {
             w.sql()
         );
         let rows = c.query(&sql, &w.refs()).await?;
-        let total: i64 = c.query_one(&format!("SELECT count(*) FROM alerts WHERE {}", w.sql()), &w.refs()).await?.get(0);
+        let total: i64 =
+            c.query_one(&format!("SELECT count(*) FROM alerts WHERE {}", w.sql()), &w.refs()).await?.get(0);
         Ok(json!({"alerts": rows_json(&rows), "total": total, "limit": limit, "offset": offset, "filters": filters}))
     }
     .await;
@@ -65,7 +66,8 @@ pub async fn alerts(State(state): State<AppState>, Query(q): Q) -> JsonResult {
 /// `GET /api/alerts/summary`: open alerts by severity and class, all alerts by state, classes.
 pub async fn alerts_summary(State(state): State<AppState>) -> JsonResult {
     let sev0 = json!({"LOW": 0, "MEDIUM": 0, "HIGH": 0, "CRITICAL": 0});
-    let empty = json!({"open_by_severity": sev0.clone(), "open_by_class": {}, "by_state": {}, "classes": [], "total": 0});
+    let empty =
+        json!({"open_by_severity": sev0.clone(), "open_by_class": {}, "by_state": {}, "classes": [], "total": 0});
     let r = async {
         let c = db(&state).await?;
         let rows = c.query("SELECT state, severity, class, count(*)::int8 FROM alerts GROUP BY 1, 2, 3", &[]).await?;
@@ -78,7 +80,8 @@ pub async fn alerts_summary(State(state): State<AppState>) -> JsonResult {
             let (st, s, cl, n): (String, String, String, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
             total += n;
             classes.insert(cl.clone());
-            *by_state.entry(st.clone()).or_insert(json!(0)) = json!(by_state.get(&st).and_then(Value::as_i64).unwrap_or(0) + n);
+            *by_state.entry(st.clone()).or_insert(json!(0)) =
+                json!(by_state.get(&st).and_then(Value::as_i64).unwrap_or(0) + n);
             if st == "open" {
                 sev[&s] = json!(sev[&s].as_i64().unwrap_or(0) + n);
                 let prev = by_class.get(&cl).and_then(Value::as_i64).unwrap_or(0);

@@ -101,7 +101,10 @@ fn windows_or_missing(r: Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>
 }
 
 /// Rows as JSON, or none (with a note) when a table is missing.
-fn section_rows(r: Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>, notes: &mut Vec<String>) -> ApiResult<Vec<Value>> {
+fn section_rows(
+    r: Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+    notes: &mut Vec<String>,
+) -> ApiResult<Vec<Value>> {
     match r {
         Ok(rows) => Ok(rows_json(&rows)),
         Err(e) => match ApiError::from(e) {

@@ -15,7 +15,11 @@ pub fn bucket_seconds(secs: f64, min: i64) -> i64 {
 /// by default the rollup for ranges over 15 minutes. Returns the source and, for the rollup,
 /// its slices and the range they cover.
 fn aggregate_source(p: &Params, range: &TimeRange) -> ApiResult<(&'static str, Vec<rollup::Slice>, TimeRange)> {
-    let source = p.opt_enum("source", &["rollup", "packets"])?.unwrap_or(if rollup::worth_it(range) { "rollup" } else { "packets" });
+    let source = p.opt_enum("source", &["rollup", "packets"])?.unwrap_or(if rollup::worth_it(range) {
+        "rollup"
+    } else {
+        "packets"
+    });
     let (covered, slices) = rollup::plan(range);
     Ok(if source == "rollup" { (source, slices, covered) } else { (source, Vec::new(), *range) })
 }
@@ -31,11 +35,14 @@ pub async fn traffic(State(state): State<AppState>, Query(q): Q) -> JsonResult {
     let default = if bucket >= 60 { "rollup" } else { "windows" };
     let source = p.opt_enum("source", &["windows", "rollup", "packets"])?.unwrap_or(default);
     if source == "rollup" && bucket % 60 != 0 {
-        return Err(ApiError::bad(format!("the rollup has minute buckets; a {bucket} s bucket needs source=windows or packets")));
+        return Err(ApiError::bad(format!(
+            "the rollup has minute buckets; a {bucket} s bucket needs source=windows or packets"
+        )));
     }
     // Hour rows only where a chart bucket holds whole hours; otherwise minutes throughout.
     let (covered, slices) = rollup::plan(&range);
-    let slices = if bucket % 3600 == 0 { slices } else { vec![rollup::Slice { width: 60, lo: covered.from, hi: covered.to }] };
+    let slices =
+        if bucket % 3600 == 0 { slices } else { vec![rollup::Slice { width: 60, lo: covered.from, hi: covered.to }] };
     let shown = if source == "rollup" { covered } else { range };
     let empty = json!({"points": [], "bucket_seconds": bucket, "source": source, "range": shown.json(),
                        "totals": {"packets": 0, "bytes": 0}});
@@ -209,7 +216,10 @@ pub async fn pipeline(State(state): State<AppState>) -> JsonResult {
                 )
                 .await);
             let win = q(c
-                .query("SELECT extract(epoch from max(window_start))::float8 AS newest_window_start FROM window_features", &[])
+                .query(
+                    "SELECT extract(epoch from max(window_start))::float8 AS newest_window_start FROM window_features",
+                    &[],
+                )
                 .await);
             let pred = q(c
                 .query(
@@ -225,7 +235,8 @@ pub async fn pipeline(State(state): State<AppState>) -> JsonResult {
                 "packets_per_s": ing_packets.map(|p| p as f64 / 60.0),
                 "batches_last_60s": ing.as_ref().and_then(|v| v["batches"].as_i64()),
             });
-            out["windows"] = json!({"newest_window_start": win.as_ref().and_then(|v| v["newest_window_start"].as_f64())});
+            out["windows"] =
+                json!({"newest_window_start": win.as_ref().and_then(|v| v["newest_window_start"].as_f64())});
             out["model_version"] = pred.as_ref().map(|v| v["model_version"].clone()).unwrap_or(Value::Null);
             out["latest_prediction"] = pred.unwrap_or(Value::Null);
         }

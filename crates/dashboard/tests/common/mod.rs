@@ -6,7 +6,6 @@ use dashboard::DashboardConfig;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testkit::{NatsServer, TestDb};
 
-
 /// A DNS name and an HTTP path an attacker controls: both would set `window.__xss` if a page
 /// ever rendered them as markup.
 pub const XSS_QNAME: &str = "<script>window.__xss=1</script>.evil.example";
@@ -46,7 +45,8 @@ impl Fixture {
             alert_id = insert_rows(&c, now).await;
         }
         let port = testkit::free_port();
-        let mut cfg = DashboardConfig::new(format!("127.0.0.1:{port}").parse().unwrap(), db.url.clone(), nats.url.clone());
+        let mut cfg =
+            DashboardConfig::new(format!("127.0.0.1:{port}").parse().unwrap(), db.url.clone(), nats.url.clone());
         cfg.password = password.map(str::to_string);
         cfg.token = token.map(str::to_string);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -77,8 +77,12 @@ impl Fixture {
 /// Packets over the last 10 minutes from 10.0.0.1 (a SYN scan of 10.0.0.2), 10.0.0.3 (DNS,
 /// HTTP with hostile strings), ARP; 5 s windows of 10.0.0.1 with predictions; one open alert.
 pub async fn insert_rows(c: &tokio_postgres::Client, now: f64) -> i64 {
-    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8) AT TIME ZONE 'UTC')::date)", &[&now]).await.unwrap();
-    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - 86400) AT TIME ZONE 'UTC')::date)", &[&now]).await.unwrap();
+    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8) AT TIME ZONE 'UTC')::date)", &[&now])
+        .await
+        .unwrap();
+    c.execute("SELECT nta_ensure_raw_partition((to_timestamp($1::float8 - 86400) AT TIME ZONE 'UTC')::date)", &[&now])
+        .await
+        .unwrap();
     // 300 SYNs to ports 1..300, one every 2 s back from now - 1 s.
     c.execute(
         "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, tcp_flags, tcp_syn, agent_id, batch_id, idx)
@@ -192,7 +196,13 @@ pub async fn insert_rows(c: &tokio_postgres::Client, now: f64) -> i64 {
 }
 
 /// Inserts an open alert as the predictor would and publishes its AlertEvent; returns its id.
-pub async fn raise_alert(c: &tokio_postgres::Client, nats: &async_nats::Client, key: &str, class: &str, severity: &str) -> i64 {
+pub async fn raise_alert(
+    c: &tokio_postgres::Client,
+    nats: &async_nats::Client,
+    key: &str,
+    class: &str,
+    severity: &str,
+) -> i64 {
     let row = c
         .query_one(
             "INSERT INTO alerts (view, key, class, severity, detected_by, first_seen, last_seen, window_count, peak_confidence,

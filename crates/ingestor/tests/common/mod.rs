@@ -71,10 +71,7 @@ pub async fn publish(js: &jetstream::Context, b: &PacketBatch) {
 /// tests of redelivery do not wait 30 s.
 pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait: Duration) {
     let stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
-    stream
-        .create_consumer(bus::streams::packets_consumer_config(durable, ack_wait, 1024))
-        .await
-        .unwrap();
+    stream.create_consumer(bus::streams::packets_consumer_config(durable, ack_wait, 1024)).await.unwrap();
 }
 
 pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {

@@ -97,7 +97,10 @@ pub fn decode_jsonl(file: &Path) -> Vec<serde_json::Map<String, serde_json::Valu
 
 /// Stored rows of one agent in batch and frame order, as JSON objects with the record's
 /// field names, so they compare directly with `nta decode`.
-pub async fn stored_rows(db: &tokio_postgres::Client, agent_id: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+pub async fn stored_rows(
+    db: &tokio_postgres::Client,
+    agent_id: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let sql = "SELECT row_to_json(t)::text FROM (SELECT
             extract(epoch FROM ts)::float8 AS timestamp, interface, host(src_ip) AS src_ip,
             host(dst_ip) AS dst_ip, protocol, length, src_port, dst_port, tcp_flags, tcp_syn, tcp_ack,

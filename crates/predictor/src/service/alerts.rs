@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use wire::{View, WindowRecord};
 
 use crate::model::{Verdict, NORMAL};
+use crate::rules::RuleHit;
 pub use store::alerts::{AlertDelta, AlertKey};
 pub use wire::alert::{severity, summary};
-use crate::rules::RuleHit;
 
 /// How verdicts become detections.
 #[derive(Debug, Clone)]
@@ -49,7 +49,9 @@ pub fn detections<'a>(
     }
     for h in hits {
         let model_p = verdict
-            .and_then(|v| classes.iter().position(|c| c == h.class).map(|i| v.probabilities.get(i).copied().unwrap_or(0.0)))
+            .and_then(|v| {
+                classes.iter().position(|c| c == h.class).map(|i| v.probabilities.get(i).copied().unwrap_or(0.0))
+            })
             .unwrap_or(0.0);
         let e = out.entry(h.class.to_string()).or_insert((0.0, false, Vec::new()));
         e.0 = e.0.max(policy.rule_confidence).max(model_p);
@@ -109,10 +111,7 @@ pub fn aggregate<'a>(
                     .into_iter()
                     .map(|(f, v)| (f, serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)))
                     .collect();
-                d.evidence.insert(
-                    "model".into(),
-                    with_window(&json!({"confidence": conf, "top_features": feats}), w),
-                );
+                d.evidence.insert("model".into(), with_window(&json!({"confidence": conf, "top_features": feats}), w));
             }
             d.windows.push((w.window_start, i32::try_from(w.window_size).unwrap_or(i32::MAX)));
         }
@@ -143,7 +142,10 @@ mod tests {
         assert_eq!(severity(0.5), "MEDIUM");
         assert_eq!(severity(0.2), "LOW");
         assert!(wire::alert::severity_sql("x").starts_with("CASE WHEN x >= 0.9 THEN 'CRITICAL'"));
-        assert_eq!(summary(View::Destination, "10.0.0.5", "syn_flood", Some(9600)), "syn_flood against 10.0.0.5 from 9,600 sources");
+        assert_eq!(
+            summary(View::Destination, "10.0.0.5", "syn_flood", Some(9600)),
+            "syn_flood against 10.0.0.5 from 9,600 sources"
+        );
         assert_eq!(summary(View::Destination, "h", "c", Some(1_234_567)), "c against h from 1,234,567 sources");
         assert_eq!(summary(View::Destination, "h", "c", Some(1)), "c against h from 1 source");
         assert_eq!(summary(View::Source, "10.0.0.66", "port_scan", None), "port_scan from 10.0.0.66");

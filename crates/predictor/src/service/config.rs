@@ -1,8 +1,8 @@
 //! Settings of the predictor role (`[predictor]`); see the `settings` crate for the rules.
 
+use bus::StreamLimits;
 use std::path::PathBuf;
 use std::time::Duration;
-use bus::StreamLimits;
 
 use super::MIN_CONFIDENCE;
 use crate::rules::RuleThresholds;

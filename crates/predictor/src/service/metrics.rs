@@ -24,5 +24,8 @@ pub(crate) fn describe() {
     describe_counter!(RULE_HITS_TOTAL, "Rule baselines that fired, by rule");
     describe_counter!(DUPLICATE_WINDOWS_TOTAL, "Windows already predicted (redelivered or done by another replica)");
     describe_counter!(DB_ERRORS_TOTAL, "Failed prediction transactions (the windows are redelivered)");
-    describe_counter!(ALERT_PUBLISH_ERRORS_TOTAL, "Alert events not published on nta.alerts (the alerts table has them)");
+    describe_counter!(
+        ALERT_PUBLISH_ERRORS_TOTAL,
+        "Alert events not published on nta.alerts (the alerts table has them)"
+    );
 }

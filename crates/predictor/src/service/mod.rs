@@ -113,7 +113,8 @@ struct Item {
 impl Service {
     async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
         let client = store::open(&cfg.database_url).await?;
-        let nats = bus::connect(&cfg.nats_url, "nta-predictor").await
+        let nats = bus::connect(&cfg.nats_url, "nta-predictor")
+            .await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let stream =
@@ -141,8 +142,11 @@ impl Service {
             rule_confidence: cfg.rule_confidence,
             quiet_period_secs: cfg.quiet_period().as_secs_f64(),
         };
-        let background =
-            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh())];
+        let background = vec![bus::consume::spawn_pending_gauge(
+            consumer.clone(),
+            m::CONSUMER_PENDING_MESSAGES,
+            cfg.pending_refresh(),
+        )];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         Ok(Service { cfg, model, policy, nats, js, consumer, db, backoff, background })
@@ -159,7 +163,8 @@ impl Service {
                     items.push(Item { msg, window });
                 }
                 Err(reason) => {
-                    bus::deadletter::poison(&self.js, &msg, &reason, "predictor", m::DEADLETTER_TOTAL, MAX_BACKOFF).await;
+                    bus::deadletter::poison(&self.js, &msg, &reason, "predictor", m::DEADLETTER_TOTAL, MAX_BACKOFF)
+                        .await;
                 }
             }
         }
@@ -234,7 +239,12 @@ impl Service {
     }
 
     /// The transaction of one batch; returns the alert events to publish.
-    async fn store(&mut self, items: &[Item], verdicts: &[Option<Verdict>], hits: &[Vec<RuleHit>]) -> Result<Vec<AlertEvent>> {
+    async fn store(
+        &mut self,
+        items: &[Item],
+        verdicts: &[Option<Verdict>],
+        hits: &[Vec<RuleHit>],
+    ) -> Result<Vec<AlertEvent>> {
         let model = self.model.clone();
         let rows: Vec<PredictionRow> = items
             .iter()
@@ -261,7 +271,8 @@ impl Service {
             &explain,
             &policy,
         );
-        let events = store::alerts::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
+        let events =
+            store::alerts::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
         tx.commit().await.context("committing predictions")?;
 
         let dups = items.len() - new.len();

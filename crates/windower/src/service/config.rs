@@ -1,8 +1,8 @@
 //! Settings of the windower service (`[windower]`, with the engine's [`WindowerConfig`]
 //! flattened into the same section); see the `settings` crate for the rules.
 
-use std::time::Duration;
 use bus::StreamLimits;
+use std::time::Duration;
 
 use crate::WindowerConfig;
 

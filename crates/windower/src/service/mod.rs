@@ -126,7 +126,8 @@ impl Service {
         }
         let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
 
-        let nats = bus::connect(&cfg.nats_url, "nta-windower").await
+        let nats = bus::connect(&cfg.nats_url, "nta-windower")
+            .await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let js = jetstream::new(nats.clone());
         let mut stream =
@@ -138,7 +139,10 @@ impl Service {
         let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
         let replay_seq = match checkpoint {
             Some(cp) if cp.replay_seq > last_seq + 1 => {
-                warn!(replay_seq = cp.replay_seq, last_seq, "NTA_PACKETS is behind the checkpoint (recreated?); replaying it all");
+                warn!(
+                    replay_seq = cp.replay_seq,
+                    last_seq, "NTA_PACKETS is behind the checkpoint (recreated?); replaying it all"
+                );
                 0
             }
             Some(cp) => cp.replay_seq,
@@ -153,7 +157,8 @@ impl Service {
         // otherwise come back only after ack_wait, behind newer messages.
         match stream.delete_consumer(&cfg.durable).await {
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+            Err(e)
+                if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
                 if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
             Err(e) => return Err(anyhow!("deleting consumer {}: {e}", cfg.durable)),
         }
@@ -173,8 +178,11 @@ impl Service {
         }
         let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
         info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = ?failpoint, "windower started");
-        let background =
-            vec![bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh())];
+        let background = vec![bus::consume::spawn_pending_gauge(
+            consumer.clone(),
+            m::CONSUMER_PENDING_MESSAGES,
+            cfg.pending_refresh(),
+        )];
         let database_url = cfg.database_url.clone();
         Ok(Service {
             tracker: Tracker::new(replay_seq),

@@ -93,11 +93,7 @@ impl<M> Tracker<M> {
     /// Stream sequence from which a restart must replay once the batches complete under
     /// `closed_through` are acked: the oldest one still incomplete, else the next unseen one.
     pub fn replay_seq(&self, closed_through: [i64; 3]) -> u64 {
-        self.held
-            .iter()
-            .find(|(_, h)| !h.ends.covered_by(closed_through))
-            .map(|(&s, _)| s)
-            .unwrap_or(self.next_seq)
+        self.held.iter().find(|(_, h)| !h.ends.covered_by(closed_through)).map(|(&s, _)| s).unwrap_or(self.next_seq)
     }
 
     pub fn has_complete(&self, closed_through: [i64; 3]) -> bool {
