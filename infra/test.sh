@@ -7,6 +7,8 @@ cd "$ROOT"
 bash infra/setup.sh
 # Real attack tools for the lab smoke test (hping3, nmap, hydra, ...).
 bash infra/lab/setup.sh
+# fmt, clippy -D warnings, unused dependencies, stage boundaries.
+bash infra/lint.sh
 # Integration tests drive the real binary.
 cargo build -p nta
 cargo test --workspace "$@"
