@@ -4,4 +4,4 @@
 # Smaller: NTA_BENCH_PACKETS=1000000 NTA_BENCH_WINDOWS=100000 bash crates/dashboard/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec cargo test -p dashboard --release --test perf -- --ignored --nocapture --test-threads=1
+exec cargo test -p dashboard --release --test it perf:: -- --ignored --nocapture --test-threads=1

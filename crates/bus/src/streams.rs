@@ -71,23 +71,28 @@ fn storage_exceeded(e: &jetstream::context::CreateStreamError) -> bool {
         if err.error_code() == jetstream::ErrorCode::STORAGE_RESOURCES_EXCEEDED)
 }
 
-/// Creates `NTA_PACKETS` (file storage, limits by age and bytes) unless it exists.
+/// Creates `NTA_PACKETS` (file storage, limits by age and bytes) unless it exists. JetStream
+/// drops a re-published batch whose `Nats-Msg-Id` it saw within the last two minutes.
 pub async fn ensure_packets_stream(
     js: &jetstream::Context,
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let config = stream::Config {
-        name: PACKETS_STREAM.to_string(),
-        subjects: vec![format!("{PACKETS_SUBJECT_PREFIX}.>")],
+    let config = limited_stream(PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, limits, Duration::from_secs(120));
+    create_fitting(js, config, limits.max_bytes()).await
+}
+
+/// A file stream of `<prefix>.>` bounded by `limits` (oldest messages discarded first).
+fn limited_stream(name: &str, prefix: &str, limits: &StreamLimits, duplicate_window: Duration) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        subjects: vec![format!("{prefix}.>")],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: limits.max_age(),
         discard: stream::DiscardPolicy::Old,
-        // JetStream drops a re-published batch whose Nats-Msg-Id it saw within this window.
-        duplicate_window: Duration::from_secs(120),
+        duplicate_window,
         ..Default::default()
-    };
-    create_fitting(js, config, limits.max_bytes()).await
+    }
 }
 
 /// Configuration of a durable pull consumer of every agent's batches (`nta.packets.>`) with
@@ -146,15 +151,6 @@ pub async fn ensure_windows_stream(
     js: &jetstream::Context,
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let config = stream::Config {
-        name: WINDOWS_STREAM.to_string(),
-        subjects: vec![format!("{}.>", WINDOWS_SUBJECT_PREFIX)],
-        storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
-        max_age: limits.max_age(),
-        discard: stream::DiscardPolicy::Old,
-        duplicate_window: Duration::from_secs(30 * 60),
-        ..Default::default()
-    };
+    let config = limited_stream(WINDOWS_STREAM, WINDOWS_SUBJECT_PREFIX, limits, Duration::from_secs(30 * 60));
     create_fitting(js, config, limits.max_bytes()).await
 }

@@ -2,9 +2,7 @@
 //! unwinding, no acks) at a failpoint between COPY and ack; after a restart every packet must
 //! be stored exactly once. Needs `nta` built (`cargo build -p nta`, or NTA_BIN).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use testkit::{wait_exit, NatsServer, TestDb};

@@ -1,8 +1,6 @@
 //! End-to-end tests of the ingestor against a private nats-server and a fresh database.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use testkit::{NatsServer, TestDb};
 

@@ -4,9 +4,7 @@
 //! generate_series, then measures the latency of the default API views (p50 / p95 / max over
 //! NTA_BENCH_REQUESTS requests each, default 20).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: i64) -> i64 {

@@ -1,8 +1,6 @@
 //! API integration tests against a real PostgreSQL and NATS with fixture rows.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
@@ -183,7 +181,7 @@ async fn openapi_documents_every_route() {
     let doc = get_ok(&f, "/api/openapi.json").await;
     let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     // Every route of the router (lib.rs) is documented...
-    let src = include_str!("../src/lib.rs");
+    let src = include_str!("../../src/lib.rs");
     let routed: Vec<&str> = src
         .lines()
         .filter_map(|l| l.trim().strip_prefix(".route(\""))

@@ -5,9 +5,7 @@
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test is skipped with a
 //! message, unless `NTA_REQUIRE_BROWSER=1` (or `CI`) is set, in which case it fails.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 use testkit::browser::Driver;

@@ -74,13 +74,7 @@ pub async fn precreate_consumer(js: &jetstream::Context, durable: &str, ack_wait
     stream.create_consumer(bus::streams::packets_consumer_config(durable, ack_wait, 1024)).await.unwrap();
 }
 
-pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    match client.query_one(sql, &[]).await {
-        Ok(r) => r.get(0),
-        // Tables appear only once the ingestor has migrated the database.
-        Err(_) => -1,
-    }
-}
+pub use testkit::count;
 
 /// Waits until both consumers of an ingestor (packets and rollup) have nothing pending nor
 /// unacked.
