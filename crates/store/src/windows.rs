@@ -82,7 +82,7 @@ fn insert_sql() -> &'static str {
 }
 
 /// Column-wise form of some windows, ready to bind to [`insert_sql`].
-pub struct WindowColumns {
+pub(crate) struct WindowColumns {
     view: Vec<&'static str>,
     key: Vec<String>,
     start: Vec<i64>,
@@ -92,7 +92,7 @@ pub struct WindowColumns {
 }
 
 impl WindowColumns {
-    pub fn new(windows: &[WindowRecord]) -> WindowColumns {
+    pub(crate) fn new(windows: &[WindowRecord]) -> WindowColumns {
         let n = windows.len();
         let mut c = WindowColumns {
             view: Vec::with_capacity(n),
