@@ -53,6 +53,16 @@ impl Failpoint {
     }
 }
 
+/// `off`, or the armed point with its hit number (`after_store:3`), for start-up logs.
+impl std::fmt::Display for Failpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.armed {
+            None => f.write_str("off"),
+            Some((_, point, nth)) => write!(f, "{point}:{nth}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +73,8 @@ mod tests {
         assert_eq!(f.armed, Some(("X", "after_store", 3)));
         assert_eq!(Failpoint::parse("X", "after_publish", &["after_publish"]).armed, Some(("X", "after_publish", 1)));
         assert!(!Failpoint::parse("X", "", &["a"]).armed());
+        assert_eq!(Failpoint::parse("X", "", &["a"]).to_string(), "off");
+        assert_eq!(Failpoint::parse("X", "a", &["a"]).to_string(), "a:1");
         assert!(!Failpoint::parse("X", "bogus", &["a"]).armed());
         // Hits of other points and hits before the n-th do not abort.
         let f = Failpoint::parse("X", "b:2", &["a", "b"]);

@@ -42,7 +42,7 @@ pub(crate) async fn run(
 
     let client = store::open(&cfg.database_url).await?;
     store::packets::precreate_partitions(&client).await?;
-    info!(durable = %cfg.durable, failpoint = ?failpoint, "ingestor started");
+    info!(durable = %cfg.durable, failpoint = %failpoint, "ingestor started");
 
     let background = [
         bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),

@@ -239,20 +239,20 @@ pub async fn rollup_vs_packets(client: &tokio_postgres::Client) -> Result<(i64, 
     Ok((diff, counted))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dbname_replacement() {
-        assert_eq!(super::replace_dbname("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::replace_dbname("postgres://u@h/p?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-    }
-}
-
 /// `SELECT count(*) ...` (any query returning one bigint), or -1 while its table does not exist
 /// yet (a role under test has not migrated the database so far).
 pub async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     match client.query_one(sql, &[]).await {
         Ok(r) => r.get(0),
         Err(_) => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dbname_replacement() {
+        assert_eq!(super::replace_dbname("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(super::replace_dbname("postgres://u@h/p?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     }
 }

@@ -177,7 +177,7 @@ impl Service {
             windower.resume(resumed);
         }
         let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
-        info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = ?failpoint, "windower started");
+        info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = %failpoint, "windower started");
         let background = vec![bus::consume::spawn_pending_gauge(
             consumer.clone(),
             m::CONSUMER_PENDING_MESSAGES,
