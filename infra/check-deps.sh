@@ -21,6 +21,19 @@ forbid() {
   done
 }
 
+# forbid_direct CRATE DEP... : CRATE may not name DEP in its own [dependencies].
+forbid_direct() {
+  local crate=$1; shift
+  local deps
+  deps=$(cargo tree -q -p "$crate" -e normal --depth 1 --prefix none --format '{p}' | tail -n +2 | awk '{print $1}' | sort -u)
+  for dep in "$@"; do
+    if grep -qx "$dep" <<<"$deps"; then
+      echo "dependency edge violation: $crate uses $dep directly (go through store / bus)" >&2
+      fail=1
+    fi
+  done
+}
+
 forbid wire      bus store async-nats tokio-postgres agent ingestor windower predictor dashboard
 forbid bus       store tokio-postgres agent ingestor windower predictor dashboard
 forbid store     bus async-nats agent ingestor windower predictor dashboard
@@ -29,6 +42,7 @@ forbid ingestor  agent windower predictor dashboard pcap
 forbid windower  agent ingestor predictor dashboard pcap
 forbid predictor agent ingestor windower dashboard pcap
 forbid dashboard agent ingestor windower predictor pcap
+forbid_direct nta tokio-postgres async-nats
 
 if [ "$fail" -ne 0 ]; then
   echo "stage boundaries: FAILED" >&2

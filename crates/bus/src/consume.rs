@@ -89,6 +89,23 @@ pub fn spawn_pending_gauge(
     })
 }
 
+/// Waits until the durable consumer `durable` of `stream` exists and has delivered, and seen
+/// acknowledged, every message (what a replay waits for before it reports what landed).
+pub async fn wait_drained(nats_url: &str, stream: &str, durable: &str) -> anyhow::Result<()> {
+    let js = jetstream::new(crate::connect(nats_url, "nta-drain-wait").await?);
+    loop {
+        if let Ok(stream) = js.get_stream(stream).await {
+            if let Ok(mut consumer) = stream.get_consumer::<pull::Config>(durable).await {
+                let info = consumer.info().await?;
+                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                    return Ok(());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The shutdown signal of a role, awaitable any number of times (cancel-safe).
 pub struct Shutdown<'a> {
     signal: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,

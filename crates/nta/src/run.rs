@@ -133,9 +133,9 @@ pub async fn run(r: Resolved) -> Result<()> {
             // A laptop replay (`--target all --read F`): wait until the packets are stored and
             // the windows closed so far are predicted, then say what landed.
             let drained = async {
-                wait_consumer_drained(&cfg.nats_url, bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
+                bus::consume::wait_drained(&cfg.nats_url, bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
                 // The dashboard's per-minute counts come from the ingestor's rollup consumer.
-                wait_consumer_drained(
+                bus::consume::wait_drained(
                     &cfg.nats_url,
                     bus::PACKETS_STREAM,
                     &ingestor::rollup_durable(&cfg.ingestor.durable),
@@ -144,7 +144,7 @@ pub async fn run(r: Resolved) -> Result<()> {
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    wait_consumer_drained(&cfg.nats_url, bus::WINDOWS_STREAM, &cfg.predictor.durable).await?;
+                    bus::consume::wait_drained(&cfg.nats_url, bus::WINDOWS_STREAM, &cfg.predictor.durable).await?;
                 }
                 anyhow::Ok(())
             };
@@ -197,24 +197,5 @@ async fn wait_task_failure(tasks: &mut tokio::task::JoinSet<Result<&'static str>
         Some(Ok(Err(e))) => tracing::error!(error = %format!("{e:#}"), "role failed"),
         Some(Err(e)) => tracing::error!(error = %e, "role panicked"),
         None => {}
-    }
-}
-
-/// Waits until the durable consumer has delivered and seen acknowledged every message.
-async fn wait_consumer_drained(nats_url: &str, stream: &str, durable: &str) -> Result<()> {
-    let client = async_nats::connect(nats_url).await?;
-    let js = async_nats::jetstream::new(client);
-    loop {
-        if let Ok(stream) = js.get_stream(stream).await {
-            if let Ok(mut consumer) =
-                stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable).await
-            {
-                let info = consumer.info().await?;
-                if info.num_pending == 0 && info.num_ack_pending == 0 {
-                    return Ok(());
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

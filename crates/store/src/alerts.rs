@@ -233,6 +233,41 @@ pub async fn resolve_alert_event(client: &impl GenericClient, id: i64) -> Result
     Ok(row.map(|r| event_from_row(&r, "resolved")))
 }
 
+/// One line of [`most_severe`].
+#[derive(Debug, Clone)]
+pub struct AlertLine {
+    pub severity: String,
+    pub class: String,
+    pub detected_by: String,
+    pub summary: String,
+    pub window_count: i32,
+    pub peak_confidence: f64,
+}
+
+/// Up to `limit` alerts, most severe first, then most recent.
+pub async fn most_severe(client: &impl GenericClient, limit: i64) -> Result<Vec<AlertLine>> {
+    let rows = client
+        .query(
+            "SELECT severity, class, detected_by, summary, window_count, peak_confidence FROM alerts
+             ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'MEDIUM' THEN 2 ELSE 3 END,
+                      last_seen DESC LIMIT $1",
+            &[&limit],
+        )
+        .await
+        .context("reading alerts")?;
+    Ok(rows
+        .iter()
+        .map(|r| AlertLine {
+            severity: r.get(0),
+            class: r.get(1),
+            detected_by: r.get(2),
+            summary: r.get(3),
+            window_count: r.get(4),
+            peak_confidence: r.get(5),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -373,6 +373,56 @@ pub async fn precreate_partitions(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// What one agent boot (a replay) stored: rows, batches, time span, and the largest protocols
+/// and sources. The batch ids (`<agent>.<boot>.<seq>`) identify the boot.
+#[derive(Debug, Clone, Default)]
+pub struct BootSummary {
+    pub rows: i64,
+    pub batches: i64,
+    /// First and last packet time, as PostgreSQL prints a `timestamptz`.
+    pub span: Option<(String, String)>,
+    /// (protocol, packets, bytes), most packets first.
+    pub protocols: Vec<(String, i64, i64)>,
+    /// (source address, packets), the five largest.
+    pub top_sources: Vec<(String, i64)>,
+}
+
+pub async fn boot_summary(client: &Client, agent_id: &str, boot_id: &str) -> Result<BootSummary> {
+    let prefix = format!("{agent_id}.{boot_id}.");
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT batch_id), min(ts)::text, max(ts)::text FROM raw_packets \
+             WHERE starts_with(batch_id, $1)",
+            &[&prefix],
+        )
+        .await?;
+    let span = match (row.get::<_, Option<String>>(2), row.get::<_, Option<String>>(3)) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    let protocols = client
+        .query(
+            "SELECT protocol, count(*), sum(length)::bigint FROM raw_packets WHERE starts_with(batch_id, $1) \
+             GROUP BY 1 ORDER BY 2 DESC",
+            &[&prefix],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let top_sources = client
+        .query(
+            "SELECT coalesce(host(src_ip), host(arp_psrc), '-'), count(*) FROM raw_packets \
+             WHERE starts_with(batch_id, $1) GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+            &[&prefix],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(BootSummary { rows: row.get(0), batches: row.get(1), span, protocols, top_sources })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
