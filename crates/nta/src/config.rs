@@ -130,8 +130,17 @@ pub fn print(cfg: &NtaConfig, markdown: bool) {
         print!("{}", settings::markdown::<NtaConfig>());
     } else {
         println!("# nta: effective configuration (defaults < --config file < NTA_* environment < flags)");
-        print!("{}", settings::show(cfg));
+        print!("{}", shown(cfg));
     }
+}
+
+/// The effective configuration as TOML, secrets redacted: the secret settings and the
+/// passwords inside the server URLs.
+fn shown(cfg: &NtaConfig) -> String {
+    let mut c = cfg.clone();
+    c.nats_url = store::redact(&c.nats_url);
+    c.database_url = store::redact(&c.database_url);
+    settings::show(&c)
 }
 
 #[cfg(test)]
@@ -304,9 +313,15 @@ mod tests {
 
     #[test]
     fn show_redacts_secrets_and_reads_back() {
-        let c = load_test(None, &[("NTA_DASHBOARD_TOKEN", "s3cret")], &["run", "-t", "agent"]).unwrap();
-        let shown = settings::show(&c);
+        let c = load_test(
+            None,
+            &[("NTA_DASHBOARD_TOKEN", "s3cret"), ("NTA_DATABASE_URL", "postgres://nta:pw1@db/nta")],
+            &["run", "-t", "agent"],
+        )
+        .unwrap();
+        let shown = shown(&c);
         assert!(shown.contains("token = \"<redacted>\"") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://nta:***@db/nta") && !shown.contains("pw1"), "{shown}");
         assert!(shown.contains("[agent]\n") && shown.contains("# interface (unset)"), "{shown}");
         let mut layers = Layers::new::<NtaConfig>();
         layers.file(&settings::show(&NtaConfig::default()), "shown").unwrap();
