@@ -61,11 +61,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.current = self.min;
     }
-
-    /// The longest delay (used as the redelivery delay of a message that could not be handled).
-    pub fn max(&self) -> Duration {
-        self.max
-    }
 }
 
 /// Keeps `gauge{consumer=<durable>}` at the consumer's undelivered message count.
@@ -172,7 +167,8 @@ pub struct LoopOptions {
 /// Opens the consumer's message stream, retrying for a while (the server may be restarting).
 pub async fn messages(consumer: &PullConsumer, max_messages_per_batch: usize) -> anyhow::Result<pull::Stream> {
     let mut backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(30));
-    for _ in 0..10 {
+    let mut retries = 10;
+    loop {
         match consumer
             .stream()
             .max_messages_per_batch(max_messages_per_batch.max(1))
@@ -181,19 +177,14 @@ pub async fn messages(consumer: &PullConsumer, max_messages_per_batch: usize) ->
             .await
         {
             Ok(s) => return Ok(s),
-            Err(e) => {
+            Err(e) if retries > 0 => {
+                retries -= 1;
                 warn!(error = %e, "opening the consumer stream");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
+            Err(e) => anyhow::bail!("opening the consumer stream: {e}"),
         }
     }
-    consumer
-        .stream()
-        .max_messages_per_batch(max_messages_per_batch.max(1))
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .map_err(|e| anyhow::anyhow!("opening the consumer stream: {e}"))
 }
 
 /// The consumer loop: messages in chunks of what is ready, the handler's timers, a stream

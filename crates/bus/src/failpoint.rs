@@ -39,10 +39,6 @@ impl Failpoint {
         Failpoint { armed, hits: Arc::default() }
     }
 
-    pub fn armed(&self) -> bool {
-        self.armed.is_some()
-    }
-
     /// Aborts the process when `point` is the armed one and this is its chosen hit.
     pub fn hit(&self, point: &str) {
         let Some((var, armed, nth)) = self.armed else { return };
@@ -72,10 +68,10 @@ mod tests {
         let f = Failpoint::parse("X", "after_store:3", &["after_publish", "after_store"]);
         assert_eq!(f.armed, Some(("X", "after_store", 3)));
         assert_eq!(Failpoint::parse("X", "after_publish", &["after_publish"]).armed, Some(("X", "after_publish", 1)));
-        assert!(!Failpoint::parse("X", "", &["a"]).armed());
+        assert!(Failpoint::parse("X", "", &["a"]).armed.is_none());
         assert_eq!(Failpoint::parse("X", "", &["a"]).to_string(), "off");
         assert_eq!(Failpoint::parse("X", "a", &["a"]).to_string(), "a:1");
-        assert!(!Failpoint::parse("X", "bogus", &["a"]).armed());
+        assert!(Failpoint::parse("X", "bogus", &["a"]).armed.is_none());
         // Hits of other points and hits before the n-th do not abort.
         let f = Failpoint::parse("X", "b:2", &["a", "b"]);
         f.hit("a");
