@@ -49,8 +49,8 @@ settings::settings! {
         pub drain_grace_s: u64 = 10,
     }
     runtime {
-        /// NATS server (the top-level `nats_url` setting).
-        pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
+        /// NATS server and credentials (the top-level `nats_url` and the `[nats]` settings).
+        pub nats: bus::Nats = bus::Nats::new(settings::DEFAULT_NATS_URL),
         /// Limits applied if this process creates `NTA_PACKETS` (the `[stream]` settings).
         pub stream_limits: StreamLimits = StreamLimits::default(),
         /// Replay this capture file instead of capturing live (`nta run --read`); the agent

@@ -1,6 +1,6 @@
 //! The agent as a service: capture thread + publisher task, wired to NATS.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bus::streams::StreamLimits;
 use std::future::Future;
 use std::path::PathBuf;
@@ -73,9 +73,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             .spawn(move || run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop))?
     };
 
-    let client = bus::streams::connect(&cfg.nats_url, &format!("nta-agent-{agent_id}"))
-        .await
-        .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+    let client = bus::connect(&cfg.nats, &format!("nta-agent-{agent_id}")).await?;
     let js = async_nats::jetstream::new(client);
     let stop_signal = {
         let stop = stop.clone();

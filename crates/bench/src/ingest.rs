@@ -10,7 +10,6 @@ use futures::SinkExt;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wire::{MacAddr, PacketRecord, Protocol};
@@ -32,21 +31,21 @@ const WRITERS: usize = 2;
 /// Runs the benchmark in a fresh database on the server of `database_url` (dropped at the
 /// end) and returns a human-readable report.
 pub async fn run_ingest_bench(database_url: &str, rows: usize) -> Result<String> {
-    let base = tokio_postgres::Config::from_str(database_url).context("bad database url")?;
+    let base = store::DbConfig::parse(database_url)?;
     let mut admin_cfg = base.clone();
-    admin_cfg.dbname("postgres");
+    admin_cfg.pg.dbname("postgres");
     let admin = connect_cfg(&admin_cfg).await.context("connecting to the postgres database")?;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     let name = format!("nta_bench_{}_{}", std::process::id(), nanos % 1_000_000_000);
     admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await?;
     let mut cfg = base.clone();
-    cfg.dbname(&name);
+    cfg.pg.dbname(&name);
     let result = bench_in(&cfg, rows).await;
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await?;
     result
 }
 
-async fn bench_in(cfg: &tokio_postgres::Config, rows: usize) -> Result<String> {
+async fn bench_in(cfg: &store::DbConfig, rows: usize) -> Result<String> {
     let mut client = connect_cfg(cfg).await?;
     migrate(&mut client).await?;
     let templates: Vec<Vec<PacketRecord>> = (0..TEMPLATES).map(|t| synth_batch(t as u64, BATCH_RECORDS)).collect();
@@ -120,7 +119,7 @@ impl Job<'_> {
     }
 }
 
-async fn service_writer(cfg: &tokio_postgres::Config, job: &Job<'_>, w: usize) -> Result<u64> {
+async fn service_writer(cfg: &store::DbConfig, job: &Job<'_>, w: usize) -> Result<u64> {
     let mut client = connect_cfg(cfg).await?;
     let mut parts = PartitionCache::default();
     let mut stored = 0;
@@ -137,7 +136,7 @@ async fn service_writer(cfg: &tokio_postgres::Config, job: &Job<'_>, w: usize) -
     Ok(stored)
 }
 
-async fn rollup_writer(cfg: &tokio_postgres::Config, job: &Job<'_>) -> Result<u64> {
+async fn rollup_writer(cfg: &store::DbConfig, job: &Job<'_>) -> Result<u64> {
     let mut client = connect_cfg(cfg).await?;
     let mut counted = 0;
     for start in (0..job.nbatches).step_by(ROLLUP_BATCHES_PER_TXN) {
@@ -154,7 +153,7 @@ async fn rollup_writer(cfg: &tokio_postgres::Config, job: &Job<'_>) -> Result<u6
 }
 
 /// The reference: the same rows as CSV text, same transaction size, into an identical table.
-async fn csv_writer(cfg: &tokio_postgres::Config, job: &Job<'_>, w: usize) -> Result<()> {
+async fn csv_writer(cfg: &store::DbConfig, job: &Job<'_>, w: usize) -> Result<()> {
     let mut client = connect_cfg(cfg).await?;
     let mut buf = String::with_capacity(1 << 17);
     for chunk in job.chunks(w) {

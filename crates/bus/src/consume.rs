@@ -86,8 +86,8 @@ pub fn spawn_pending_gauge(
 
 /// Waits until the durable consumer `durable` of `stream` exists and has delivered, and seen
 /// acknowledged, every message (what a replay waits for before it reports what landed).
-pub async fn wait_drained(nats_url: &str, stream: &str, durable: &str) -> anyhow::Result<()> {
-    let js = jetstream::new(crate::connect(nats_url, "nta-drain-wait").await?);
+pub async fn wait_drained(nats: &crate::Nats, stream: &str, durable: &str) -> anyhow::Result<()> {
+    let js = jetstream::new(crate::connect(nats, "nta-drain-wait").await?);
     loop {
         if let Ok(stream) = js.get_stream(stream).await {
             if let Ok(mut consumer) = stream.get_consumer::<pull::Config>(durable).await {

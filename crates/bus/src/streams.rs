@@ -10,12 +10,6 @@ use crate::subjects::{
     WINDOWS_SUBJECT_PREFIX,
 };
 
-/// Connects to NATS under a client `name`, waiting for the server rather than failing when a
-/// role starts before it (the client keeps reconnecting afterwards too).
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(url).await
-}
-
 mod limits;
 pub use limits::StreamLimits;
 

@@ -10,8 +10,11 @@ pub const PACKETS_SUBJECT_PREFIX: &str = "nta.packets";
 pub const WINDOWS_STREAM: &str = "NTA_WINDOWS";
 /// Windows are published on `nta.windows.5s`, `nta.windows.30s` and `nta.windows.3m`.
 pub const WINDOWS_SUBJECT_PREFIX: &str = "nta.windows";
-/// Subject of alert events (an alert opened, updated, resolved or closed).
+/// Subject of alert events (an alert opened, updated, resolved or closed) from the predictor.
 pub const ALERTS_SUBJECT: &str = "nta.alerts";
+/// Subject of the alert resolutions made in a dashboard (for the other dashboards' live views):
+/// its own subject, so that a dashboard's NATS permissions need not allow forging alerts.
+pub const ALERT_RESOLUTIONS_SUBJECT: &str = "nta.alerts.resolved";
 /// Messages a consumer cannot decode are copied here (with the original subject and a reason
 /// in headers) before being terminated, so a poison message never stalls a consumer.
 pub const DEADLETTER_SUBJECT: &str = "nta.deadletter";

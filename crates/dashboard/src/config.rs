@@ -23,13 +23,18 @@ settings::settings! {
     runtime {
         /// PostgreSQL (the top-level `database_url` setting).
         pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
-        /// NATS server (the top-level `nats_url` setting).
-        pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
+        /// NATS server and credentials (the top-level `nats_url` and the `[nats]` settings).
+        pub nats: bus::Nats = bus::Nats::new(settings::DEFAULT_NATS_URL),
     }
 }
 
 impl DashboardConfig {
     pub fn new(listen: SocketAddr, database_url: impl Into<String>, nats_url: impl Into<String>) -> Self {
-        DashboardConfig { listen, database_url: database_url.into(), nats_url: nats_url.into(), ..Default::default() }
+        DashboardConfig {
+            listen,
+            database_url: database_url.into(),
+            nats: bus::Nats::new(nats_url),
+            ..Default::default()
+        }
     }
 }

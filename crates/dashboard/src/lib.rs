@@ -25,7 +25,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,13 +82,15 @@ impl AppState {
             }
             warn!(listen = %cfg.listen, "dashboard has no password and no token: open to anyone who can reach this loopback address");
         }
-        let mut pg = tokio_postgres::Config::from_str(&cfg.database_url).context("bad database url")?;
+        let db = store::DbConfig::parse(&cfg.database_url)?;
+        let tls = db.tls()?;
+        let mut pg = db.pg;
         // A runaway query (e.g. a 24 h search over a huge table) must not hold a connection forever.
         pg.options("-c statement_timeout=20000 -c application_name=nta-dashboard");
         pg.connect_timeout(Duration::from_secs(5));
         let mgr = deadpool_postgres::Manager::from_config(
             pg,
-            tokio_postgres::NoTls,
+            tls,
             deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
         );
         let pool = deadpool_postgres::Pool::builder(mgr)
@@ -100,9 +101,7 @@ impl AppState {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .context("building the PostgreSQL pool")?;
-        let nats = bus::streams::connect(&cfg.nats_url, "nta-dashboard")
-            .await
-            .with_context(|| format!("bad NATS url {}", cfg.nats_url))?;
+        let nats = bus::connect(&cfg.nats, "nta-dashboard").await?;
         let (alerts_tx, _) = broadcast::channel(1024);
         Ok(AppState(Arc::new(Inner {
             pool,

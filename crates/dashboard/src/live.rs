@@ -13,12 +13,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, warn};
 
-/// Subscribes to `nta.alerts` (retrying while NATS is away) and broadcasts each event's JSON.
+/// Subscribes to `nta.alerts` and `nta.alerts.resolved` (retrying while NATS is away) and
+/// broadcasts each event's JSON.
 /// Only well-formed `AlertEvent`s are relayed, re-serialised, so a stray publisher cannot push
 /// arbitrary data to browsers.
 pub async fn relay_alerts(state: AppState) {
     loop {
-        match state.nats.subscribe(bus::ALERTS_SUBJECT).await {
+        let subs = async {
+            let events = state.nats.subscribe(bus::ALERTS_SUBJECT).await?;
+            let resolutions = state.nats.subscribe(bus::ALERT_RESOLUTIONS_SUBJECT).await?;
+            Ok::<_, async_nats::SubscribeError>(futures::stream::select(events, resolutions))
+        };
+        match subs.await {
             Ok(mut sub) => {
                 while let Some(msg) = sub.next().await {
                     match serde_json::from_slice::<wire::AlertEvent>(&msg.payload) {
@@ -27,7 +33,7 @@ pub async fn relay_alerts(state: AppState) {
                             let text: Arc<str> = serde_json::to_string(&ev).unwrap_or_default().into();
                             let _ = state.alerts_tx.send(text);
                         }
-                        Err(e) => warn!(error = %e, "ignoring malformed message on {}", bus::ALERTS_SUBJECT),
+                        Err(e) => warn!(error = %e, subject = %msg.subject, "ignoring a malformed alert event"),
                     }
                 }
                 debug!("alert subscription ended; resubscribing");

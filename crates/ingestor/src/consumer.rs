@@ -6,7 +6,6 @@ use futures::StreamExt;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,9 +29,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let nats = bus::connect(&cfg.nats_url, "nta-ingestor")
-        .await
-        .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+    let nats = bus::connect(&cfg.nats, "nta-ingestor").await?;
     let js = jetstream::new(nats.clone());
     let stream = bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
     bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
@@ -50,7 +47,7 @@ pub(crate) async fn run(
         spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
-    let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
+    let db_cfg = store::DbConfig::parse(&cfg.database_url)?;
     let mut workers = Vec::with_capacity(cfg.writers.max(1));
     let mut first = Some(client);
     let sinks =
@@ -119,7 +116,7 @@ struct Worker {
     js: jetstream::Context,
     consumer: PullConsumer,
     db: Option<Client>,
-    db_cfg: tokio_postgres::Config,
+    db_cfg: store::DbConfig,
     parts: PartitionCache,
     failpoint: Failpoint,
     backoff: Backoff,
@@ -173,10 +170,7 @@ impl Worker {
     async fn process(&mut self, msgs: Vec<jetstream::Message>) {
         let mut decoded = Vec::with_capacity(msgs.len());
         for msg in msgs {
-            let checked = PacketBatch::decode(&msg.payload)
-                .map_err(|e| e.to_string())
-                .and_then(|b| b.validate().map_err(|e| e.to_string()).map(|()| b));
-            match checked {
+            match bus::decode_packet_batch(&msg.subject, &msg.payload) {
                 Ok(batch) => decoded.push((msg, batch)),
                 Err(reason) => self.poison(&msg, &reason).await,
             }
@@ -337,7 +331,7 @@ fn is_data_error(e: &anyhow::Error) -> bool {
 /// Retention and partition pre-creation, on their own connection so a DROP waiting for its
 /// lock never delays the write path's connection.
 fn spawn_maintenance(cfg: &IngestorConfig, stream_max_age: Duration) -> Result<JoinHandle<()>> {
-    let db_cfg = tokio_postgres::Config::from_str(&cfg.database_url)?;
+    let db_cfg = store::DbConfig::parse(&cfg.database_url)?;
     let retention_days = cfg.retention();
     // A batch id can come back only while its message is still in the stream (a redelivery or
     // a new consumer replaying the stream), so the ledger remembers ids a day longer than the

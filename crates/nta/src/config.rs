@@ -34,26 +34,33 @@ settings::settings! {
         pub predictor: predictor::PredictorServiceConfig,
         pub dashboard: dashboard::DashboardConfig,
         pub stream: bus::StreamLimits,
+        pub nats: bus::NatsAuth,
     }
 }
 
 impl NtaConfig {
+    /// The NATS server and credentials every role uses.
+    pub fn nats(&self) -> bus::Nats {
+        bus::Nats { url: self.nats_url.clone(), auth: self.nats.clone() }
+    }
+
     /// Hands the top-level settings to the roles that use them (runtime fields of their
     /// configs, not settings of their own).
     pub fn share(&mut self) {
-        let (nats, db, stream) = (&self.nats_url, &self.database_url, &self.stream);
-        self.agent.nats_url.clone_from(nats);
+        let nats = &self.nats();
+        let (db, stream) = (&self.database_url, &self.stream);
+        self.agent.nats.clone_from(nats);
         self.agent.stream_limits.clone_from(stream);
-        self.ingestor.nats_url.clone_from(nats);
+        self.ingestor.nats.clone_from(nats);
         self.ingestor.database_url.clone_from(db);
         self.ingestor.stream_limits.clone_from(stream);
-        self.windower.nats_url.clone_from(nats);
+        self.windower.nats.clone_from(nats);
         self.windower.database_url.clone_from(db);
         self.windower.stream_limits.clone_from(stream);
-        self.predictor.nats_url.clone_from(nats);
+        self.predictor.nats.clone_from(nats);
         self.predictor.database_url.clone_from(db);
         self.predictor.stream_limits.clone_from(stream);
-        self.dashboard.nats_url.clone_from(nats);
+        self.dashboard.nats.clone_from(nats);
         self.dashboard.database_url.clone_from(db);
     }
 }
@@ -138,8 +145,8 @@ pub fn print(cfg: &NtaConfig, markdown: bool) {
 /// passwords inside the server URLs.
 fn shown(cfg: &NtaConfig) -> String {
     let mut c = cfg.clone();
-    c.nats_url = store::redact(&c.nats_url);
-    c.database_url = store::redact(&c.database_url);
+    c.nats_url = settings::redact_url(&c.nats_url);
+    c.database_url = settings::redact_url(&c.database_url);
     settings::show(&c)
 }
 

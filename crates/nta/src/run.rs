@@ -72,6 +72,11 @@ pub fn resolve(args: RunArgs, mut cfg: NtaConfig) -> Result<Resolved> {
     Ok(Resolved { targets, cfg })
 }
 
+/// How long the roles get to stop after the first SIGINT/SIGTERM (beyond the agent's own
+/// `drain_grace`) before the process exits anyway: a role stuck on a server that went away must
+/// not turn a stop request into a SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Resolves on SIGINT or SIGTERM.
 async fn signal() {
     let term = async {
@@ -99,6 +104,23 @@ pub async fn run(r: Resolved) -> Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     let replaying = r.targets.contains(&Target::Agent) && cfg.agent.read.is_some();
+    // Signals are watched from the start, whatever the roles are doing: the first asks every
+    // role to stop (the agent flushes its queue for `drain_grace`, consumers finish the batch in
+    // hand); a second one, or roles still busy after the timeout, ends the process.
+    {
+        let (stop_tx, deadline) = (stop_tx.clone(), cfg.agent.drain_grace() + STOP_TIMEOUT);
+        tokio::spawn(async move {
+            signal().await;
+            tracing::info!("stopping");
+            let _ = stop_tx.send(true);
+            tokio::select! {
+                _ = signal() => tracing::warn!("second signal: exiting without waiting for the roles"),
+                _ = tokio::time::sleep(deadline) => tracing::error!(?deadline, "roles did not stop in time; exiting"),
+            }
+            std::process::exit(130);
+        });
+    }
+    let stop_requested = |rx: &watch::Receiver<bool>| *rx.borrow();
 
     let mut agent_task = None;
     for role in ROLES.iter().filter(|role| r.targets.contains(&role.target)) {
@@ -112,7 +134,6 @@ pub async fn run(r: Resolved) -> Result<()> {
         }
     }
 
-    let sig = tokio::spawn(signal());
     if let Some(agent_task) = agent_task {
         let summary = tokio::select! {
             res = agent_task => res.context("agent task")?.context("agent")?.context("agent summary")?,
@@ -129,14 +150,14 @@ pub async fn run(r: Resolved) -> Result<()> {
             summary.dropped_records,
             c.file_error.as_ref().map(|e| format!("; file error: {e}")).unwrap_or_default()
         );
-        if replaying && r.targets.contains(&Target::Ingestor) {
+        if replaying && r.targets.contains(&Target::Ingestor) && !stop_requested(&stop_rx) {
             // A laptop replay (`--target all --read F`): wait until the packets are stored and
             // the windows closed so far are predicted, then say what landed.
             let drained = async {
-                bus::consume::wait_drained(&cfg.nats_url, bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
+                bus::consume::wait_drained(&cfg.nats(), bus::PACKETS_STREAM, &cfg.ingestor.durable).await?;
                 // The dashboard's per-minute counts come from the ingestor's rollup consumer.
                 bus::consume::wait_drained(
-                    &cfg.nats_url,
+                    &cfg.nats(),
                     bus::PACKETS_STREAM,
                     &ingestor::rollup_durable(&cfg.ingestor.durable),
                 )
@@ -144,13 +165,18 @@ pub async fn run(r: Resolved) -> Result<()> {
                 if r.targets.contains(&Target::Predictor) {
                     // Give the windower a flush interval to publish what the replay closed.
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    bus::consume::wait_drained(&cfg.nats_url, bus::WINDOWS_STREAM, &cfg.predictor.durable).await?;
+                    bus::consume::wait_drained(&cfg.nats(), bus::WINDOWS_STREAM, &cfg.predictor.durable).await?;
                 }
                 anyhow::Ok(())
             };
+            let mut stop = stopped(stop_rx.clone());
             tokio::select! {
                 res = drained => res?,
                 _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
+                _ = &mut stop => {}
+            }
+            if stop_requested(&stop_rx) {
+                return stop_all(&mut tasks).await;
             }
             print!("{}", crate::report::landed(&cfg.database_url, &summary).await?);
             if r.targets.contains(&Target::Predictor) {
@@ -166,10 +192,7 @@ pub async fn run(r: Resolved) -> Result<()> {
                 println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", cfg.dashboard.listen);
             } else {
                 let _ = stop_tx.send(true);
-                while let Some(res) = tasks.join_next().await {
-                    res??;
-                }
-                return Ok(());
+                return stop_all(&mut tasks).await;
             }
         }
         if replaying && tasks.is_empty() {
@@ -177,10 +200,15 @@ pub async fn run(r: Resolved) -> Result<()> {
         }
     }
     tokio::select! {
-        _ = sig => tracing::info!("stopping"),
+        _ = stopped(stop_rx.clone()) => {}
         _ = wait_task_failure(&mut tasks) => bail!("a role stopped unexpectedly"),
     }
     let _ = stop_tx.send(true);
+    stop_all(&mut tasks).await
+}
+
+/// Waits for every role asked to stop.
+async fn stop_all(tasks: &mut tokio::task::JoinSet<Result<&'static str>>) -> Result<()> {
     while let Some(res) = tasks.join_next().await {
         res??;
     }

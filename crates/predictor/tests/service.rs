@@ -167,7 +167,7 @@ async fn env() -> Env {
 impl Env {
     fn cfg(&self) -> PredictorServiceConfig {
         PredictorServiceConfig {
-            nats_url: self.nats.url.clone(),
+            nats: bus::Nats::new(self.nats.url.clone()),
             database_url: self.db.url.clone(),
             model: Some(self.model_path.clone()),
             close_interval_ms: 200,

@@ -1,27 +1,30 @@
-//! Connecting to PostgreSQL: the database is created on first use, passwords never reach logs.
+//! Connecting to PostgreSQL: TLS as the URL's `sslmode` asks ([`crate::tls`]), the database
+//! created on first use, passwords never in logs.
 
 use anyhow::{Context, Result};
-use std::str::FromStr;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
 use tracing::{info, warn};
+
+pub use crate::tls::{DbConfig, SslMode};
 
 /// Connects to `url`, creating its database first if it does not exist (through the
 /// `postgres` maintenance database of the same server).
 pub async fn connect_creating(url: &str) -> Result<Client> {
-    let cfg = Config::from_str(url).with_context(|| format!("bad database url {url:?}"))?;
+    let cfg = DbConfig::parse(url)?;
     match connect_cfg(&cfg).await {
         Ok(c) => return Ok(c),
-        Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("connecting to {}", redact(url)))),
+        Err(e) if sql_state(&e) == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+        Err(e) => return Err(e.context(format!("connecting to {}", settings::redact_url(url)))),
     }
     let db = cfg
+        .pg
         .get_dbname()
         .map(str::to_string)
-        .or_else(|| cfg.get_user().map(str::to_string))
+        .or_else(|| cfg.pg.get_user().map(str::to_string))
         .context("database url names no database")?;
     let mut admin_cfg = cfg.clone();
-    admin_cfg.dbname("postgres");
+    admin_cfg.pg.dbname("postgres");
     let admin = connect_cfg(&admin_cfg).await.context("connecting to the postgres database")?;
     let sql = format!("CREATE DATABASE {}", quote_ident(&db));
     match admin.batch_execute(&sql).await {
@@ -31,11 +34,17 @@ pub async fn connect_creating(url: &str) -> Result<Client> {
         Err(e) => return Err(anyhow::Error::new(e).context(format!("creating database {db}"))),
     }
     drop(admin);
-    connect_cfg(&cfg).await.with_context(|| format!("connecting to {}", redact(url)))
+    connect_cfg(&cfg).await.with_context(|| format!("connecting to {}", settings::redact_url(url)))
 }
 
-pub async fn connect_cfg(cfg: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, conn) = cfg.connect(NoTls).await?;
+fn sql_state(e: &anyhow::Error) -> Option<&SqlState> {
+    e.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code())
+}
+
+/// Connects with `cfg`'s TLS settings. A TLS configuration that cannot be built (unreadable
+/// certificate files) is an error here, before anything goes over the network.
+pub async fn connect_cfg(cfg: &DbConfig) -> Result<Client> {
+    let (client, conn) = cfg.pg.connect(cfg.tls()?).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             warn!(error = %e, "PostgreSQL connection closed");
@@ -46,20 +55,6 @@ pub async fn connect_cfg(cfg: &Config) -> Result<Client, tokio_postgres::Error> 
 
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Hides a password in a URL meant for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// A connection that is made again when it was lost (PostgreSQL restarted, network cut).
@@ -100,8 +95,6 @@ mod tests {
 
     #[test]
     fn redaction_and_quoting() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -1,4 +1,4 @@
-//! The one owner of PostgreSQL: connecting ([`conn`]), the schema ([`migrate`] and the SQL files
+//! The one owner of PostgreSQL: connecting ([`conn`], TLS in [`tls`]), the schema ([`migrate`] and the SQL files
 //! in `crates/store/migrations/`), and one module per table family whose functions the roles
 //! and the dashboard call: [`packets`] (`raw_packets` and its ledger), [`rollup`]
 //! (`traffic_rollup`), [`windows`] (`window_features`, the windower's checkpoint),
@@ -15,9 +15,10 @@ pub mod migrate;
 pub mod packets;
 pub mod predictions;
 pub mod rollup;
+pub mod tls;
 pub mod windows;
 
-pub use conn::{connect_cfg, connect_creating, redact, Reconnecting};
+pub use conn::{connect_cfg, connect_creating, DbConfig, Reconnecting, SslMode};
 pub use migrate::{migrate, MIGRATION_COUNT};
 
 /// Connects (creating the database if missing) and brings the schema up to date: what every

@@ -6,6 +6,8 @@
 //! connection comes from `NTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
 pub mod browser;
+pub mod pg;
+pub mod pki;
 
 use anyhow::{bail, Context, Result};
 use std::net::TcpListener;
@@ -63,7 +65,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -89,15 +91,27 @@ impl NatsServer {
 
     /// Starts on a given port (e.g. to bring NATS up late for a client already retrying it).
     pub fn start_on(port: u16) -> Result<NatsServer> {
-        Self::spawn(port, None)
+        Self::spawn(port, None, &[])
     }
 
     /// Starts with JetStream's file store capped at `bytes`, like a server on a small disk.
     pub fn start_with_store_limit(bytes: u64) -> Result<NatsServer> {
-        Self::spawn(free_port(), Some(bytes))
+        Self::spawn(free_port(), Some(format!("jetstream {{ max_file_store: {bytes} }}\n")), &[])
     }
 
-    fn spawn(port: u16, max_file_store: Option<u64>) -> Result<NatsServer> {
+    /// Starts with the configuration file `conf` (e.g. TLS and per-user permissions), its
+    /// `$VARIABLES` taken from `env` (nats-server reads undefined variables from the
+    /// environment). The port and the JetStream store are set on the command line, which
+    /// overrides the file. `url` is then `tls://` when the file configures TLS.
+    pub fn start_with_config(conf: &str, env: &[(&str, String)]) -> Result<NatsServer> {
+        let mut s = Self::spawn(free_port(), Some(conf.to_string()), env)?;
+        if conf.contains("tls {") || conf.contains("tls:") {
+            s.url = format!("tls://localhost:{}", s.port);
+        }
+        Ok(s)
+    }
+
+    fn spawn(port: u16, conf: Option<String>, env: &[(&str, String)]) -> Result<NatsServer> {
         let bin = ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
@@ -105,13 +119,16 @@ impl NatsServer {
         let store = tempfile::tempdir()?;
         let mut cmd = Command::new(bin);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
-        if let Some(bytes) = max_file_store {
-            // The store cap has no command-line flag; a config file carries it.
-            let conf = store.path().join("limits.conf");
-            std::fs::write(&conf, format!("jetstream {{ max_file_store: {bytes} }}\n"))?;
+        if let Some(text) = conf {
+            // Settings without a command-line flag (store cap, TLS, users) come from a file.
+            let conf = store.path().join("server.conf");
+            std::fs::write(&conf, text)?;
             cmd.arg("-c").arg(&conf);
         }
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawning nats-server")?;
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let log = std::env::var_os("NTA_TEST_NATS_LOG").map(std::fs::File::create).transpose()?;
+        let stderr = log.map_or(Stdio::null(), Stdio::from);
+        let child = cmd.stdout(Stdio::null()).stderr(stderr).spawn().context("spawning nats-server")?;
         let server = NatsServer { url: format!("nats://127.0.0.1:{port}"), port, child, _store: store };
         wait_for_port(port, Duration::from_secs(10))?;
         Ok(server)
@@ -185,6 +202,20 @@ impl Drop for TestDb {
             })
         })
         .join();
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit.
+pub fn wait_exit_quietly(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

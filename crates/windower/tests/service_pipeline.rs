@@ -182,7 +182,7 @@ fn offline(batches: &[PacketBatch], cfg: &WindowerConfig) -> HashMap<String, Win
 
 fn config(nats: &NatsServer, db: &TestDb) -> WindowerServiceConfig {
     WindowerServiceConfig {
-        nats_url: nats.url.clone(),
+        nats: bus::Nats::new(nats.url.clone()),
         database_url: db.url.clone(),
         pending_refresh_ms: 500,
         ..Default::default()
@@ -458,6 +458,10 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     let mut bad_ts = PacketBatch::new("agent-0", "boot9", 1);
     bad_ts.records.push(PacketRecord::new(f64::NAN, 60));
     publish_raw(&js, "nta.packets.agent-0", "poison-3", bad_ts.encode().unwrap()).await;
+    // Valid, but published on another agent's subject than its id's: forged.
+    let mut forged = PacketBatch::new("agent-0", "boot9", 2);
+    forged.records.push(data[0].records[0].clone());
+    publish_raw(&js, "nta.packets.agent-1", "poison-4", forged.encode().unwrap()).await;
     publish_all(&js, &data[third..]).await;
 
     let running = spawn(cfg);
@@ -468,15 +472,15 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     check_against(&expected, &client, &js).await;
 
     let mut dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
-    assert_eq!(dl.info().await.unwrap().state.messages, 3);
+    assert_eq!(dl.info().await.unwrap().state.messages, 4);
     let mut subjects = Vec::new();
-    for seq in 1..=3 {
+    for seq in 1..=4 {
         let m = dl.get_raw_message(seq).await.unwrap();
         let reason = m.headers.get(bus::DEADLETTER_REASON_HEADER).expect("reason header").to_string();
         assert!(!reason.is_empty());
         subjects.push(m.headers.get(bus::DEADLETTER_SUBJECT_HEADER).unwrap().to_string());
     }
-    assert_eq!(subjects, ["nta.packets.agent-0", "nta.packets.agent-1", "nta.packets.agent-0"]);
+    assert_eq!(subjects, ["nta.packets.agent-0", "nta.packets.agent-1", "nta.packets.agent-0", "nta.packets.agent-1"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,7 +497,7 @@ async fn child_windower() {
     }
     init_tracing();
     let cfg = WindowerServiceConfig {
-        nats_url: std::env::var("NTA_NATS_URL").unwrap(),
+        nats: bus::Nats::new(std::env::var("NTA_NATS_URL").unwrap()),
         database_url: std::env::var("NTA_DATABASE_URL").unwrap(),
         // Small steps: many flushes per replay, so a failpoint at the N-th lands mid-way.
         max_messages_per_step: 16,

@@ -174,7 +174,7 @@ pub async fn resolve_alert(State(state): State<AppState>, Path(id): Path<String>
     };
     match serde_json::to_vec(&ev) {
         Ok(payload) => {
-            if let Err(e) = state.nats.publish(bus::ALERTS_SUBJECT, payload.into()).await {
+            if let Err(e) = state.nats.publish(bus::ALERT_RESOLUTIONS_SUBJECT, payload.into()).await {
                 tracing::warn!(error = %e, "publishing the resolve event");
             }
         }

@@ -14,7 +14,7 @@ use wire::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
 
 pub fn config(nats: &NatsServer, db: &TestDb) -> ingestor::IngestorConfig {
     ingestor::IngestorConfig {
-        nats_url: nats.url.clone(),
+        nats: bus::Nats::new(nats.url.clone()),
         database_url: db.url.clone(),
         fetch_wait_ms: 200,
         pending_refresh_ms: 500,

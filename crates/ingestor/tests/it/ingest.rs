@@ -90,6 +90,9 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     let mut bad_ts = small_batch("x", 1, 2);
     bad_ts.records[1].timestamp = f64::NAN;
     publish(&js, &bad_ts).await;
+    // A well-formed batch claiming another agent's id than its subject's: forged.
+    let forged = small_batch("victim", 7, 5);
+    publish_raw(&js, "nta.packets.x", &forged.batch_id(), forged.encode().unwrap()).await;
     let good = small_batch("x", 2, 10);
     publish(&js, &good).await;
     let ing = spawn(config(&nats, &db));
@@ -100,7 +103,7 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     let dl = js.get_stream(bus::DEADLETTER_STREAM).await.unwrap();
     let mut msgs = Vec::new();
     let start = std::time::Instant::now();
-    for seq in 1..=2 {
+    for seq in 1..=3 {
         loop {
             if let Ok(m) = dl.get_raw_message(seq).await {
                 msgs.push(m);
@@ -116,6 +119,8 @@ async fn poison_message_is_dead_lettered_and_pipeline_continues() {
     assert_eq!(first.headers.get(bus::DEADLETTER_SUBJECT_HEADER).unwrap().as_str(), "nta.packets.x");
     assert!(!first.headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().is_empty());
     assert!(msgs[1].headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str().contains("timestamp"));
+    let forged_reason = msgs[2].headers.get(bus::DEADLETTER_REASON_HEADER).unwrap().as_str();
+    assert!(forged_reason.contains("victim") && forged_reason.contains("nta.packets.x"), "{forged_reason}");
     wait_ingested(&js, T).await;
     ing.stop().await;
     assert_eq!(count(&client, "SELECT count(*) FROM ingested_batches").await, 1);

@@ -42,8 +42,8 @@ settings::settings! {
         pub instance: String = default_instance(),
     }
     runtime {
-        /// NATS server (the top-level `nats_url` setting).
-        pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
+        /// NATS server and credentials (the top-level `nats_url` and the `[nats]` settings).
+        pub nats: bus::Nats = bus::Nats::new(settings::DEFAULT_NATS_URL),
         /// PostgreSQL (the top-level `database_url`); created with its schema if missing.
         pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
         /// Limits applied if this process creates `NTA_WINDOWS` (the `[stream]` settings).

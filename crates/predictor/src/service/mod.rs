@@ -113,9 +113,7 @@ struct Item {
 impl Service {
     async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
         let client = store::open(&cfg.database_url).await?;
-        let nats = bus::connect(&cfg.nats_url, "nta-predictor")
-            .await
-            .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+        let nats = bus::connect(&cfg.nats, "nta-predictor").await?;
         let js = jetstream::new(nats.clone());
         let stream =
             bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use store::windows::{self as db, Checkpoint};
 use store::Reconnecting;
 use tracing::{debug, error, info, warn};
-use wire::{PacketBatch, WindowRecord};
+use wire::WindowRecord;
 
 use crate::{PushOutcome, Windower};
 use metrics as m;
@@ -126,9 +126,7 @@ impl Service {
         }
         let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
 
-        let nats = bus::connect(&cfg.nats_url, "nta-windower")
-            .await
-            .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+        let nats = bus::connect(&cfg.nats, "nta-windower").await?;
         let js = jetstream::new(nats.clone());
         let mut stream =
             bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
@@ -243,7 +241,7 @@ impl Service {
                 None => return,
                 Some(msg) => msg,
             };
-            match decode(&msg.payload) {
+            match bus::decode_packet_batch(&msg.subject, &msg.payload) {
                 Ok(_) => {
                     let _ = msg.ack().await;
                 }
@@ -251,7 +249,7 @@ impl Service {
             }
             return;
         }
-        let batch = match decode(&msg.payload) {
+        let batch = match bus::decode_packet_batch(&msg.subject, &msg.payload) {
             Ok(b) => b,
             Err(reason) => {
                 self.tracker.advance(seq);
@@ -413,14 +411,6 @@ impl Service {
         let (client, _) = self.db.get().await?;
         Ok(client)
     }
-}
-
-/// Decodes a batch, rejecting what can never be windowed (like the ingestor, so both consumers
-/// dead-letter the same messages).
-fn decode(payload: &[u8]) -> Result<PacketBatch, String> {
-    let batch = PacketBatch::decode(payload).map_err(|e| e.to_string())?;
-    batch.validate().map_err(|e| e.to_string())?;
-    Ok(batch)
 }
 
 /// Publishes every window with `Nats-Msg-Id` = its id and waits for all PubAcks.

@@ -1,0 +1,181 @@
+//! Connecting to NATS: the server URL plus the `[nats]` credentials and TLS settings, the same
+//! for every role, so a server that requires authentication or TLS serves the whole pipeline.
+
+use anyhow::{bail, Context, Result};
+use async_nats::{ConnectOptions, Event};
+use std::path::PathBuf;
+
+settings::settings! {
+    /// Credentials and TLS of the connection to NATS (`[nats]`), used by every role. At most
+    /// one way to authenticate: user/password, token, NKey seed or credentials file.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct NatsAuth {
+        /// User name (with `password`); `nats://user:password@host` in `nats_url` works too.
+        pub user: Option<String> = None,
+        /// Password of `user`. A secret: environment or file only.
+        #[setting(secret = true)]
+        pub password: Option<String> = None,
+        /// Authentication token; `nats://token@host` in `nats_url` works too. A secret:
+        /// environment or file only.
+        #[setting(secret = true)]
+        pub token: Option<String> = None,
+        /// File holding an NKey user seed (`SU...`, as `nk -gen user` or `nsc` write it).
+        pub nkey: Option<PathBuf> = None,
+        /// Credentials file (`.creds`: user JWT and NKey seed) of a server in operator mode.
+        pub creds: Option<PathBuf> = None,
+        /// CA certificate (PEM) that signed the server's certificate; setting it requires TLS.
+        pub ca: Option<PathBuf> = None,
+        /// Client certificate (PEM) for servers that verify clients (`verify: true`), with `key`.
+        pub cert: Option<PathBuf> = None,
+        /// Private key (PEM) of `cert`.
+        pub key: Option<PathBuf> = None,
+        /// Require TLS even without `ca` (the certificate is then checked against the system's
+        /// roots); a `tls://` URL requires it too.
+        pub tls: bool = false,
+    }
+}
+
+/// Where a role finds NATS and how it proves who it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Nats {
+    /// `nats://host:port` (several comma-separated), `tls://...` for TLS.
+    pub url: String,
+    pub auth: NatsAuth,
+}
+
+impl Nats {
+    /// The server at `url`, with no credentials beyond what the URL carries.
+    pub fn new(url: impl Into<String>) -> Nats {
+        Nats { url: url.into(), auth: NatsAuth::default() }
+    }
+
+    /// The URL with any password or token hidden, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        settings::redact_url(&self.url)
+    }
+
+    /// The client options these settings ask for (everything but the server address).
+    pub async fn options(&self) -> Result<ConnectOptions> {
+        let a = &self.auth;
+        let (url_user, url_pass) = url_userinfo(&self.url);
+        let user = a.user.clone().filter(|u| !u.is_empty()).or(url_user.clone().filter(|_| url_pass.is_some()));
+        let password = a.password.clone().filter(|p| !p.is_empty()).or(url_pass);
+        // `nats://token@host`: userinfo without a password is a token, as nats-server reads it.
+        let token = a.token.clone().filter(|t| !t.is_empty()).or(url_user.filter(|_| user.is_none()));
+        let methods = [user.is_some(), token.is_some(), a.nkey.is_some(), a.creds.is_some()];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            bail!("NATS: set only one of user/password, token, nkey and creds");
+        }
+        if a.password.is_some() && user.is_none() {
+            bail!("NATS: nats.password is set without nats.user");
+        }
+        let mut o = ConnectOptions::new();
+        if let Some(user) = user {
+            o = o.user_and_password(user, password.unwrap_or_default());
+        }
+        if let Some(token) = token {
+            o = o.token(token);
+        }
+        if let Some(path) = &a.nkey {
+            let seed =
+                std::fs::read_to_string(path).with_context(|| format!("reading NKey seed {}", path.display()))?;
+            // A seed file may hold comments or a public key too (nsc output): take the seed line.
+            let seed = seed
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with('S'))
+                .with_context(|| format!("{}: no NKey seed (a line starting with S)", path.display()))?;
+            nkeys::KeyPair::from_seed(seed).with_context(|| format!("{}: not a valid NKey seed", path.display()))?;
+            o = o.nkey(seed.to_string());
+        }
+        if let Some(path) = &a.creds {
+            o = o
+                .credentials_file(path)
+                .await
+                .with_context(|| format!("reading NATS credentials {}", path.display()))?;
+        }
+        for (what, p) in [("nats.ca", &a.ca), ("nats.cert", &a.cert), ("nats.key", &a.key)] {
+            if let Some(p) = p {
+                std::fs::metadata(p).with_context(|| format!("{what}: cannot read {}", p.display()))?;
+            }
+        }
+        if let Some(ca) = &a.ca {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&a.cert, &a.key) {
+            (Some(cert), Some(key)) => o = o.add_client_certificate(cert.clone(), key.clone()).require_tls(true),
+            (None, None) => {}
+            _ => bail!("NATS: nats.cert and nats.key go together"),
+        }
+        if a.tls {
+            o = o.require_tls(true);
+        }
+        Ok(o)
+    }
+}
+
+/// Connects to NATS under a client `name`, waiting for the server rather than failing when a
+/// role starts before it (the client keeps reconnecting afterwards too). Refusals by the server
+/// (bad credentials, a subject outside the role's permissions) are logged as errors: with
+/// retries on, they would otherwise only show as a role that never makes progress.
+pub async fn connect(nats: &Nats, name: &str) -> Result<async_nats::Client> {
+    let client_name = name.to_string();
+    let options = nats.options().await?.name(name).retry_on_initial_connect().event_callback(move |event| {
+        let name = client_name.clone();
+        async move {
+            match event {
+                Event::ServerError(e) => {
+                    metrics::counter!("nta_nats_server_errors_total", "client" => name.clone()).increment(1);
+                    tracing::error!(client = name, error = %e, "NATS server refused a request");
+                }
+                Event::ClientError(e) => tracing::warn!(client = name, error = %e, "NATS client error"),
+                Event::Disconnected => tracing::warn!(client = name, "disconnected from NATS"),
+                Event::Connected => tracing::info!(client = name, "connected to NATS"),
+                other => tracing::debug!(client = name, event = %other, "NATS event"),
+            }
+        }
+    });
+    options.connect(nats.url.as_str()).await.with_context(|| format!("connecting to NATS at {}", nats.redacted_url()))
+}
+
+/// The user and password in the first server of `url`, percent-decoded.
+fn url_userinfo(url: &str) -> (Option<String>, Option<String>) {
+    let first = url.split(',').next().unwrap_or_default().trim();
+    let rest = first.split_once("://").map_or(first, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else { return (None, None) };
+    let (user, pass) = match userinfo.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (userinfo, None),
+    };
+    let user = Some(settings::percent_decode(user)).filter(|u| !u.is_empty());
+    (user, pass.map(settings::percent_decode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_in_urls() {
+        assert_eq!(url_userinfo("nats://127.0.0.1:4222"), (None, None));
+        assert_eq!(url_userinfo("nats://u:p%40ss@h:4222"), (Some("u".into()), Some("p@ss".into())));
+        assert_eq!(url_userinfo("tls://tok@h:4222,nats://x:y@h2"), (Some("tok".into()), None));
+        assert_eq!(url_userinfo("u:p@h"), (Some("u".into()), Some("p".into())));
+    }
+
+    #[tokio::test]
+    async fn conflicting_or_missing_credentials_are_errors() {
+        let mut n = Nats::new("nats://u:p@h");
+        n.auth.token = Some("t".into());
+        assert!(n.options().await.unwrap_err().to_string().contains("only one"));
+        let mut n = Nats::new("nats://h");
+        n.auth.password = Some("p".into());
+        assert!(n.options().await.is_err());
+        n.auth = NatsAuth { nkey: Some("/nonexistent/seed".into()), ..Default::default() };
+        assert!(n.options().await.unwrap_err().to_string().contains("NKey seed"));
+        n.auth = NatsAuth { cert: Some("/etc/hostname".into()), ..Default::default() };
+        assert!(n.options().await.unwrap_err().to_string().contains("go together"));
+        assert!(Nats::new("nats://u:p@h").options().await.is_ok());
+    }
+}
