@@ -2,6 +2,7 @@
 //! TLS, idle sessions, generic errors, CSV injection and the streamed export.
 
 use crate::common::*;
+use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, COOKIE, HOST, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -129,6 +130,11 @@ async fn login_is_throttled_and_locks_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off() {
     let f = Fixture::start_cfg(None, Some(TOKEN), false, |c| c.header_timeout_ms = 500).await;
+    // A live-alert stream is a response in progress, not a slow request: it stays open.
+    let stream = open_stream(&f.base).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut body = stream.bytes_stream();
+    assert!(body.next().await.unwrap().unwrap().starts_with(b"event: hello"));
     let mut s = tokio::net::TcpStream::connect(f.addr()).await.unwrap();
     s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.unwrap();
     let t0 = Instant::now();
@@ -145,6 +151,10 @@ async fn slow_headers_are_cut_off() {
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf));
+    // Well past the header timeout, the stream is still open (nothing to read, not ended).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let next = tokio::time::timeout(Duration::from_millis(500), body.next()).await;
+    assert!(next.is_err(), "the SSE stream ended: {next:?}");
     f.stop().await;
 }
 
