@@ -103,14 +103,15 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let _open = open;
+            // Both released when the connection ends, however it ends.
+            let (_slot, open) = (slot, open);
+            let state = &open.0;
             match tls {
-                None => serve_connection(stream, peer, app, &_open.0, header_timeout, watcher).await,
+                None => serve_connection(stream, peer, app, state, header_timeout, watcher).await,
                 Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve_connection(s, peer, app, &_open.0, header_timeout, watcher).await,
+                    Ok(Ok(s)) => serve_connection(s, peer, app, state, header_timeout, watcher).await,
                     Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => timed_out(&_open.0, peer),
+                    Err(_) => timed_out(state, peer),
                 },
             }
         });
