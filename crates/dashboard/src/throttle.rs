@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedMutexGuard, Semaphore};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 const BASE_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(4);
@@ -112,7 +112,9 @@ impl Throttle {
 
     fn refused(&self, ip: IpAddr, l: Locked) -> Locked {
         metrics::counter!("nta_dashboard_login_refused_total").increment(1);
-        info!(client = %ip, retry_after_s = l.0.as_secs(), "login refused: client locked out");
+        // Debug only: a locked-out client could otherwise flood the log (the lockout itself is a
+        // warning, and the metric counts these).
+        debug!(client = %ip, retry_after_s = l.0.as_secs(), "login refused: client locked out");
         l
     }
 
