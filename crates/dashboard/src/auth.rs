@@ -1,18 +1,24 @@
 //! Authentication.
 //!
 //! * Browsers: `POST /login` with the configured password (`NTA_DASHBOARD_PASSWORD`) gets a
-//!   random 256-bit session id in an `HttpOnly; SameSite=Strict` cookie (12 h, kept in memory:
-//!   a restart signs everyone out). Each session has a CSRF token (`GET /api/session`) that
-//!   cookie-authenticated POSTs must send as `X-CSRF-Token`; POSTs whose `Origin` names another
-//!   host are refused as well.
+//!   random 256-bit session id in an `HttpOnly; SameSite=Strict` cookie (`Secure` with TLS or
+//!   `secure_cookies`; 12 h at most, ended sooner after `session_idle_s` unused; kept in
+//!   memory: a restart signs everyone out). Each session has a CSRF token (`GET /api/session`)
+//!   that cookie-authenticated POSTs must send as `X-CSRF-Token`; POSTs whose `Origin` names
+//!   another host are refused as well. Failed logins are throttled per client, see
+//!   [`crate::throttle`].
 //! * API clients: `Authorization: Bearer <NTA_DASHBOARD_TOKEN>`; no CSRF token needed, since a
 //!   browser never attaches it on its own.
 //! * Secrets are compared in constant time (`subtle`).
-//! * Neither configured: open (only allowed on a loopback address, see `AppState::new`).
+//! * Neither configured: open (only allowed on a loopback address, see `AppState::new`). Then
+//!   the `Host` must be a loopback name or address (a DNS-rebinding page names its own host),
+//!   and state-changing requests must come from the same origin (any web page the analyst
+//!   visits could otherwise POST to the open dashboard): see [`open_mode_refusal`].
 
 use crate::sql::ApiError;
+use crate::throttle::{Locked, Throttle};
 use crate::AppState;
-use axum::extract::{Form, Request, State};
+use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,7 +26,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -32,12 +38,18 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 struct Session {
     csrf: String,
     expires: Instant,
+    last_used: Instant,
 }
 
 pub struct Auth {
     password: Option<String>,
     token: Option<String>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// A session unused this long is over.
+    idle: Duration,
+    /// Session cookies get `Secure` (built-in TLS, or TLS terminated by a proxy).
+    secure_cookies: bool,
+    pub throttle: Throttle,
 }
 
 /// A bearer token was sent and is not the configured one.
@@ -65,9 +77,21 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Auth {
+    /// Default policy (tests); the server uses [`Auth::from_config`].
     pub fn new(password: Option<String>, token: Option<String>) -> Auth {
-        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
-        Auth { password: nonempty(password), token: nonempty(token), sessions: Mutex::new(HashMap::new()) }
+        Self::from_config(&crate::DashboardConfig { password, token, ..Default::default() })
+    }
+
+    pub fn from_config(cfg: &crate::DashboardConfig) -> Auth {
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        Auth {
+            password: nonempty(&cfg.password),
+            token: nonempty(&cfg.token),
+            sessions: Mutex::new(HashMap::new()),
+            idle: cfg.session_idle(),
+            secure_cookies: cfg.cookies_secure(),
+            throttle: Throttle::new(cfg.login_max_failures, cfg.login_lockout()),
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -90,15 +114,34 @@ impl Auth {
     fn new_session(&self) -> String {
         let id = random_hex(32);
         let now = Instant::now();
+        let idle = self.idle;
         let mut s = self.sessions.lock().unwrap();
-        s.retain(|_, v| v.expires > now);
-        s.insert(id.clone(), Session { csrf: random_hex(32), expires: now + SESSION_TTL });
+        s.retain(|_, v| v.expires > now && now.duration_since(v.last_used) < idle);
+        s.insert(id.clone(), Session { csrf: random_hex(32), expires: now + SESSION_TTL, last_used: now });
         id
     }
 
+    /// The CSRF token of a live session, which counts as used now.
     fn session(&self, id: &str) -> Option<String> {
-        let s = self.sessions.lock().unwrap();
-        s.get(id).filter(|v| v.expires > Instant::now()).map(|v| v.csrf.clone())
+        let now = Instant::now();
+        let mut s = self.sessions.lock().unwrap();
+        let v = s.get_mut(id)?;
+        if v.expires <= now || now.duration_since(v.last_used) >= self.idle {
+            s.remove(id);
+            return None;
+        }
+        v.last_used = now;
+        Some(v.csrf.clone())
+    }
+
+    /// `Set-Cookie` value carrying `value` (empty and expired when signing out).
+    fn cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let c = format!(
+            "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}; Max-Age={}",
+            max_age.as_secs()
+        );
+        HeaderValue::from_str(&c).expect("hex id and fixed attributes")
     }
 
     fn end_session(&self, id: &str) {
@@ -152,6 +195,39 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a `Host` header names this machine's loopback: `localhost`, `127.0.0.0/8` or
+/// `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, port)) if port.is_empty() || port.starts_with(':') => inside,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why an open-mode request is refused, if it is: a `Host` that is not loopback (DNS
+/// rebinding: the browser sends the attacker's name), or a state-changing request from another
+/// origin (`Sec-Fetch-Site` other than same-origin/none, or an `Origin`/`Referer` naming
+/// another host). Clients that send neither header (curl, scripts) are not browsers on a
+/// foreign page, and pass.
+pub fn open_mode_refusal(method: &Method, headers: &HeaderMap) -> Option<&'static str> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !loopback_host(host) {
+        return Some("this dashboard runs without authentication and answers only to a loopback Host (localhost, 127.0.0.1, [::1])");
+    }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site.is_some_and(|s| s != "same-origin" && s != "none") || !same_origin(headers) {
+        return Some("cross-origin request refused");
+    }
+    None
+}
+
 fn is_public(path: &str) -> bool {
     matches!(path, "/health" | "/metrics" | "/login" | "/favicon.ico") || path.starts_with("/assets/")
 }
@@ -159,6 +235,11 @@ fn is_public(path: &str) -> bool {
 /// Middleware: lets public paths through, requires a principal elsewhere, and CSRF-checks
 /// state-changing requests of cookie sessions.
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if state.auth.is_open() {
+        if let Some(why) = open_mode_refusal(req.method(), req.headers()) {
+            return ApiError::Forbidden(why.into()).into_response();
+        }
+    }
     let path = req.uri().path().to_string();
     if is_public(&path) {
         return next.run(req).await;
@@ -200,20 +281,40 @@ pub struct LoginForm {
 }
 
 /// `POST /login` (form field `password`): sets the session cookie and redirects to `/`.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+/// Throttled per client address ([`crate::throttle`]): a failure answers after a growing
+/// delay, a locked-out client gets 429 with `Retry-After`.
+pub async fn login(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if !same_origin(&headers) {
         return ApiError::Forbidden("cross-origin login refused".into()).into_response();
     }
+    // Without the peer address (a router served by other means) every client shares one.
+    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0 .0.ip());
+    let attempt = match state.auth.throttle.begin(ip).await {
+        Ok(a) => a,
+        Err(Locked(left)) => {
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed logins from your address; try again in {secs} s.\n"),
+            )
+                .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            return r;
+        }
+    };
     if !state.auth.check_password(&form.password) {
-        state.counters.login_failures.fetch_add(1, Ordering::Relaxed);
-        // Slows guessing down a little; the password should be long anyway.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        attempt.failed(ip).await;
         return Redirect::to("/login?failed=1").into_response();
     }
+    attempt.succeeded();
     let id = state.auth.new_session();
-    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_TTL.as_secs());
     let mut r = Redirect::to("/").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).unwrap());
+    r.headers_mut().insert(header::SET_COOKIE, state.auth.cookie(&id, SESSION_TTL));
     r
 }
 
@@ -223,10 +324,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         state.auth.end_session(&id);
     }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("nta_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    r.headers_mut().insert(header::SET_COOKIE, state.auth.cookie("", Duration::ZERO));
     r
 }
 
@@ -259,6 +357,52 @@ mod tests {
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "LOCALHOST:8080", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:8080"] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "10.0.0.1:8080",
+            "[::2]:80",
+            "[::1]x",
+            "0.0.0.0",
+        ] {
+            assert!(!loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn open_mode_rules() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("rebind.evil.example:8080"));
+        assert!(open_mode_refusal(&Method::GET, &h).is_some(), "foreign Host");
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(open_mode_refusal(&Method::GET, &h).is_none());
+        assert!(open_mode_refusal(&Method::POST, &h).is_none(), "no Origin: curl");
+        h.insert(header::REFERER, HeaderValue::from_static("http://evil.example/page"));
+        assert!(open_mode_refusal(&Method::POST, &h).is_some(), "foreign Referer");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(open_mode_refusal(&Method::DELETE, &h).is_none(), "Origin wins over Referer");
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(open_mode_refusal(&Method::POST, &h).is_some());
+        assert!(open_mode_refusal(&Method::GET, &h).is_none(), "reads are not refused for it");
+    }
+
+    #[test]
+    fn idle_sessions_end() {
+        let cfg = crate::DashboardConfig { password: Some("pw".into()), session_idle_s: 1, ..Default::default() };
+        let a = Auth::from_config(&cfg);
+        let id = a.new_session();
+        assert!(a.session(&id).is_some());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(a.session(&id).is_none());
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //!   theirs. A table that does not exist yet gives an empty answer with
 //!   `"status": "missing_table"`, never an error page.
 //! * Authentication: password login (HttpOnly, SameSite=Strict session cookie, CSRF token for
-//!   POSTs) and/or a bearer token for API clients; see [`auth`].
+//!   POSTs, throttled) and/or a bearer token for API clients; see [`auth`] and [`throttle`].
+//! * Served by our own accept loop ([`serve`]): header-read timeout, connection cap, optional
+//!   built-in TLS; the SSE streams have a cap of their own ([`live`]).
 
 pub mod api;
 pub mod assets;
 pub mod auth;
 mod config;
 pub mod live;
+pub mod serve;
 pub mod sql;
+pub mod throttle;
 
 use anyhow::{bail, Context, Result};
 use axum::extract::State;
@@ -28,18 +32,22 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Semaphore};
 use tracing::{info, warn};
 
 pub use config::{DashboardConfig, DEFAULT_LISTEN};
 
-/// Counters exported on `/metrics`.
+/// Counters exported on the dashboard's public `/metrics` (and mirrored in the process-wide
+/// metrics). Login failures are deliberately not among them: see [`throttle`].
 #[derive(Default)]
 pub struct Counters {
     pub http_requests: AtomicU64,
     pub alert_events: AtomicU64,
     pub sse_clients: AtomicU64,
-    pub login_failures: AtomicU64,
+    pub sse_refused: AtomicU64,
+    pub open_connections: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub header_timeouts: AtomicU64,
 }
 
 pub struct Inner {
@@ -50,6 +58,8 @@ pub struct Inner {
     pub alerts_tx: broadcast::Sender<Arc<str>>,
     pub pipeline: tokio::sync::RwLock<live::PipelineSnapshot>,
     pub counters: Counters,
+    /// One permit per live-alert stream (`max_sse_streams`).
+    pub sse_slots: Arc<Semaphore>,
     /// Turns true when the server shuts down, ending the (endless) SSE streams so that the
     /// graceful shutdown does not wait for browsers to disconnect.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -71,7 +81,7 @@ impl AppState {
     /// dashboard starts while PostgreSQL is down) and a NATS client that keeps retrying in the
     /// background. Fails only on a malformed configuration or an unsafe auth setup.
     pub async fn new(cfg: &DashboardConfig) -> Result<AppState> {
-        let auth = auth::Auth::new(cfg.password.clone(), cfg.token.clone());
+        let auth = auth::Auth::from_config(cfg);
         if auth.is_open() {
             if !cfg.listen.ip().is_loopback() {
                 bail!(
@@ -110,6 +120,7 @@ impl AppState {
             alerts_tx,
             pipeline: tokio::sync::RwLock::new(live::PipelineSnapshot::default()),
             counters: Counters::default(),
+            sse_slots: Arc::new(Semaphore::new(cfg.max_sse_streams)),
             shutdown: tokio::sync::watch::channel(false).0,
         })))
     }
@@ -180,19 +191,20 @@ async fn common_headers(State(state): State<AppState>, req: Request<axum::body::
 
 /// Serves the dashboard on `cfg.listen` until `shutdown` completes.
 pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => bail!("dashboard.tls_cert and dashboard.tls_key go together: set both or neither"),
+    };
     let state = AppState::new(&cfg).await?;
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let tasks = state.spawn_background();
-    info!(listen = %listener.local_addr()?, auth = state.auth.mode(), "dashboard listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(listen = %listener.local_addr()?, scheme, auth = state.auth.mode(), "dashboard listening");
     let app = router(state.clone());
-    let stop = state.clone();
-    let res = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.shutdown.send_replace(true);
-        })
-        .await;
+    let res =
+        serve::serve(listener, tls, app, state.clone(), cfg.header_timeout(), cfg.max_connections, shutdown).await;
     for t in tasks {
         t.abort();
     }

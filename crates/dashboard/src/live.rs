@@ -1,6 +1,7 @@
 //! Live parts: the `nta.alerts` relay to Server-Sent Events, and the JetStream sampler behind
 //! the pipeline-health panel.
 
+use crate::sql::ApiError;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -11,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, warn};
 
 /// Subscribes to `nta.alerts` and `nta.alerts.resolved` (retrying while NATS is away) and
@@ -46,18 +48,28 @@ pub async fn relay_alerts(state: AppState) {
 
 /// `GET /api/alerts/stream`: one SSE `alert` event per alert event (data: the `AlertEvent`
 /// JSON), a `lagged` event when this client fell more than 1024 events behind (reload the
-/// list), and keep-alive comments every 15 s.
-pub async fn alerts_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// list), and keep-alive comments every 15 s. At most `max_sse_streams` at once (each holds a
+/// connection and a task forever): 503 beyond.
+pub async fn alerts_stream(
+    State(state): State<AppState>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Ok(slot) = state.sse_slots.clone().try_acquire_owned() else {
+        state.counters.sse_refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("nta_dashboard_sse_refused_total").increment(1);
+        return Err(ApiError::Unavailable("too many live-alert streams open; try again later".into()));
+    };
     let rx = state.alerts_tx.subscribe();
     let stop = state.shutdown.subscribe();
     state.counters.sse_clients.fetch_add(1, Ordering::Relaxed);
-    struct Guard(AppState);
+    metrics::gauge!("nta_dashboard_sse_clients").increment(1.0);
+    struct Guard(AppState, #[allow(dead_code)] OwnedSemaphorePermit);
     impl Drop for Guard {
         fn drop(&mut self) {
             self.0.counters.sse_clients.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("nta_dashboard_sse_clients").decrement(1.0);
         }
     }
-    let guard = Guard(state.clone());
+    let guard = Guard(state.clone(), slot);
     let hello = futures::stream::once(async { Ok(Event::default().event("hello").data("{}")) });
     let events = futures::stream::unfold((rx, stop, guard), |(mut rx, mut stop, guard)| async move {
         let item = tokio::select! {
@@ -70,7 +82,7 @@ pub async fn alerts_stream(State(state): State<AppState>) -> Sse<impl Stream<Ite
         };
         Some((Ok(item), (rx, stop, guard)))
     });
-    Sse::new(hello.chain(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(hello.chain(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -11,6 +11,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
 /// Error of an API call, rendered as `{"error": kind, "message": text}` with its status.
+/// Internal errors and database failures answer a generic message with a short id; the
+/// details (PostgreSQL's text, which may name tables, columns or hosts) go to the log only.
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
@@ -19,9 +21,30 @@ pub enum ApiError {
     Forbidden(String),
     /// A table another role creates does not exist yet (handlers turn it into an empty answer).
     MissingTable(String),
-    /// PostgreSQL unreachable, the pool exhausted or a query timed out.
+    /// PostgreSQL unreachable, the pool exhausted or a query timed out (a message for the
+    /// client: say nothing here that only the log should know).
     Unavailable(String),
+    /// Details for the log; the client gets a generic body with an id to find them.
     Internal(String),
+}
+
+/// A short random id tying a generic error answer to its log line.
+pub fn error_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Logs an internal error under a new id; returns the id and the message for the client.
+pub fn log_internal(detail: &str) -> (String, String) {
+    let id = error_id();
+    tracing::error!(error_id = %id, error = %detail, "dashboard request failed");
+    (id.clone(), format!("internal error (id {id}; details are in the dashboard's log)"))
+}
+
+/// Logs `detail` under a new id and returns the client's message.
+fn logged_unavailable(detail: impl std::fmt::Display) -> ApiError {
+    let id = error_id();
+    tracing::warn!(error_id = %id, error = %detail, "dashboard: database unavailable");
+    ApiError::Unavailable(format!("database unavailable (error id {id}; details are in the dashboard's log)"))
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -53,8 +76,12 @@ impl IntoResponse for ApiError {
             ApiError::MissingTable(m) => (StatusCode::SERVICE_UNAVAILABLE, "missing_table", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => {
-                tracing::error!(error = %m, "dashboard request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+                let (id, msg) = log_internal(&m);
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({ "error": "internal", "message": msg, "id": id })),
+                )
+                    .into_response();
             }
         };
         (status, Json(json!({ "error": kind, "message": msg }))).into_response()
@@ -76,7 +103,7 @@ impl From<tokio_postgres::Error> for ApiError {
             Some(_) => {
                 ApiError::Internal(format!("database error: {}", e.as_db_error().map(|d| d.message()).unwrap_or("?")))
             }
-            None => ApiError::Unavailable(format!("database unavailable: {e}")),
+            None => logged_unavailable(e),
         }
     }
 }
@@ -85,7 +112,7 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> ApiError {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            e => ApiError::Unavailable(format!("database unavailable: {e}")),
+            e => logged_unavailable(e),
         }
     }
 }

@@ -123,23 +123,38 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /metrics` (no auth): Prometheus text format.
+/// `GET /metrics` (no auth): Prometheus text format. Public, so nothing that helps an attacker:
+/// login failures and lockouts are only in the process-wide metrics on `metrics_addr`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let c = &state.counters;
-    let body = format!(
-        "# HELP nta_dashboard_http_requests_total HTTP requests served.\n# TYPE nta_dashboard_http_requests_total counter\n\
-         nta_dashboard_http_requests_total {}\n\
-         # HELP nta_dashboard_alert_events_total Alert events received on nta.alerts.\n# TYPE nta_dashboard_alert_events_total counter\n\
-         nta_dashboard_alert_events_total {}\n\
-         # HELP nta_dashboard_sse_clients Connected live-alert (SSE) clients.\n# TYPE nta_dashboard_sse_clients gauge\n\
-         nta_dashboard_sse_clients {}\n\
-         # HELP nta_dashboard_login_failures_total Failed password logins.\n# TYPE nta_dashboard_login_failures_total counter\n\
-         nta_dashboard_login_failures_total {}\n",
-        c.http_requests.load(Ordering::Relaxed),
-        c.alert_events.load(Ordering::Relaxed),
-        c.sse_clients.load(Ordering::Relaxed),
-        c.login_failures.load(Ordering::Relaxed),
-    );
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut body = String::new();
+    for (name, kind, help, value) in [
+        ("nta_dashboard_http_requests_total", "counter", "HTTP requests served.", load(&c.http_requests)),
+        ("nta_dashboard_alert_events_total", "counter", "Alert events received on nta.alerts.", load(&c.alert_events)),
+        ("nta_dashboard_sse_clients", "gauge", "Connected live-alert (SSE) clients.", load(&c.sse_clients)),
+        (
+            "nta_dashboard_sse_refused_total",
+            "counter",
+            "Live-alert streams refused (max_sse_streams).",
+            load(&c.sse_refused),
+        ),
+        ("nta_dashboard_open_connections", "gauge", "Open HTTP connections.", load(&c.open_connections)),
+        (
+            "nta_dashboard_connections_refused_total",
+            "counter",
+            "Connections closed at once (max_connections).",
+            load(&c.connections_refused),
+        ),
+        (
+            "nta_dashboard_header_timeouts_total",
+            "counter",
+            "Connections closed for not sending a request (or TLS handshake) in time.",
+            load(&c.header_timeouts),
+        ),
+    ] {
+        body.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

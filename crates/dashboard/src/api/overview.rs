@@ -202,7 +202,8 @@ pub async fn pipeline(State(state): State<AppState>) -> JsonResult {
                 Ok(rows) => rows.first().map(|r| Value::Object(row_json(r))),
                 Err(e) => {
                     notes.push(match ApiError::from(e) {
-                        ApiError::MissingTable(m) | ApiError::Unavailable(m) | ApiError::Internal(m) => m,
+                        ApiError::MissingTable(m) | ApiError::Unavailable(m) => m,
+                        ApiError::Internal(m) => crate::sql::log_internal(&m).1,
                         other => format!("{other:?}"),
                     });
                     None

@@ -1,6 +1,7 @@
 //! Packet search, CSV export and the newest packets (`raw_packets`).
 
 use super::*;
+use futures::StreamExt;
 
 /// The packet filters shared by search, pagination and CSV export.
 pub(crate) fn packet_filter(p: &Params) -> ApiResult<(Where, TimeRange, Value)> {
@@ -112,19 +113,32 @@ pub async fn packets(State(state): State<AppState>, Query(q): Q) -> JsonResult {
     or_empty(r, empty)
 }
 
-/// A CSV cell: cells a spreadsheet would take as a formula (= + - @, tab, CR) get a leading
-/// quote; every cell is quoted with inner quotes doubled.
+/// First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection:
+/// `=`, `+`, `-`, `@`, and their full-width forms, which some spreadsheets fold to ASCII).
+const FORMULA_START: [char; 8] = ['=', '+', '-', '@', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
+
+/// A CSV cell, neutralised against formula injection (OWASP): a string starting with tab, CR
+/// or LF, or whose first non-blank character starts a formula (spreadsheets skip leading
+/// blanks: ` =1+1`), gets a leading `'`; every cell is quoted with inner quotes doubled.
+/// Numbers are not attacker text and stay as they are (a negative number stays a number).
 pub fn csv_cell(v: &Value) -> String {
     let s = match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        other => return format!("\"{}\"", other.to_string().replace('"', "\"\"")),
     };
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s };
+    let risky = s.starts_with(['\t', '\r', '\n']) || s.trim_start().starts_with(FORMULA_START);
+    let s = if risky { format!("'{s}") } else { s };
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// `GET /api/packets.csv`: the search result as CSV (same filters; `limit` rows, at most 100 000).
+/// Rows sent to the client per chunk of the CSV stream.
+const CSV_CHUNK_ROWS: usize = 256;
+
+/// `GET /api/packets.csv`: the search result as CSV (same filters; `limit` rows, at most 100 000),
+/// streamed from PostgreSQL's row stream, so memory stays flat however many rows there are. An
+/// error half-way aborts the response (the client sees a truncated transfer, not a short file
+/// that looks complete).
 pub async fn packets_csv(State(state): State<AppState>, Query(q): Q) -> ApiResult<Response> {
     let p = Params(q);
     let (w, _, _) = packet_filter(&p)?;
@@ -138,28 +152,46 @@ pub async fn packets_csv(State(state): State<AppState>, Query(q): Q) -> ApiResul
     let (header_cols, rows) = match c.prepare(&sql).await {
         Ok(stmt) => {
             let cols: Vec<String> = stmt.columns().iter().map(|c| c.name().to_string()).collect();
-            (cols, c.query(&stmt, &w.refs()).await?)
+            let rows = c.query_raw(&stmt, w.refs()).await?;
+            (cols, Some(rows))
         }
         Err(e) => match ApiError::from(e) {
             // No table yet: a header-only CSV.
             ApiError::MissingTable(_) => {
                 let mut cols = vec!["time".to_string()];
                 cols.extend(PACKET_COLS.split(',').map(|c| c.rsplit(' ').next().unwrap_or("").trim().to_string()));
-                (cols, Vec::new())
+                (cols, None)
             }
             e => return Err(e),
         },
     };
-    let mut out = String::with_capacity(rows.len() * 200 + 256);
-    out.push_str(&header_cols.join(","));
-    out.push_str("\r\n");
-    for r in &rows {
-        let m = row_json(r);
-        let cells: Vec<String> = header_cols.iter().map(|k| csv_cell(m.get(k).unwrap_or(&Value::Null))).collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    let mut resp = (StatusCode::OK, out).into_response();
+    let head =
+        futures::stream::once(std::future::ready(Ok::<_, std::io::Error>(format!("{}\r\n", header_cols.join(",")))));
+    let body = match rows {
+        None => axum::body::Body::from_stream(head),
+        Some(rows) => {
+            // The pooled connection must outlive the row stream that reads from it.
+            let conn = c;
+            let lines = rows.ready_chunks(CSV_CHUNK_ROWS).map(move |chunk| {
+                let _conn = &conn;
+                let mut out = String::with_capacity(chunk.len() * 200);
+                for r in chunk {
+                    let r = r.map_err(|e| {
+                        tracing::warn!(error = %e, "CSV export aborted");
+                        std::io::Error::other("database error during the export")
+                    })?;
+                    let m = row_json(&r);
+                    let cells: Vec<String> =
+                        header_cols.iter().map(|k| csv_cell(m.get(k).unwrap_or(&Value::Null))).collect();
+                    out.push_str(&cells.join(","));
+                    out.push_str("\r\n");
+                }
+                Ok(out)
+            });
+            axum::body::Body::from_stream(head.chain(lines))
+        }
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"packets.csv\""));
@@ -213,4 +245,43 @@ pub async fn raw_packets_last(State(state): State<AppState>, Path(count): Path<S
     };
     let r = latest_packets(&state, n).await.map(|p| json!({ "packets": p, "count": p.len() }));
     or_empty(r, json!({"packets": [], "count": 0}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_neutralised() {
+        let cell = |s: &str| csv_cell(&Value::String(s.into()));
+        for payload in [
+            "=1+1",
+            "+1+1",
+            "-1+1",
+            "@SUM(A1)",
+            "\t=1+1",
+            "\r=1+1",
+            "\n=1+1",
+            "\tplain",
+            " =1+1",
+            "   @x",
+            "\u{A0}=1",
+            "\u{3000}+1",
+            "\u{FF1D}1+1",
+            "\u{FF0B}1",
+            "\u{FF0D}1",
+            "\u{FF20}SUM(A1)",
+            " \u{FF1D}HYPERLINK(\"http://evil\")",
+            "=HYPERLINK(\"http://evil\",\"x\")",
+        ] {
+            let c = cell(payload);
+            assert!(c.starts_with("\"'"), "{payload:?} -> {c:?}");
+            assert_eq!(c, format!("\"'{}\"", payload.replace('"', "\"\"")), "{payload:?}");
+        }
+        assert_eq!(cell("example.com"), "\"example.com\"");
+        assert_eq!(cell("a\"b"), "\"a\"\"b\"");
+        assert_eq!(cell("a=b"), "\"a=b\"");
+        assert_eq!(csv_cell(&json!(-5)), "\"-5\"", "a number is not attacker text");
+        assert_eq!(csv_cell(&Value::Null), "\"\"");
+    }
 }

@@ -34,6 +34,18 @@ impl Fixture {
     }
 
     pub async fn start_with(password: Option<&str>, token: Option<&str>, schema: bool) -> Fixture {
+        Self::start_cfg(password, token, schema, |_| {}).await
+    }
+
+    /// Like [`Fixture::start_with`], with the configuration adjusted by `tweak` (limits, TLS).
+    /// `base` is `https://localhost:PORT` when `tweak` sets a TLS certificate (issued for
+    /// localhost), else `http://127.0.0.1:PORT`.
+    pub async fn start_cfg(
+        password: Option<&str>,
+        token: Option<&str>,
+        schema: bool,
+        tweak: impl FnOnce(&mut DashboardConfig),
+    ) -> Fixture {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let db = TestDb::create().await.unwrap();
         let nats = NatsServer::start().unwrap();
@@ -49,19 +61,25 @@ impl Fixture {
             DashboardConfig::new(format!("127.0.0.1:{port}").parse().unwrap(), db.url.clone(), nats.url.clone());
         cfg.password = password.map(str::to_string);
         cfg.token = token.map(str::to_string);
+        tweak(&mut cfg);
+        let tls = cfg.tls_cert.is_some();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(dashboard::run(cfg, async move {
             let _ = rx.await;
         }));
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let base = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         for _ in 0..200 {
-            if client.get(format!("{base}/health")).send().await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         Fixture { db, nats, base, now, alert_id, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Host and port of the server, for raw TCP tests.
+    pub fn addr(&self) -> String {
+        self.base.rsplit('/').next().unwrap().replace("localhost", "127.0.0.1")
     }
 
     pub async fn stop(mut self) {
