@@ -71,3 +71,42 @@ async fn full_queue_drops_oldest_and_counts_it() {
     assert_eq!(records + dropped, frames, "{line}");
     assert!(dropped > 0, "the queue should have overflowed: {line}");
 }
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_an_agent_waiting_for_nats_and_counts_what_it_drops() {
+    // NATS never comes: before this was fixed, the agent ignored SIGTERM and SIGINT here.
+    let mut agent = agent_cmd(free_port(), &["--batch-size", "100"]).spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&agent);
+    let status = testkit::wait_exit(&mut agent, Duration::from_secs(60));
+    let out = agent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("agent:")).expect("summary");
+    let dropped: usize =
+        line.split("records dropped").next().unwrap().rsplit("; ").next().unwrap().trim().parse().unwrap();
+    assert_eq!(dropped, tshark_frame_count(&capture()), "every queued record counted as dropped: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_consumer_whose_nats_went_away() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let mut ingestor = start_ingestor(&nats.url, &db.url, &[]);
+    let client = db.client().await.unwrap();
+    let migrated = wait_for(Duration::from_secs(60), || async {
+        (count(&client, "SELECT count(*) FROM ingested_batches").await >= 0).then_some(())
+    })
+    .await;
+    assert!(migrated.is_some(), "ingestor did not start");
+    drop(nats);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sigterm(&ingestor.0);
+    // Generous: a clean stop takes well under a second, the forced one ~30 s.
+    testkit::wait_exit(&mut ingestor.0, Duration::from_secs(90));
+}
