@@ -69,9 +69,26 @@ impl PgServer {
         }
         as_owner(&mut pg);
         let child = pg.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting postgres")?;
-        let server = PgServer { port, child, _dir: dir };
-        crate::wait_for_port(port, Duration::from_secs(30))?;
-        Ok(server)
+        let mut server = PgServer { port, child, _dir: dir };
+        // The port opens before the server accepts sessions ("the database system is starting
+        // up"): wait until pg_isready says it accepts them.
+        let start = std::time::Instant::now();
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("postgres exited during start-up: {status}");
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("postgres did not accept sessions within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
