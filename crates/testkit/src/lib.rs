@@ -6,6 +6,7 @@
 //! connection comes from `NTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
 pub mod browser;
+pub mod jwt;
 pub mod pg;
 pub mod pki;
 
