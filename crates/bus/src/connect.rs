@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use async_nats::{ConnectOptions, Event};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 settings::settings! {
     /// Credentials and TLS of the connection to NATS (`[nats]`), used by every role. At most
@@ -19,7 +19,7 @@ settings::settings! {
         /// environment or file only.
         #[setting(secret = true)]
         pub token: Option<String> = None,
-        /// File holding an NKey user seed (`SU...`, as `nk -gen user` or `nsc` write it).
+        /// File holding an NKey user seed (`SU...`, as `nta nkey FILE`, `nk -gen user` or `nsc` write it).
         pub nkey: Option<PathBuf> = None,
         /// Credentials file (`.creds`: user JWT and NKey seed) of a server in operator mode.
         pub creds: Option<PathBuf> = None,
@@ -114,6 +114,22 @@ impl Nats {
     }
 }
 
+/// Creates an NKey user: writes its seed to `path` (a new file only its owner may read) and
+/// returns the public key the server's configuration names it by.
+pub fn create_nkey_user(path: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let kp = nkeys::KeyPair::new_user();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {} (an existing file is never overwritten)", path.display()))?;
+    writeln!(f, "{}", kp.seed()?)?;
+    Ok(kp.public_key())
+}
+
 /// Connects to NATS under a client `name`, waiting for the server rather than failing when a
 /// role starts before it (the client keeps reconnecting afterwards too). Refusals by the server
 /// (bad credentials, a subject outside the role's permissions) are logged as errors: with
@@ -162,6 +178,19 @@ mod tests {
         assert_eq!(url_userinfo("nats://u:p%40ss@h:4222"), (Some("u".into()), Some("p@ss".into())));
         assert_eq!(url_userinfo("tls://tok@h:4222,nats://x:y@h2"), (Some("tok".into()), None));
         assert_eq!(url_userinfo("u:p@h"), (Some("u".into()), Some("p".into())));
+    }
+
+    #[tokio::test]
+    async fn created_nkey_users_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("role.nk");
+        let public = create_nkey_user(&path).unwrap();
+        assert!(public.starts_with('U'), "{public}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(create_nkey_user(&path).is_err(), "overwrote a seed");
+        let n = Nats { url: "nats://h".into(), auth: NatsAuth { nkey: Some(path), ..Default::default() } };
+        assert!(n.options().await.is_ok());
     }
 
     #[tokio::test]

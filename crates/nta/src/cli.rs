@@ -41,6 +41,10 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Train the random forests on lab captures (see infra/lab) and evaluate them.
     Train(TrainArgs),
+    /// Create an NKey user for a role's NATS login: the seed goes to FILE (readable by its owner
+    /// only; give it to the role as nats.nkey / NTA_NATS_NKEY), the public key to stdout (for
+    /// the server's configuration, see infra/nats/nats-server.conf).
+    Nkey { file: std::path::PathBuf },
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -16,6 +16,10 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
         Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
+        Command::Nkey { file } => {
+            println!("{}", bus::connect::create_nkey_user(&file)?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Windows { packets, sources }) => {
             let report = tokio::task::spawn_blocking(move || bench::run_window_bench(packets, sources)).await?;
             println!("{report}");

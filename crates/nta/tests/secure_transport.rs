@@ -28,7 +28,16 @@ impl Secure {
         let ca = TestCa::new("NTA test CA").unwrap();
         let server = ca.issue("server", &["localhost"]).unwrap();
         let client = ca.issue("client", &["nta-role"]).unwrap();
-        let users: HashMap<_, _> = ROLES.iter().map(|r| (*r, NkeyUser::new(ca.dir(), r).unwrap())).collect();
+        // Each role's NKey made as the README says, with `nta nkey`.
+        let users: HashMap<_, _> = ROLES
+            .iter()
+            .map(|r| {
+                let seed_file = ca.dir().join(format!("{r}.nk"));
+                let out = nta().arg("nkey").arg(&seed_file).output().unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                (*r, NkeyUser { public: String::from_utf8(out.stdout).unwrap().trim().to_string(), seed_file })
+            })
+            .collect();
         let conf = std::fs::read_to_string(testkit::workspace_root().join("infra/nats/nats-server.conf")).unwrap();
         let mut env = vec![
             ("NTA_NATS_SERVER_CERT", server.cert.display().to_string()),
