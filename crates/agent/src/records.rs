@@ -19,8 +19,16 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// For frames of `linktype`, recorded as seen on `interface`.
+    /// For frames of `linktype`, recorded as seen on `interface` (cut to
+    /// [`wire::limits::MAX_INTERFACE_LEN`]: a capture file's name can be longer once made
+    /// UTF-8, and consumers reject records with a longer one).
     pub fn new(linktype: i32, interface: Arc<str>) -> FrameDecoder {
+        let max = wire::limits::MAX_INTERFACE_LEN;
+        let interface = if interface.len() > max {
+            Arc::from(crate::decode::bounded("interface", &interface, max))
+        } else {
+            interface
+        };
         FrameDecoder { decoder: Decoder::new(linktype), interface }
     }
 

@@ -12,11 +12,14 @@
 //! * DNS (UDP and single-segment TCP on 53, 5353, 5355 either side) is parsed with
 //!   `simple-dns`, HTTP/1.x request and status lines (any TCP port) with `httparse`.
 //!
+//! * String fields are cut to the caps of [`wire::limits`] (see [`bounded`]).
+//!
 //! A frame is an error ([`DecodeError`]) only when its link or network header is truncated or
 //! invalid, i.e. when no meaningful record can be made. A damaged upper layer keeps the
 //! record with what could be read.
 
 mod app;
+pub(crate) use app::bounded;
 
 use etherparse::{ArpPacketSlice, Ipv6ExtensionSlice, LaxIpSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
