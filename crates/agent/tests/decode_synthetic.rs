@@ -534,3 +534,25 @@ fn long_interface_names_are_cut_once() {
     assert_eq!(&*rec.unwrap().interface, &name[..max]);
     assert_eq!(truncated_count(&rendered, "interface"), Some(1), "{rendered}");
 }
+
+/// Found by fuzzing (`decode_frame`): a hop-by-hop header after the first extension header
+/// stops etherparse's lax parse there, and iterating the extension headers it kept then read
+/// the "next" hop-by-hop header beyond the end of the frame (undefined behaviour, caught by
+/// the standard library's debug precondition checks as an abort).
+#[test]
+fn misplaced_hop_by_hop_header_is_not_read_past_the_frame() {
+    // HBH (next = HBH again, not allowed after the first) and nothing after it.
+    let frame = ipv6_with(0, &[0, 0, 1, 4, 0, 0, 0, 0]);
+    let r = decode(229, &frame);
+    assert_eq!((r.src_ip, r.dst_ip), (ip("2001:db8::1"), ip("2001:db8::2")));
+    assert_eq!((r.src_port, r.dst_port), (None, None));
+    // The same with bytes following that are not a header: still within the frame.
+    let r = decode(229, &ipv6_with(0, &[0, 0, 1, 4, 0, 0, 0, 0, 0xff]));
+    assert_eq!(r.src_port, None);
+    // Destination options then a later fragment: the fragment is still found.
+    let mut rest = vec![44, 0, 1, 4, 0, 0, 0, 0];
+    rest.extend_from_slice(&[17, 0, 0x03, 0x20, 0, 0, 0, 1]);
+    rest.extend_from_slice(&udp_bytes(5353, 5353, &[0u8; 8]));
+    let r = decode(229, &ipv6_with(60, &rest));
+    assert_eq!((r.protocol, r.src_port), (Protocol::Udp, None));
+}

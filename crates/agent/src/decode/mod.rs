@@ -21,7 +21,7 @@
 mod app;
 pub(crate) use app::bounded;
 
-use etherparse::{ArpPacketSlice, Ipv6ExtensionSlice, LaxIpSlice};
+use etherparse::{ip_number, ArpPacketSlice, IpNumber, LaxIpSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wire::{MacAddr, PacketRecord, Protocol};
 
@@ -285,21 +285,15 @@ fn decode_ip(rec: &mut PacketRecord, data: &[u8]) -> Result<(), DecodeError> {
         let mut proto = payload.ip_number.0;
         let first_fragment = match &ip {
             LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() == 0,
-            LaxIpSlice::Ipv6(v6) => {
-                let mut first = true;
-                for e in v6.extensions().clone() {
-                    if let Ipv6ExtensionSlice::Fragment(f) = e {
-                        if f.fragment_offset().value() != 0 {
-                            // What follows a later fragment's header is data, not more
-                            // extension headers: the protocol is the fragment header's.
-                            proto = f.next_header().0;
-                            first = false;
-                            break;
-                        }
-                    }
+            LaxIpSlice::Ipv6(v6) => match later_fragment(v6.header().next_header(), v6.extensions().slice()) {
+                // What follows a later fragment's header is data, not more extension
+                // headers: the protocol is the fragment header's.
+                Some(next) => {
+                    proto = next;
+                    false
                 }
-                first
-            }
+                None => true,
+            },
         };
         // Tunnels: IP-in-IP (4) and IPv6-in-IP (41); the inner packet wins when it parses.
         if (proto == 4 || proto == 41) && first_fragment && depth < MAX_IP_DEPTH {
@@ -316,6 +310,44 @@ fn decode_ip(rec: &mut PacketRecord, data: &[u8]) -> Result<(), DecodeError> {
         decode_transport(rec, proto, body);
         return Ok(());
     }
+}
+
+/// The next header of the IPv6 fragment header among the extension headers `exts` (starting
+/// with header number `first`) when it is a later fragment (offset not 0).
+///
+/// Walks the headers with etherparse's checked slicing instead of iterating
+/// `Ipv6ExtensionsSlice`: that iterator (etherparse 0.21) trusts the last header's "next
+/// header" number and, after a lax parse stopped at a header it rejected (a hop-by-hop header
+/// not in first place, say), reads a header beyond the end of the slice (undefined behaviour,
+/// found by fuzzing).
+fn later_fragment(first: IpNumber, exts: &[u8]) -> Option<u8> {
+    use etherparse::{IpAuthHeaderSlice, Ipv6FragmentHeaderSlice, Ipv6RawExtHeaderSlice};
+    let (mut next, mut rest) = (first, exts);
+    while !rest.is_empty() {
+        let len = match next {
+            ip_number::IPV6_HOP_BY_HOP | ip_number::IPV6_ROUTE | ip_number::IPV6_DEST_OPTIONS => {
+                let h = Ipv6RawExtHeaderSlice::from_slice(rest).ok()?;
+                next = h.next_header();
+                h.slice().len()
+            }
+            ip_number::IPV6_FRAG => {
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).ok()?;
+                if f.fragment_offset().value() != 0 {
+                    return Some(f.next_header().0);
+                }
+                next = f.next_header();
+                f.slice().len()
+            }
+            ip_number::AUTH => {
+                let h = IpAuthHeaderSlice::from_slice(rest).ok()?;
+                next = h.next_header();
+                h.slice().len()
+            }
+            _ => return None,
+        };
+        rest = &rest[len..];
+    }
+    None
 }
 
 fn ip_error(e: etherparse::err::ip::LaxHeaderSliceError) -> DecodeError {
