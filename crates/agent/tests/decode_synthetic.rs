@@ -423,6 +423,15 @@ fn malformed_frames_are_errors_truncated_upper_layers_are_not() {
     let r = d.decode(0.0, 60, &eth(0x0800, &ipv4_udp(7, 9, b"")[..24])).unwrap();
     assert_eq!((r.protocol, r.src_port, r.dst_port), (Protocol::Udp, Some(7), Some(9)));
 
+    // Found by fuzzing (`read_capture`): pcapng timestamps are 64-bit, libpcap hands over
+    // whatever they say; a record from the year 500000 would get its batch dead-lettered.
+    for ts in [18_446_733_135_919.965, f64::NAN, f64::INFINITY, wire::MAX_TIMESTAMP + 1.0, wire::MIN_TIMESTAMP - 1.0] {
+        let e = d.decode(ts, 60, &eth(0x0800, &syn)).unwrap_err();
+        assert_eq!(e.kind(), "timestamp", "{ts}");
+    }
+    assert!(d.decode(wire::MAX_TIMESTAMP, 60, &eth(0x0800, &syn)).is_ok());
+    assert!(d.decode(wire::MIN_TIMESTAMP, 60, &eth(0x0800, &syn)).is_ok());
+
     let e = Decoder::new(147).decode(0.0, 1, &[0]).unwrap_err();
     assert_eq!(e.kind(), "unsupported_linktype");
     assert!(!Decoder::supports(147));

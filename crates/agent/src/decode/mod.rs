@@ -15,7 +15,7 @@
 //! * String fields are cut to the caps of [`wire::limits`] (see [`bounded`]).
 //!
 //! A frame is an error ([`DecodeError`]) only when its link or network header is truncated or
-//! invalid, i.e. when no meaningful record can be made. A damaged upper layer keeps the
+//! invalid, or its capture time is impossible, i.e. when no meaningful record can be made. A damaged upper layer keeps the
 //! record with what could be read.
 
 mod app;
@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wire::{MacAddr, PacketRecord, Protocol};
 
 /// Why a frame could not be decoded into a record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     /// The frame ends inside the named header.
     #[error("frame truncated in the {0} header")]
@@ -34,6 +34,11 @@ pub enum DecodeError {
     /// The named header is present but invalid (e.g. bad IP version or header length).
     #[error("invalid {0} header: {1}")]
     Invalid(&'static str, &'static str),
+    /// The capture time lies outside [`wire::MIN_TIMESTAMP`]..=[`wire::MAX_TIMESTAMP`] (a
+    /// corrupt pcapng timestamp can reach the year 500000): consumers reject such a record, and
+    /// with it the whole batch it travels in.
+    #[error("capture time {0} out of range")]
+    Timestamp(f64),
     /// The capture's data link type is not one the decoder understands.
     #[error("unsupported data link type {0} (supported: EN10MB 1, RAW 12/14/101, IPV4 228, IPV6 229, NULL 0, LOOP 108, LINUX_SLL 113, LINUX_SLL2 276)")]
     UnsupportedLinktype(i32),
@@ -45,6 +50,7 @@ impl DecodeError {
         match self {
             DecodeError::Truncated(_) => "truncated",
             DecodeError::Invalid(..) => "invalid",
+            DecodeError::Timestamp(_) => "timestamp",
             DecodeError::UnsupportedLinktype(_) => "unsupported_linktype",
         }
     }
@@ -112,6 +118,9 @@ impl Decoder {
 
     /// Decodes one frame. `interface` is left empty: the caller sets it.
     pub fn decode(&self, timestamp: f64, wire_len: u32, data: &[u8]) -> Result<PacketRecord, DecodeError> {
+        if !(timestamp.is_finite() && (wire::MIN_TIMESTAMP..=wire::MAX_TIMESTAMP).contains(&timestamp)) {
+            return Err(DecodeError::Timestamp(timestamp));
+        }
         let mut rec = PacketRecord::new(timestamp, wire_len);
         match self.link {
             Link::Ethernet => {
