@@ -12,3 +12,6 @@ bash infra/lint.sh
 # Integration tests drive the real binary.
 cargo build -p nta
 cargo test --workspace "$@"
+# A short fuzzing pass over every parser of untrusted bytes (nightly + cargo-fuzz; the long
+# runs are `bash infra/fuzz.sh 3600`). 15 s per target: crashes found so far took seconds.
+bash infra/fuzz.sh 15

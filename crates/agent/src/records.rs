@@ -19,8 +19,16 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// For frames of `linktype`, recorded as seen on `interface`.
+    /// For frames of `linktype`, recorded as seen on `interface` (cut to
+    /// [`wire::limits::MAX_INTERFACE_LEN`]: a capture file's name can be longer once made
+    /// UTF-8, and consumers reject records with a longer one).
     pub fn new(linktype: i32, interface: Arc<str>) -> FrameDecoder {
+        let max = wire::limits::MAX_INTERFACE_LEN;
+        let interface = if interface.len() > max {
+            Arc::from(crate::decode::bounded("interface", &interface, max))
+        } else {
+            interface
+        };
         FrameDecoder { decoder: Decoder::new(linktype), interface }
     }
 
@@ -141,5 +149,58 @@ mod tests {
         let junk = dir.path().join("junk.pcap");
         std::fs::write(&junk, b"not a capture at all").unwrap();
         assert!(records_from_file(&junk).is_err());
+    }
+
+    /// A pcapng file: section header, one Ethernet interface (microseconds), and an enhanced
+    /// packet block per `(timestamp in microseconds, frame)`.
+    fn pcapng(packets: &[(u64, &[u8])]) -> Vec<u8> {
+        let block = |kind: u32, body: &[u8]| {
+            let len = (12 + body.len().next_multiple_of(4)) as u32;
+            let mut b = Vec::new();
+            b.extend_from_slice(&kind.to_le_bytes());
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(body);
+            b.resize(len as usize - 4, 0);
+            b.extend_from_slice(&len.to_le_bytes());
+            b
+        };
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]); // version 1.0
+        shb.extend_from_slice(&u64::MAX.to_le_bytes()); // section length unknown
+        let mut f = block(0x0a0d_0d0a, &shb);
+        f.extend(block(1, &[1, 0, 0, 0, 0, 0, 0, 0])); // IDB: LINKTYPE_ETHERNET, no snaplen
+        for (ts, frame) in packets {
+            let mut epb = 0u32.to_le_bytes().to_vec(); // interface 0
+            epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(*ts as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(frame);
+            f.extend(block(6, &epb));
+        }
+        f
+    }
+
+    /// Found by fuzzing (`read_capture`): a pcapng timestamp beyond the year 9999 made a
+    /// record that `PacketBatch::validate` rejects, so its whole batch would be dead-lettered.
+    #[test]
+    fn frames_with_impossible_capture_times_are_malformed() {
+        // An Ethernet frame of an unknown EtherType: a record without IP fields.
+        let frame = [&[2u8, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5][..], &[0; 46]].concat();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad-time.pcapng");
+        let ok = 1_767_225_600_000_000u64; // 2026-01-01 in microseconds
+        std::fs::write(&path, pcapng(&[(ok, &frame), (0xffff_f60d_ffdc_ef58, &frame), (ok + 1, &frame)])).unwrap();
+        let mut times = Vec::new();
+        let stats = for_each_record(&path, |r| {
+            times.push(r.timestamp);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((stats.frames, stats.decoded, stats.malformed, stats.file_error), (3, 2, 1, None));
+        assert_eq!(times, [1_767_225_600.0, 1_767_225_600.000001]);
+        let mut batch = wire::PacketBatch::new("a", "b", 0);
+        batch.records = records_from_file(&path).unwrap();
+        assert_eq!(batch.validate(), Ok(()));
     }
 }

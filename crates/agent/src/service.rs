@@ -40,10 +40,14 @@ pub fn default_agent_id() -> String {
     sanitize_agent_id(host.trim())
 }
 
-/// Agent ids become a subject token and part of message ids: keep `[A-Za-z0-9_-]`.
+/// Agent ids become a subject token and part of message ids: keep `[A-Za-z0-9_-]`, and at most
+/// [`wire::limits::MAX_ID_LEN`] of them (consumers reject batches with a longer id).
 pub fn sanitize_agent_id(id: &str) -> String {
-    let s: String =
-        id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let s: String = id
+        .chars()
+        .take(wire::limits::MAX_ID_LEN)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
     if s.is_empty() {
         "agent".into()
     } else {
@@ -123,5 +127,21 @@ async fn ensure_stream(js: &async_nats::jetstream::Context, limits: &StreamLimit
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_ids_are_subject_safe_and_bounded() {
+        assert_eq!(sanitize_agent_id("host.example com"), "host_example_com");
+        assert_eq!(sanitize_agent_id(""), "agent");
+        let long = sanitize_agent_id(&"é".repeat(500));
+        assert_eq!(long, "_".repeat(wire::limits::MAX_ID_LEN));
+        let mut b = wire::PacketBatch::new(long, format!("{:016x}", u64::MAX), 0);
+        b.records.clear();
+        assert_eq!(b.validate(), Ok(()));
     }
 }

@@ -423,8 +423,145 @@ fn malformed_frames_are_errors_truncated_upper_layers_are_not() {
     let r = d.decode(0.0, 60, &eth(0x0800, &ipv4_udp(7, 9, b"")[..24])).unwrap();
     assert_eq!((r.protocol, r.src_port, r.dst_port), (Protocol::Udp, Some(7), Some(9)));
 
+    // Found by fuzzing (`read_capture`): pcapng timestamps are 64-bit, libpcap hands over
+    // whatever they say; a record from the year 500000 would get its batch dead-lettered.
+    for ts in [18_446_733_135_919.965, f64::NAN, f64::INFINITY, wire::MAX_TIMESTAMP + 1.0, wire::MIN_TIMESTAMP - 1.0] {
+        let e = d.decode(ts, 60, &eth(0x0800, &syn)).unwrap_err();
+        assert_eq!(e.kind(), "timestamp", "{ts}");
+    }
+    assert!(d.decode(wire::MAX_TIMESTAMP, 60, &eth(0x0800, &syn)).is_ok());
+    assert!(d.decode(wire::MIN_TIMESTAMP, 60, &eth(0x0800, &syn)).is_ok());
+
     let e = Decoder::new(147).decode(0.0, 1, &[0]).unwrap_err();
     assert_eq!(e.kind(), "unsupported_linktype");
     assert!(!Decoder::supports(147));
     assert!(Decoder::supports(276));
+}
+
+/// A DNS query (RD set) for the name made of `labels`, written by hand: simple-dns refuses to
+/// build the names these tests need (raw bytes, over-long).
+fn raw_dns_query(labels: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in labels {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l);
+    }
+    m.extend_from_slice(&[0, 0, 16, 0, 1]); // root, TXT, IN
+    m
+}
+
+/// Runs `f` with a Prometheus recorder local to this thread and returns the rendered metrics.
+fn with_metrics(f: impl FnOnce()) -> String {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, f);
+    handle.render()
+}
+
+fn truncated_count(rendered: &str, field: &str) -> Option<u64> {
+    let prefix = format!("nta_agent_fields_truncated_total{{field=\"{field}\"}} ");
+    rendered.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn oversized_http_fields_are_cut_and_counted() {
+    use wire::limits::{MAX_HTTP_HOST_LEN, MAX_HTTP_PATH_LEN};
+    // A 900 KB path cannot fit one frame; 40 KB is as absurd and still a single IPv4 packet.
+    let path = format!("/{}", "p".repeat(40_000));
+    // The host cap falls inside the two bytes of the 'é': the whole character goes.
+    let host = format!("{}é{}", "h".repeat(MAX_HTTP_HOST_LEN - 1), "h".repeat(100));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let frame = eth(0x0800, &ipv4_tcp_data(50000, 80, req.as_bytes()));
+    let mut r = PacketRecord::default();
+    let rendered = with_metrics(|| r = decode(1, &frame));
+    assert_eq!(r.http_method.as_deref(), Some("GET"));
+    assert_eq!(r.http_path.as_deref(), Some(&path[..MAX_HTTP_PATH_LEN]));
+    assert_eq!(r.http_host.as_deref(), Some(&host[..MAX_HTTP_HOST_LEN - 1]));
+    assert_eq!(truncated_count(&rendered, "http_path"), Some(1), "{rendered}");
+    assert_eq!(truncated_count(&rendered, "http_host"), Some(1), "{rendered}");
+    assert_eq!(truncated_count(&rendered, "http_method"), None, "{rendered}");
+
+    // The request line alone (a bad header follows): the path is cut there too.
+    let req = format!("GET {path} HTTP/1.1\r\nBad Header\r\n\r\n");
+    r = decode(1, &eth(0x0800, &ipv4_tcp_data(50000, 80, req.as_bytes())));
+    assert_eq!(r.http_path.as_ref().map(|p| p.len()), Some(MAX_HTTP_PATH_LEN));
+
+    // What the agent publishes passes the consumers' validation.
+    let mut batch = wire::PacketBatch::new("a", "b", 0);
+    batch.records.push(decode(1, &frame));
+    assert_eq!(batch.validate(), Ok(()));
+
+    // At the cap nothing is cut or counted.
+    let path = format!("/{}", "p".repeat(MAX_HTTP_PATH_LEN - 1));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    let frame = eth(0x0800, &ipv4_tcp_data(50000, 80, req.as_bytes()));
+    let rendered = with_metrics(|| r = decode(1, &frame));
+    assert_eq!(r.http_path.as_deref(), Some(path.as_str()));
+    assert_eq!(truncated_count(&rendered, "http_path"), None, "{rendered}");
+}
+
+#[test]
+fn dns_names_are_bounded_by_rfc_1035() {
+    // The longest name RFC 1035 allows (255 octets on the wire) in raw bytes, as a tunnel
+    // sends it: escaped to \DDD it is four times as long, and still kept whole.
+    let labels: Vec<Vec<u8>> = [63, 63, 63, 61].iter().map(|&n| vec![0xff; n]).collect();
+    let mut r = PacketRecord::default();
+    let frame = ipv4_udp(40000, 53, &raw_dns_query(&labels));
+    let rendered = with_metrics(|| r = decode(101, &frame));
+    let want = labels.iter().map(|l| "\\255".repeat(l.len())).collect::<Vec<_>>().join(".");
+    assert_eq!(want.len(), 1003);
+    assert!(want.len() <= wire::limits::MAX_DNS_QNAME_LEN);
+    assert_eq!(r.dns_qname.as_deref(), Some(want.as_str()));
+    assert_eq!(truncated_count(&rendered, "dns_qname"), None, "{rendered}");
+
+    // One octet more is not a DNS name: the query is still seen, without a name to store.
+    let labels: Vec<Vec<u8>> = [63, 63, 63, 62].iter().map(|&n| vec![b'a'; n]).collect();
+    let r = decode(101, &ipv4_udp(40000, 53, &raw_dns_query(&labels)));
+    assert_eq!((r.protocol, r.dns_query), (Protocol::Udp, Some(true)));
+    assert_eq!(r.dns_qname, None);
+    // Far over (a forged 600-octet name): the same.
+    let labels: Vec<Vec<u8>> = (0..10).map(|_| vec![b'x'; 59]).collect();
+    let r = decode(101, &ipv4_udp(40000, 53, &raw_dns_query(&labels)));
+    assert_eq!((r.dns_query, r.dns_qname), (Some(true), None));
+}
+
+#[test]
+fn long_interface_names_are_cut_once() {
+    use agent::records::FrameDecoder;
+    use agent::source::RawFrame;
+    let max = wire::limits::MAX_INTERFACE_LEN;
+    // A file name made UTF-8 with replacement characters (3 bytes each) can exceed NAME_MAX.
+    let name = "\u{fffd}".repeat(100);
+    let mut rec = None;
+    let frame = ipv4_udp(1, 2, b"x");
+    let rendered = with_metrics(|| {
+        let d = FrameDecoder::new(101, name.clone().into());
+        for n in 0..3 {
+            rec = d.record(&RawFrame { timestamp: 1.0, wire_len: 29, data: &frame }, n);
+        }
+    });
+    assert_eq!(&*rec.unwrap().interface, &name[..max]);
+    assert_eq!(truncated_count(&rendered, "interface"), Some(1), "{rendered}");
+}
+
+/// Found by fuzzing (`decode_frame`): a hop-by-hop header after the first extension header
+/// stops etherparse's lax parse there, and iterating the extension headers it kept then read
+/// the "next" hop-by-hop header beyond the end of the frame (undefined behaviour, caught by
+/// the standard library's debug precondition checks as an abort).
+#[test]
+fn misplaced_hop_by_hop_header_is_not_read_past_the_frame() {
+    // HBH (next = HBH again, not allowed after the first) and nothing after it.
+    let frame = ipv6_with(0, &[0, 0, 1, 4, 0, 0, 0, 0]);
+    let r = decode(229, &frame);
+    assert_eq!((r.src_ip, r.dst_ip), (ip("2001:db8::1"), ip("2001:db8::2")));
+    assert_eq!((r.src_port, r.dst_port), (None, None));
+    // The same with bytes following that are not a header: still within the frame.
+    let r = decode(229, &ipv6_with(0, &[0, 0, 1, 4, 0, 0, 0, 0, 0xff]));
+    assert_eq!(r.src_port, None);
+    // Destination options then a later fragment: the fragment is still found.
+    let mut rest = vec![44, 0, 1, 4, 0, 0, 0, 0];
+    rest.extend_from_slice(&[17, 0, 0x03, 0x20, 0, 0, 0, 1]);
+    rest.extend_from_slice(&udp_bytes(5353, 5353, &[0u8; 8]));
+    let r = decode(229, &ipv6_with(60, &rest));
+    assert_eq!((r.protocol, r.src_port), (Protocol::Udp, None));
 }

@@ -24,6 +24,7 @@ fn describe() {
     describe_counter!("nta_agent_frames_captured_total", "Frames read from the interface or file");
     describe_counter!("nta_agent_frames_decoded_total", "Frames decoded into records");
     describe_counter!("nta_agent_frames_malformed_total", "Frames skipped because they could not be decoded");
+    describe_counter!("nta_agent_fields_truncated_total", "String fields cut to their cap (wire::limits), by field");
     describe_counter!("nta_agent_kernel_dropped_packets_total", "Packets the kernel dropped (libpcap ps_drop)");
     describe_counter!("nta_agent_interface_dropped_packets_total", "Packets the interface dropped (libpcap ps_ifdrop)");
     describe_counter!("nta_agent_batches_published_total", "Batch publications sent to JetStream (retries included)");

@@ -162,6 +162,47 @@ impl RandomForest {
         w
     }
 
+    /// Checks what prediction relies on and training guarantees, for a forest read from a
+    /// file: at least one tree; every split tests a feature below `n_features` and points to
+    /// children after itself (training appends children after their parent), so every walk
+    /// ends at a leaf within the tree; every leaf holds at most `n_classes` probabilities; one
+    /// importance per feature. Without this a damaged model file loaded fine, then indexed out
+    /// of bounds or looped for ever on the first window (found by fuzzing).
+    pub fn check(&self) -> Result<(), String> {
+        if self.trees.is_empty() {
+            return Err("forest without trees".into());
+        }
+        if self.importances.len() != self.n_features {
+            return Err(format!("{} importances for {} features", self.importances.len(), self.n_features));
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            if tree.nodes.is_empty() {
+                return Err(format!("tree {t} has no nodes"));
+            }
+            let n = tree.nodes.len();
+            for (i, node) in tree.nodes.iter().enumerate() {
+                match node {
+                    Node::Split { feature, left, right, .. } => {
+                        if *feature as usize >= self.n_features {
+                            return Err(format!("tree {t} node {i} tests feature {feature} of {}", self.n_features));
+                        }
+                        for child in [*left as usize, *right as usize] {
+                            if child <= i || child >= n {
+                                return Err(format!("tree {t} node {i} points to node {child} (of {n})"));
+                            }
+                        }
+                    }
+                    Node::Leaf { proba } => {
+                        if proba.len() > self.n_classes {
+                            return Err(format!("tree {t} leaf {i} has {} classes of {}", proba.len(), self.n_classes));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn n_trees(&self) -> usize {
         self.trees.len()
     }
@@ -520,5 +561,50 @@ mod tests {
         assert!(ForestParams { max_bins: 1, ..Default::default() }.fit(&d).is_err());
         let empty = Dataset::new(Array::zeros((0, 3)), Array1::<usize>::zeros(0));
         assert!(ForestParams::default().fit(&empty).is_err());
+    }
+
+    /// Found by fuzzing (`model_file`): a model file whose tree points back to a parent loaded
+    /// fine and then looped for ever on the first window; other damage indexed out of bounds.
+    #[test]
+    fn damaged_forests_are_refused_when_loaded() {
+        use crate::model::{Model, ModelError, ViewModel, CLASSES};
+        let leaf = |n: usize| Node::Leaf { proba: vec![1.0 / n as f32; n] };
+        let split = |feature, left, right| Node::Split { feature, threshold: 0.5, left, right };
+        let forest = |nodes: Vec<Node>| RandomForest {
+            n_features: 2,
+            n_classes: CLASSES.len(),
+            trees: vec![Tree { nodes: vec![split(0, 1, 2), leaf(9), leaf(9)] }, Tree { nodes }],
+            importances: vec![0.5, 0.5],
+        };
+        let good = forest(vec![split(1, 1, 2), leaf(9), leaf(2)]);
+        assert_eq!(good.check(), Ok(()));
+        let cases = [
+            (forest(vec![split(0, 0, 1), leaf(9)]), "tree 1 node 0 points to node 0 (of 2)"),
+            (forest(vec![leaf(9), split(0, 2, 0), leaf(9)]), "tree 1 node 1 points to node 0 (of 3)"),
+            (forest(vec![split(0, 1, 3), leaf(9), leaf(9)]), "tree 1 node 0 points to node 3 (of 3)"),
+            (forest(vec![split(2, 1, 2), leaf(9), leaf(9)]), "tree 1 node 0 tests feature 2 of 2"),
+            (forest(vec![leaf(10)]), "tree 1 leaf 0 has 10 classes of 9"),
+            (forest(vec![]), "tree 1 has no nodes"),
+            (RandomForest { trees: vec![], ..good.clone() }, "forest without trees"),
+            (RandomForest { importances: vec![1.0], ..good.clone() }, "1 importances for 2 features"),
+        ];
+        for (bad, why) in cases {
+            assert_eq!(bad.check(), Err(why.to_string()));
+            let features = vec!["syn_rate_pps".to_string(), "packet_count".to_string()];
+            assert!(ViewModel::new(features.clone(), bad.clone()).is_err(), "{why}");
+            // As read from a file: the model is refused, never used.
+            let vm = ViewModel { features, forest: bad };
+            let mut m = Model::new(
+                None,
+                Some(ViewModel::new(vm.features.clone(), good.clone()).unwrap()),
+                "h",
+                0.into(),
+                0.into(),
+            )
+            .unwrap();
+            m.destination = Some(vm);
+            let e = Model::from_bytes(&m.to_bytes().unwrap()).unwrap_err();
+            assert!(matches!(&e, ModelError::Invalid(msg) if msg == why), "{why}: {e}");
+        }
     }
 }

@@ -106,6 +106,7 @@ impl ViewModel {
         if self.forest.n_classes > CLASSES.len() {
             return Err(ModelError::Invalid(format!("forest of {} classes", self.forest.n_classes)));
         }
+        self.forest.check().map_err(ModelError::Invalid)?;
         for f in &self.features {
             if FORBIDDEN_FEATURES.contains(&f.as_str()) {
                 return Err(ModelError::Invalid(format!("{f:?} is an identifier, not a feature")));
@@ -455,6 +456,14 @@ mod tests {
         assert_eq!(back.metrics, m.metrics);
         assert_eq!(back.content_hash().unwrap(), m.content_hash().unwrap());
         assert_eq!(back.predict(&ws), v);
+    }
+
+    #[test]
+    fn shipped_model_passes_the_load_checks() {
+        // Loading checks the forests' structure (RandomForest::check): the model in the
+        // repository, made by the trainer, must pass them.
+        let m = Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.nta-model")).unwrap();
+        assert!(m.source.is_some() || m.destination.is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod features;
+pub mod limits;
 mod record;
 pub mod time;
 pub mod window;
@@ -63,11 +64,21 @@ impl PacketBatch {
     /// Rejects a batch that can never be stored or windowed, so consumers dead-letter it
     /// instead of failing on it for ever: a timestamp that is not finite or lies outside
     /// [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`] (corrupt; it would create absurd partitions and
-    /// overflow PostgreSQL's range), or more records than a 32-bit count holds.
+    /// overflow PostgreSQL's range), more records than a 32-bit count holds, or a string longer
+    /// than its cap in [`limits`]. The agent never sends such strings (it truncates them), so
+    /// they mean a forged or corrupt batch, which must not fill the store with megabytes.
     pub fn validate(&self) -> Result<(), BatchError> {
+        for (field, value) in [("agent_id", &self.agent_id), ("boot_id", &self.boot_id)] {
+            if value.len() > limits::MAX_ID_LEN {
+                return Err(BatchError::IdTooLong { field, len: value.len(), max: limits::MAX_ID_LEN });
+            }
+        }
         for (index, r) in self.records.iter().enumerate() {
             if !(r.timestamp.is_finite() && (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&r.timestamp)) {
                 return Err(BatchError::TimestampOutOfRange { index, timestamp: r.timestamp });
+            }
+            if let Some((field, len, max)) = r.oversized_field() {
+                return Err(BatchError::FieldTooLong { index, field, len, max });
             }
         }
         if self.records.len() > i32::MAX as usize {
@@ -107,6 +118,10 @@ pub enum BatchError {
     TimestampOutOfRange { index: usize, timestamp: f64 },
     #[error("too many records")]
     TooManyRecords,
+    #[error("record {index}: {field} is {len} bytes long (at most {max})")]
+    FieldTooLong { index: usize, field: &'static str, len: usize, max: usize },
+    #[error("{field} is {len} bytes long (at most {max})")]
+    IdTooLong { field: &'static str, len: usize, max: usize },
 }
 
 #[cfg(test)]
@@ -147,5 +162,48 @@ mod tests {
             assert_eq!(e.to_string(), format!("record 5: timestamp {bad} out of range"));
         }
         assert_eq!(BatchError::TooManyRecords.to_string(), "too many records");
+    }
+
+    #[test]
+    fn validate_rejects_strings_over_their_caps() {
+        let mut b = PacketBatch::new("a1", "boot", 1);
+        let mut r = PacketRecord::new(1.5, 60);
+        // Exactly at every cap is still valid.
+        r.interface = "i".repeat(limits::MAX_INTERFACE_LEN).into();
+        r.dns_qname = Some("q".repeat(limits::MAX_DNS_QNAME_LEN));
+        r.http_method = Some("M".repeat(limits::MAX_HTTP_METHOD_LEN));
+        r.http_path = Some("/".repeat(limits::MAX_HTTP_PATH_LEN));
+        r.http_host = Some("h".repeat(limits::MAX_HTTP_HOST_LEN));
+        b.records.push(PacketRecord::new(1.0, 60));
+        b.records.push(r.clone());
+        assert_eq!(b.validate(), Ok(()));
+
+        type Setter = fn(&mut PacketRecord, String);
+        let cases: [(&str, usize, Setter); 5] = [
+            ("interface", limits::MAX_INTERFACE_LEN, |r, s| r.interface = s.into()),
+            ("dns_qname", limits::MAX_DNS_QNAME_LEN, |r, s| r.dns_qname = Some(s)),
+            ("http_method", limits::MAX_HTTP_METHOD_LEN, |r, s| r.http_method = Some(s)),
+            ("http_path", limits::MAX_HTTP_PATH_LEN, |r, s| r.http_path = Some(s)),
+            ("http_host", limits::MAX_HTTP_HOST_LEN, |r, s| r.http_host = Some(s)),
+        ];
+        for (field, max, set) in cases {
+            let mut c = b.clone();
+            // One byte over, counted in bytes, not characters: 'é' is two.
+            let over = "é".repeat(max / 2) + &"x".repeat(max % 2 + 1);
+            set(&mut c.records[1], over);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e, BatchError::FieldTooLong { index: 1, field, len: max + 1, max }, "{field}");
+            assert_eq!(e.to_string(), format!("record 1: {field} is {} bytes long (at most {max})", max + 1));
+            // And through the encoding a forged batch would travel in.
+            let back = PacketBatch::decode(&c.encode().unwrap()).unwrap();
+            assert!(back.validate().is_err(), "{field}");
+        }
+
+        let mut c = b.clone();
+        c.agent_id = "a".repeat(limits::MAX_ID_LEN + 1);
+        assert!(matches!(c.validate(), Err(BatchError::IdTooLong { field: "agent_id", .. })));
+        let mut c = b.clone();
+        c.boot_id = "b".repeat(limits::MAX_ID_LEN + 1);
+        assert!(matches!(c.validate(), Err(BatchError::IdTooLong { field: "boot_id", .. })));
     }
 }

@@ -1,6 +1,18 @@
 //! Application layer: DNS (simple-dns) and HTTP/1.x first lines (httparse).
 
+use wire::limits::{self, MAX_DNS_QNAME_LEN, MAX_HTTP_HOST_LEN, MAX_HTTP_METHOD_LEN, MAX_HTTP_PATH_LEN};
 use wire::PacketRecord;
+
+/// `s` cut to at most `max` bytes (on a character boundary), as a record field. Consumers
+/// reject longer strings ([`wire::PacketBatch::validate`]); each cut is counted in
+/// `nta_agent_fields_truncated_total{field}` so an operator sees what is being clipped.
+pub(crate) fn bounded(field: &'static str, s: &str, max: usize) -> String {
+    let cut = limits::truncate_str(s, max);
+    if cut.len() < s.len() {
+        metrics::counter!("nta_agent_fields_truncated_total", "field" => field).increment(1);
+    }
+    cut.to_owned()
+}
 
 /// DNS, mDNS and LLMNR ports.
 #[inline]
@@ -69,6 +81,11 @@ fn fill_question(rec: &mut PacketRecord, packet: &simple_dns::Packet) -> bool {
                 name.push('.');
             }
             push_label(&mut name, label);
+        }
+        // simple-dns caps names at 255 wire octets, which always fits; the cut is a guard
+        // for the escaping above, not a limit real names reach.
+        if name.len() > MAX_DNS_QNAME_LEN {
+            name = bounded("dns_qname", &name, MAX_DNS_QNAME_LEN);
         }
         rec.dns_qname = Some(name);
         rec.dns_qtype = Some(u16::from(q.qtype));
@@ -166,13 +183,13 @@ fn decode_http_request(rec: &mut PacketRecord, payload: &[u8]) {
     match req.parse(payload) {
         Ok(_) => {
             if let (Some(m), Some(p), Some(_)) = (req.method, req.path, req.version) {
-                rec.http_method = Some(m.to_owned());
-                rec.http_path = Some(p.to_owned());
+                rec.http_method = Some(bounded("http_method", m, MAX_HTTP_METHOD_LEN));
+                rec.http_path = Some(bounded("http_path", p, MAX_HTTP_PATH_LEN));
                 rec.http_host = req
                     .headers
                     .iter()
                     .find(|h| h.name.eq_ignore_ascii_case("host"))
-                    .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+                    .map(|h| bounded("http_host", String::from_utf8_lossy(h.value).trim(), MAX_HTTP_HOST_LEN));
             }
         }
         Err(_) => {
@@ -184,8 +201,8 @@ fn decode_http_request(rec: &mut PacketRecord, payload: &[u8]) {
             let mut req = httparse::Request::new(&mut none);
             if req.parse(line).is_ok() {
                 if let (Some(m), Some(p), Some(_)) = (req.method, req.path, req.version) {
-                    rec.http_method = Some(m.to_owned());
-                    rec.http_path = Some(p.to_owned());
+                    rec.http_method = Some(bounded("http_method", m, MAX_HTTP_METHOD_LEN));
+                    rec.http_path = Some(bounded("http_path", p, MAX_HTTP_PATH_LEN));
                 }
             }
         }

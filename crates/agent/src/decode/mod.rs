@@ -12,18 +12,21 @@
 //! * DNS (UDP and single-segment TCP on 53, 5353, 5355 either side) is parsed with
 //!   `simple-dns`, HTTP/1.x request and status lines (any TCP port) with `httparse`.
 //!
+//! * String fields are cut to the caps of [`wire::limits`] (see [`bounded`]).
+//!
 //! A frame is an error ([`DecodeError`]) only when its link or network header is truncated or
-//! invalid, i.e. when no meaningful record can be made. A damaged upper layer keeps the
+//! invalid, or its capture time is impossible, i.e. when no meaningful record can be made. A damaged upper layer keeps the
 //! record with what could be read.
 
 mod app;
+pub(crate) use app::bounded;
 
-use etherparse::{ArpPacketSlice, Ipv6ExtensionSlice, LaxIpSlice};
+use etherparse::{ip_number, ArpPacketSlice, IpNumber, LaxIpSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wire::{MacAddr, PacketRecord, Protocol};
 
 /// Why a frame could not be decoded into a record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     /// The frame ends inside the named header.
     #[error("frame truncated in the {0} header")]
@@ -31,6 +34,11 @@ pub enum DecodeError {
     /// The named header is present but invalid (e.g. bad IP version or header length).
     #[error("invalid {0} header: {1}")]
     Invalid(&'static str, &'static str),
+    /// The capture time lies outside [`wire::MIN_TIMESTAMP`]..=[`wire::MAX_TIMESTAMP`] (a
+    /// corrupt pcapng timestamp can reach the year 500000): consumers reject such a record, and
+    /// with it the whole batch it travels in.
+    #[error("capture time {0} out of range")]
+    Timestamp(f64),
     /// The capture's data link type is not one the decoder understands.
     #[error("unsupported data link type {0} (supported: EN10MB 1, RAW 12/14/101, IPV4 228, IPV6 229, NULL 0, LOOP 108, LINUX_SLL 113, LINUX_SLL2 276)")]
     UnsupportedLinktype(i32),
@@ -42,6 +50,7 @@ impl DecodeError {
         match self {
             DecodeError::Truncated(_) => "truncated",
             DecodeError::Invalid(..) => "invalid",
+            DecodeError::Timestamp(_) => "timestamp",
             DecodeError::UnsupportedLinktype(_) => "unsupported_linktype",
         }
     }
@@ -109,6 +118,9 @@ impl Decoder {
 
     /// Decodes one frame. `interface` is left empty: the caller sets it.
     pub fn decode(&self, timestamp: f64, wire_len: u32, data: &[u8]) -> Result<PacketRecord, DecodeError> {
+        if !(timestamp.is_finite() && (wire::MIN_TIMESTAMP..=wire::MAX_TIMESTAMP).contains(&timestamp)) {
+            return Err(DecodeError::Timestamp(timestamp));
+        }
         let mut rec = PacketRecord::new(timestamp, wire_len);
         match self.link {
             Link::Ethernet => {
@@ -282,21 +294,15 @@ fn decode_ip(rec: &mut PacketRecord, data: &[u8]) -> Result<(), DecodeError> {
         let mut proto = payload.ip_number.0;
         let first_fragment = match &ip {
             LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() == 0,
-            LaxIpSlice::Ipv6(v6) => {
-                let mut first = true;
-                for e in v6.extensions().clone() {
-                    if let Ipv6ExtensionSlice::Fragment(f) = e {
-                        if f.fragment_offset().value() != 0 {
-                            // What follows a later fragment's header is data, not more
-                            // extension headers: the protocol is the fragment header's.
-                            proto = f.next_header().0;
-                            first = false;
-                            break;
-                        }
-                    }
+            LaxIpSlice::Ipv6(v6) => match later_fragment(v6.header().next_header(), v6.extensions().slice()) {
+                // What follows a later fragment's header is data, not more extension
+                // headers: the protocol is the fragment header's.
+                Some(next) => {
+                    proto = next;
+                    false
                 }
-                first
-            }
+                None => true,
+            },
         };
         // Tunnels: IP-in-IP (4) and IPv6-in-IP (41); the inner packet wins when it parses.
         if (proto == 4 || proto == 41) && first_fragment && depth < MAX_IP_DEPTH {
@@ -313,6 +319,44 @@ fn decode_ip(rec: &mut PacketRecord, data: &[u8]) -> Result<(), DecodeError> {
         decode_transport(rec, proto, body);
         return Ok(());
     }
+}
+
+/// The next header of the IPv6 fragment header among the extension headers `exts` (starting
+/// with header number `first`) when it is a later fragment (offset not 0).
+///
+/// Walks the headers with etherparse's checked slicing instead of iterating
+/// `Ipv6ExtensionsSlice`: that iterator (etherparse 0.21) trusts the last header's "next
+/// header" number and, after a lax parse stopped at a header it rejected (a hop-by-hop header
+/// not in first place, say), reads a header beyond the end of the slice (undefined behaviour,
+/// found by fuzzing).
+fn later_fragment(first: IpNumber, exts: &[u8]) -> Option<u8> {
+    use etherparse::{IpAuthHeaderSlice, Ipv6FragmentHeaderSlice, Ipv6RawExtHeaderSlice};
+    let (mut next, mut rest) = (first, exts);
+    while !rest.is_empty() {
+        let len = match next {
+            ip_number::IPV6_HOP_BY_HOP | ip_number::IPV6_ROUTE | ip_number::IPV6_DEST_OPTIONS => {
+                let h = Ipv6RawExtHeaderSlice::from_slice(rest).ok()?;
+                next = h.next_header();
+                h.slice().len()
+            }
+            ip_number::IPV6_FRAG => {
+                let f = Ipv6FragmentHeaderSlice::from_slice(rest).ok()?;
+                if f.fragment_offset().value() != 0 {
+                    return Some(f.next_header().0);
+                }
+                next = f.next_header();
+                f.slice().len()
+            }
+            ip_number::AUTH => {
+                let h = IpAuthHeaderSlice::from_slice(rest).ok()?;
+                next = h.next_header();
+                h.slice().len()
+            }
+            _ => return None,
+        };
+        rest = &rest[len..];
+    }
+    None
 }
 
 fn ip_error(e: etherparse::err::ip::LaxHeaderSliceError) -> DecodeError {
