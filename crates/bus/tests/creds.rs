@@ -2,7 +2,7 @@
 //! JWT) mode with JetStream: a `.creds` user gets exactly its permissions, JetStream included,
 //! and the server refuses users it cannot trace back to its operator.
 
-use async_nats::{jetstream, ConnectErrorKind, Event};
+use async_nats::{jetstream, ConnectErrorKind};
 use bus::streams::ensure_packets_stream;
 use bus::{Nats, NatsAuth, StreamLimits, PACKETS_STREAM};
 use std::path::{Path, PathBuf};
@@ -56,22 +56,8 @@ async fn creds_users_get_jetstream_within_their_permissions_and_strangers_are_re
     assert_eq!(stream.info().await.unwrap().state.messages, 2);
 
     // Sensor 1 publishing as sensor 2: the server drops the message and says why.
-    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
-    let watched = sensor1
-        .options()
-        .await
-        .unwrap()
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
-                }
-            }
-        })
-        .connect(server.url.as_str())
-        .await
-        .unwrap();
+    let (options, mut errors) = testkit::watch_server_errors(sensor1.options().await.unwrap());
+    let watched = options.connect(server.url.as_str()).await.unwrap();
     watched.publish("nta.packets.sensor2", "forged".into()).await.unwrap();
     watched.flush().await.unwrap();
     let error = tokio::time::timeout(Duration::from_secs(5), errors.recv()).await.expect("no server error").unwrap();

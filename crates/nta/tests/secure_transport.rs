@@ -97,22 +97,8 @@ impl Secure {
             key: Some(self.client.key.clone()),
             ..Default::default()
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let client = nats
-            .options()
-            .await
-            .unwrap()
-            .event_callback(move |e| {
-                let tx = tx.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = e {
-                        let _ = tx.send(e.to_string());
-                    }
-                }
-            })
-            .connect(&self.nats.url)
-            .await
-            .unwrap_or_else(|e| panic!("{role} cannot connect: {e}"));
+        let (options, rx) = testkit::watch_server_errors(nats.options().await.unwrap());
+        let client = options.connect(&self.nats.url).await.unwrap_or_else(|e| panic!("{role} cannot connect: {e}"));
         (client, rx)
     }
 }

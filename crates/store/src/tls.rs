@@ -114,9 +114,9 @@ impl DbConfig {
             SslMode::VerifyCa => Some(Verify::Chain),
             SslMode::VerifyFull => Some(Verify::Full),
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match verify {
-            None => Arc::new(AnyCertificate(provider)),
-            Some(how) => {
+        let chain = match verify {
+            None => None,
+            Some(_) => {
                 let path = self.sslrootcert.as_ref().expect("checked by parse");
                 let mut roots = RootCertStore::empty();
                 for cert in CertificateDer::pem_file_iter(path)
@@ -124,12 +124,13 @@ impl DbConfig {
                 {
                     roots.add(cert.with_context(|| format!("sslrootcert {}", path.display()))?)?;
                 }
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .with_context(|| format!("sslrootcert {}: no usable CA certificate", path.display()))?;
-                Arc::new(ChainVerifier { webpki, check_name: how == Verify::Full })
+                Some(webpki)
             }
         };
+        let verifier = Arc::new(Verifier { chain, check_name: verify == Some(Verify::Full), provider });
         let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
         let config = match (&self.sslcert, &self.sslkey) {
             (Some(cert), Some(key)) => {
@@ -192,15 +193,19 @@ enum Verify {
     Full,
 }
 
-/// `verify-ca` and `verify-full`: webpki's chain check, and for `verify-ca` a certificate
-/// issued for another name is accepted (libpq checks the name only in `verify-full`).
+/// The server certificate check of every mode. `prefer` and `require` without a root
+/// certificate (`chain: None`) encrypt without authenticating the server, as libpq does;
+/// `verify-ca` and `verify-full` run webpki's chain check, and `verify-ca` accepts a certificate
+/// issued for another name (libpq checks the name only in `verify-full`). The handshake
+/// signatures are checked in every mode.
 #[derive(Debug)]
-struct ChainVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     check_name: bool,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -209,7 +214,8 @@ impl ServerCertVerifier for ChainVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
@@ -223,7 +229,7 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -232,51 +238,11 @@ impl ServerCertVerifier for ChainVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate: encryption without authentication of the
-/// server, as libpq does. The handshake signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

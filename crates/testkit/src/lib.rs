@@ -143,6 +143,23 @@ impl Drop for NatsServer {
     }
 }
 
+/// `options` with an event callback that forwards every error the server reports (a refused
+/// subject, an authorization violation) to the returned channel, as text.
+pub fn watch_server_errors(
+    options: async_nats::ConnectOptions,
+) -> (async_nats::ConnectOptions, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = options.event_callback(move |event| {
+        let tx = tx.clone();
+        async move {
+            if let async_nats::Event::ServerError(e) = event {
+                let _ = tx.send(e.to_string());
+            }
+        }
+    });
+    (options, rx)
+}
+
 /// Admin connection string for the test PostgreSQL server.
 pub fn pg_admin_url() -> String {
     std::env::var("NTA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
