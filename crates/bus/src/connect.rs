@@ -3,7 +3,10 @@
 
 use anyhow::{bail, Context, Result};
 use async_nats::{ConnectOptions, Event};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 settings::settings! {
     /// Credentials and TLS of the connection to NATS (`[nats]`), used by every role. At most
@@ -102,8 +105,14 @@ impl Nats {
         if let Some(ca) = &a.ca {
             o = o.add_root_certificates(ca.clone()).require_tls(true);
         }
+        if let Some(ca) = &a.ca {
+            check_ca(ca)?;
+        }
         match (&a.cert, &a.key) {
-            (Some(cert), Some(key)) => o = o.add_client_certificate(cert.clone(), key.clone()).require_tls(true),
+            (Some(cert), Some(key)) => {
+                check_client_identity(cert, key)?;
+                o = o.add_client_certificate(cert.clone(), key.clone()).require_tls(true)
+            }
             (None, None) => {}
             _ => bail!("NATS: nats.cert and nats.key go together"),
         }
@@ -112,6 +121,37 @@ impl Nats {
         }
         Ok(o)
     }
+}
+
+/// Checks `nats.ca` now: async-nats would only report "TLS error" at every connection attempt.
+fn check_ca(ca: &Path) -> Result<()> {
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("nats.ca: reading {}", ca.display()))?;
+    if certs.is_empty() {
+        bail!("nats.ca: no PEM certificate in {}", ca.display());
+    }
+    Ok(())
+}
+
+/// Checks `nats.cert` and `nats.key` as rustls will use them, for the same reason as
+/// [`check_ca`]: a certificate without X.509 v3 extensions (what `openssl x509 -req` makes
+/// without `-extfile`) or a key of another certificate is refused with a reason here.
+fn check_client_identity(cert: &Path, key: &Path) -> Result<()> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("nats.cert: reading {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("nats.key: reading {}", key.display()))?;
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "nats.cert/nats.key cannot be used: {e} (the certificate must be X.509 v3 and belong to the key)"
+            )
+        })?;
+    Ok(())
 }
 
 /// Creates an NKey user: writes its seed to `path` (a new file only its owner may read) and
@@ -205,6 +245,8 @@ mod tests {
         assert!(n.options().await.unwrap_err().to_string().contains("NKey seed"));
         n.auth = NatsAuth { cert: Some("/etc/hostname".into()), ..Default::default() };
         assert!(n.options().await.unwrap_err().to_string().contains("go together"));
+        n.auth = NatsAuth { ca: Some("/etc/hostname".into()), ..Default::default() };
+        assert!(n.options().await.unwrap_err().to_string().contains("no PEM certificate"));
         assert!(Nats::new("nats://u:p@h").options().await.is_ok());
     }
 }

@@ -13,7 +13,8 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
-/// A CA whose certificate is `ca` (PEM), able to issue more certificates into `dir`.
+/// A CA whose certificate is `ca` (PEM; its key `ca.key` beside it), able to issue more
+/// certificates into `dir`.
 pub struct TestCa {
     pub ca: PathBuf,
     issuer: Issuer<'static, KeyPair>,
@@ -32,6 +33,8 @@ impl TestCa {
         let cert = params.self_signed(&key)?;
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, cert.pem())?;
+        // Its key too, for tests that sign with other tools (openssl).
+        write_private(&dir.path().join("ca.key"), &key.serialize_pem())?;
         Ok(TestCa { ca, issuer: Issuer::new(params, key), dir })
     }
 
