@@ -97,16 +97,13 @@ impl Nats {
                 .await
                 .with_context(|| format!("reading NATS credentials {}", path.display()))?;
         }
-        for (what, p) in [("nats.ca", &a.ca), ("nats.cert", &a.cert), ("nats.key", &a.key)] {
-            if let Some(p) = p {
-                std::fs::metadata(p).with_context(|| format!("{what}: cannot read {}", p.display()))?;
+        // The files are read here too, so that a bad one is an error with a reason at start:
+        // async-nats only reports "TLS error", at every connection attempt.
+        if let Some(ca) = &a.ca {
+            if read_certs("nats.ca", ca)?.is_empty() {
+                bail!("nats.ca: no PEM certificate in {}", ca.display());
             }
-        }
-        if let Some(ca) = &a.ca {
             o = o.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let Some(ca) = &a.ca {
-            check_ca(ca)?;
         }
         match (&a.cert, &a.key) {
             (Some(cert), Some(key)) => {
@@ -123,24 +120,18 @@ impl Nats {
     }
 }
 
-/// Checks `nats.ca` now: async-nats would only report "TLS error" at every connection attempt.
-fn check_ca(ca: &Path) -> Result<()> {
-    let certs = CertificateDer::pem_file_iter(ca)
+/// The PEM certificates in `path` (setting `what`).
+fn read_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("nats.ca: reading {}", ca.display()))?;
-    if certs.is_empty() {
-        bail!("nats.ca: no PEM certificate in {}", ca.display());
-    }
-    Ok(())
+        .with_context(|| format!("{what}: reading {}", path.display()))
 }
 
-/// Checks `nats.cert` and `nats.key` as rustls will use them, for the same reason as
-/// [`check_ca`]: a certificate without X.509 v3 extensions (what `openssl x509 -req` makes
-/// without `-extfile`) or a key of another certificate is refused with a reason here.
+/// Checks `nats.cert` and `nats.key` as rustls will use them: a certificate without X.509 v3
+/// extensions (what `openssl x509 -req` makes without `-extfile`) or a key of another
+/// certificate is refused with a reason here.
 fn check_client_identity(cert: &Path, key: &Path) -> Result<()> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("nats.cert: reading {}", cert.display()))?;
+    let certs = read_certs("nats.cert", cert)?;
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("nats.key: reading {}", key.display()))?;
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?

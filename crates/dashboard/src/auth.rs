@@ -41,6 +41,13 @@ struct Session {
     last_used: Instant,
 }
 
+impl Session {
+    /// Neither past its lifetime nor unused for `idle`.
+    fn live(&self, now: Instant, idle: Duration) -> bool {
+        self.expires > now && now.duration_since(self.last_used) < idle
+    }
+}
+
 pub struct Auth {
     password: Option<String>,
     token: Option<String>,
@@ -116,7 +123,7 @@ impl Auth {
         let now = Instant::now();
         let idle = self.idle;
         let mut s = self.sessions.lock().unwrap();
-        s.retain(|_, v| v.expires > now && now.duration_since(v.last_used) < idle);
+        s.retain(|_, v| v.live(now, idle));
         s.insert(id.clone(), Session { csrf: random_hex(32), expires: now + SESSION_TTL, last_used: now });
         id
     }
@@ -126,7 +133,7 @@ impl Auth {
         let now = Instant::now();
         let mut s = self.sessions.lock().unwrap();
         let v = s.get_mut(id)?;
-        if v.expires <= now || now.duration_since(v.last_used) >= self.idle {
+        if !v.live(now, self.idle) {
             s.remove(id);
             return None;
         }

@@ -70,7 +70,7 @@ const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 /// Epoch seconds -> microseconds, or `None` when the value cannot be a capture time (outside
 /// the range `PacketBatch::validate` accepts: corrupt, and it would create absurd partitions).
 pub fn ts_micros(ts: f64) -> Option<i64> {
-    (ts.is_finite() && (wire::MIN_TIMESTAMP..=wire::MAX_TIMESTAMP).contains(&ts)).then(|| (ts * 1e6).round() as i64)
+    wire::timestamp_in_range(ts).then(|| (ts * 1e6).round() as i64)
 }
 
 /// One batch to store.

@@ -108,35 +108,32 @@ impl DbConfig {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?;
-        let verify = match self.sslmode {
-            SslMode::Disable | SslMode::Prefer => None,
-            SslMode::Require => self.sslrootcert.as_ref().map(|_| Verify::Chain),
-            SslMode::VerifyCa => Some(Verify::Chain),
-            SslMode::VerifyFull => Some(Verify::Full),
+        // Whether the chain is checked (against sslrootcert), and the host name too.
+        let (check_chain, check_name) = match self.sslmode {
+            SslMode::Disable | SslMode::Prefer => (false, false),
+            SslMode::Require => (self.sslrootcert.is_some(), false),
+            SslMode::VerifyCa => (true, false),
+            SslMode::VerifyFull => (true, true),
         };
-        let chain = match verify {
-            None => None,
-            Some(_) => {
-                let path = self.sslrootcert.as_ref().expect("checked by parse");
+        let chain = match (check_chain, &self.sslrootcert) {
+            (true, Some(path)) => {
                 let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(path)
-                    .with_context(|| format!("reading sslrootcert {}", path.display()))?
-                {
-                    roots.add(cert.with_context(|| format!("sslrootcert {}", path.display()))?)?;
+                for cert in read_certs("sslrootcert", path)? {
+                    roots.add(cert).with_context(|| format!("sslrootcert {}", path.display()))?;
                 }
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .with_context(|| format!("sslrootcert {}: no usable CA certificate", path.display()))?;
                 Some(webpki)
             }
+            (true, None) => bail!("sslmode={} needs sslrootcert=FILE", mode_name(self.sslmode)),
+            (false, _) => None,
         };
-        let verifier = Arc::new(Verifier { chain, check_name: verify == Some(Verify::Full), provider });
+        let verifier = Arc::new(Verifier { chain, check_name, provider });
         let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
         let config = match (&self.sslcert, &self.sslkey) {
             (Some(cert), Some(key)) => {
-                let certs = CertificateDer::pem_file_iter(cert)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .with_context(|| format!("reading sslcert {}", cert.display()))?;
+                let certs = read_certs("sslcert", cert)?;
                 let key =
                     PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading sslkey {}", key.display()))?;
                 builder.with_client_auth_cert(certs, key).context("sslcert/sslkey")?
@@ -145,6 +142,13 @@ impl DbConfig {
         };
         Ok(MakeRustlsConnect::new(config))
     }
+}
+
+/// The PEM certificates in `path` (URL parameter `what`).
+fn read_certs(what: &str, path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading {what} {}", path.display()))
 }
 
 fn mode_name(m: SslMode) -> &'static str {
@@ -185,12 +189,6 @@ fn take_tls_params(url: &str) -> (String, Vec<(String, String)>) {
         }
         (kept.join(" "), found)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verify {
-    Chain,
-    Full,
 }
 
 /// The server certificate check of every mode. `prefer` and `require` without a root

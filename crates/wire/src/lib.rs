@@ -24,6 +24,13 @@ pub const MIN_TIMESTAMP: f64 = -2_208_988_800.0;
 /// Latest capture time a batch may carry: 9999-12-31T23:59:59Z, in epoch seconds.
 pub const MAX_TIMESTAMP: f64 = 253_402_300_799.0;
 
+/// Whether `ts` (epoch seconds) can be a capture time: finite and within
+/// [`MIN_TIMESTAMP`]..=[`MAX_TIMESTAMP`]. The one check the decoder, [`PacketBatch::validate`]
+/// and the store share.
+pub fn timestamp_in_range(ts: f64) -> bool {
+    ts.is_finite() && (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&ts)
+}
+
 /// A batch of decoded frames from one agent.
 ///
 /// `(agent_id, boot_id, seq)` identifies a batch for ever: it is the JetStream `Nats-Msg-Id`
@@ -74,7 +81,7 @@ impl PacketBatch {
             }
         }
         for (index, r) in self.records.iter().enumerate() {
-            if !(r.timestamp.is_finite() && (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&r.timestamp)) {
+            if !timestamp_in_range(r.timestamp) {
                 return Err(BatchError::TimestampOutOfRange { index, timestamp: r.timestamp });
             }
             if let Some((field, len, max)) = r.oversized_field() {

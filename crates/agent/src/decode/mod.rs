@@ -118,7 +118,7 @@ impl Decoder {
 
     /// Decodes one frame. `interface` is left empty: the caller sets it.
     pub fn decode(&self, timestamp: f64, wire_len: u32, data: &[u8]) -> Result<PacketRecord, DecodeError> {
-        if !(timestamp.is_finite() && (wire::MIN_TIMESTAMP..=wire::MAX_TIMESTAMP).contains(&timestamp)) {
+        if !wire::timestamp_in_range(timestamp) {
             return Err(DecodeError::Timestamp(timestamp));
         }
         let mut rec = PacketRecord::new(timestamp, wire_len);
