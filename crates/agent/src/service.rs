@@ -60,7 +60,7 @@ pub fn sanitize_agent_id(id: &str) -> String {
 pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) -> Result<AgentSummary> {
     let agent_id = sanitize_agent_id(&cfg.agent_id);
     let boot_id = format!("{:016x}", rand::random::<u64>());
-    let (source, realtime) = match cfg.input()? {
+    let (mut source, realtime) = match cfg.input()? {
         Input::Live(opts) => (Source::open_live(&opts)?, false),
         Input::File { path, realtime } => (Source::open_file(&path)?, realtime),
     };
@@ -69,6 +69,17 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
     // Capture starts before NATS is reachable: the queue absorbs the wait.
     let queue = Arc::new(SendQueue::new(cfg.queue_max_bytes()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Stopping the capture: the flag its loop checks, and a wake-up for a live read waiting on
+    // a quiet interface.
+    let stop_capture = {
+        let (stop, waker) = (stop.clone(), source.waker().map(Arc::new));
+        move || {
+            stop.store(true, Ordering::Relaxed);
+            if let Some(w) = &waker {
+                w.breakloop();
+            }
+        }
+    };
     let capture = {
         let (queue, stop, agent_id, boot_id, policy) =
             (queue.clone(), stop.clone(), agent_id.clone(), boot_id.clone(), cfg.batch_policy());
@@ -80,10 +91,10 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
     let client = bus::connect(&cfg.nats, &format!("nta-agent-{agent_id}")).await?;
     let js = async_nats::jetstream::new(client);
     let stop_signal = {
-        let stop = stop.clone();
+        let stop_capture = stop_capture.clone();
         async move {
             shutdown.await;
-            stop.store(true, Ordering::Relaxed);
+            stop_capture();
         }
     };
     tokio::pin!(stop_signal);
@@ -101,15 +112,20 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             .await
         }
         _ = &mut stop_signal => {
-            let lost = queue.drain_dropped();
-            tracing::warn!(records = lost, "stopped before NATS was reachable; queued batches dropped");
+            tracing::warn!("stopped before NATS was reachable");
             PublishSummary::default()
         }
     };
-    stop.store(true, Ordering::Relaxed);
+    stop_capture();
     let capture = tokio::task::spawn_blocking(move || capture.join())
         .await?
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))??;
+    // Only now, with the capture thread gone, is the queue final: its last partial batch may
+    // have arrived after the publisher gave up.
+    let lost = queue.drain_dropped();
+    if lost > 0 {
+        tracing::warn!(records = lost, "unsent batches dropped at shutdown");
+    }
     tracing::info!(?capture, ?publish, "agent finished");
     Ok(AgentSummary { agent_id, boot_id, capture, publish, dropped_records: queue.dropped_records() })
 }

@@ -77,6 +77,17 @@ impl Source {
         Ok(Source { inner: Inner::Live(cap), linktype, interface: Arc::from(opts.interface.as_str()) })
     }
 
+    /// For a live capture, a handle that makes a read waiting for frames return at once
+    /// (libpcap's breakloop; the read then reports the end of input). In immediate mode libpcap
+    /// may wait for the next frame despite the read timeout, so on a quiet interface a stop
+    /// request would otherwise go unseen. Files never wait: `None`.
+    pub fn waker(&mut self) -> Option<pcap::BreakLoop> {
+        match &mut self.inner {
+            Inner::Live(c) => Some(c.breakloop_handle()),
+            Inner::File(_) => None,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(self.inner, Inner::Live(_))
     }

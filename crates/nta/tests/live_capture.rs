@@ -114,6 +114,34 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     assert_eq!(value("nta_agent_kernel_dropped_packets_total"), 0.0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_live_agent_on_a_quiet_interface() {
+    if unsafe_geteuid() != 0 {
+        panic!("live capture test needs root (CAP_NET_ADMIN/CAP_NET_RAW)");
+    }
+    let nats = NatsServer::start().unwrap();
+    let tag = (free_port() % 250) + 1;
+    let ns = Netns::create(tag);
+    // No traffic passes the filter: libpcap's read waits for a frame that never comes. Before
+    // the capture was woken on stop, the agent then only ended at `nta run`'s forced exit
+    // (status 130, no summary).
+    let mut agent = nta()
+        .args(["run", "--target", "agent", "--agent-id", "quiet", "--nats-url", &nats.url])
+        .args(["--interface", &ns.host_if, "--bpf", "udp port 7"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
+    let status = testkit::wait_exit(&mut agent, Duration::from_secs(90));
+    let out = agent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("agent: 0 frames")), "{stderr}");
+}
+
 fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
