@@ -1,12 +1,13 @@
-//! `window_features` and `windower_checkpoint`: the windower's single-instance lock, its
-//! checkpoint, and the idempotent window insert.
+//! `window_features` and `windower_checkpoint`: the windower's per-partition instance lock,
+//! its checkpoints, membership of the windower processes, and the idempotent window insert.
 
 use anyhow::{Context, Result};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 use wire::WindowRecord;
 
-/// Class of the session lock that keeps a second windower of the same durable from running.
+/// Class of the session lock that keeps a second windower of the same durable (partition) from
+/// running.
 const INSTANCE_LOCK_CLASS: i32 = 0x4e54_5749; // "NTWI"
 
 /// Tries to take the session lock of `durable` on this connection (released when it closes,
@@ -23,6 +24,84 @@ pub struct Checkpoint {
     pub closed_through: [i64; 3],
     /// First NTA_PACKETS stream sequence a restart must replay.
     pub replay_seq: u64,
+}
+
+/// Durable consumer (and checkpoint) name of partition `index` of `count` of windower `base`:
+/// `base` itself when the keys are not partitioned, so a single windower keeps its history.
+pub fn partition_durable(base: &str, index: u32, count: u32) -> String {
+    if count <= 1 {
+        base.to_string()
+    } else {
+        format!("{base}-{index}-of-{count}")
+    }
+}
+
+/// (index, count) of a durable named by [`partition_durable`] for `base`.
+pub fn parse_partition_durable(base: &str, durable: &str) -> Option<(u32, u32)> {
+    if durable == base {
+        return Some((0, 1));
+    }
+    let (i, c) = durable.strip_prefix(base)?.strip_prefix('-')?.split_once("-of-")?;
+    let (i, c) = (i.parse().ok()?, c.parse().ok()?);
+    (i < c && c > 1).then_some((i, c))
+}
+
+/// Every checkpoint of windower `base`, of any partitioning: (index, count, checkpoint).
+pub async fn load_partition_checkpoints(client: &Client, base: &str) -> Result<Vec<(u32, u32, Checkpoint)>> {
+    let rows = client
+        .query(
+            "SELECT durable, closed_through_5, closed_through_30, closed_through_180, replay_seq
+             FROM windower_checkpoint WHERE durable = $1 OR starts_with(durable, $1 || '-')",
+            &[&base],
+        )
+        .await
+        .context("reading windower checkpoints")?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let (i, c) = parse_partition_durable(base, r.get(0))?;
+            let cp = Checkpoint {
+                closed_through: [r.get(1), r.get(2), r.get(3)],
+                replay_seq: r.get::<_, i64>(4).max(0) as u64,
+            };
+            Some((i, c, cp))
+        })
+        .collect())
+}
+
+/// Marks this connection as a member of windower group `base` (see [`count_members`]).
+pub async fn join_members(client: &Client, base: &str) -> Result<()> {
+    client
+        .execute("SELECT set_config('application_name', $1, false)", &[&member_name(base)])
+        .await
+        .context("registering the windower")?;
+    Ok(())
+}
+
+/// Windower processes of group `base` alive now: connections marked by [`join_members`] to this
+/// database. A process that dies closes its connection, so it stops counting at once.
+pub async fn count_members(client: &Client, base: &str) -> Result<usize> {
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+            &[&member_name(base)],
+        )
+        .await
+        .context("counting windowers")?
+        .get(0);
+    Ok(n.max(1) as usize)
+}
+
+fn member_name(base: &str) -> String {
+    // application_name is cut at 63 bytes; a long durable still gets a stable, distinct name.
+    let name = format!("nta-windower/{base}");
+    if name.len() <= 63 {
+        name
+    } else {
+        // FNV-1a: any fixed hash will do, it only has to be the same in every process.
+        let h = base.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        format!("nta-windower/{h:016x}")
+    }
 }
 
 pub async fn load_checkpoint(client: &Client, durable: &str) -> Result<Option<Checkpoint>> {
@@ -153,5 +232,17 @@ mod tests {
         let distinct: std::collections::HashSet<_> = FEATURE_COLUMNS.iter().collect();
         assert_eq!(distinct.len(), 63);
         assert!(insert_sql().contains("$68::text[]"));
+    }
+
+    #[test]
+    fn partition_durables_round_trip() {
+        assert_eq!(partition_durable("nta-windower", 0, 1), "nta-windower");
+        assert_eq!(partition_durable("nta-windower", 2, 4), "nta-windower-2-of-4");
+        assert_eq!(parse_partition_durable("nta-windower", "nta-windower"), Some((0, 1)));
+        assert_eq!(parse_partition_durable("nta-windower", "nta-windower-2-of-4"), Some((2, 4)));
+        assert_eq!(parse_partition_durable("nta-windower", "nta-windower-4-of-4"), None);
+        assert_eq!(parse_partition_durable("nta-windower", "nta-windower-x-2-of-4"), None);
+        assert_eq!(parse_partition_durable("nta-windower", "other-0-of-2"), None);
+        assert!(member_name(&"x".repeat(80)).len() <= 63);
     }
 }

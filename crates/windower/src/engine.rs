@@ -8,7 +8,7 @@
 
 use crate::level::{ClosedWindow, Level, Skip};
 use crate::state::Params;
-use crate::WindowerConfig;
+use crate::{Partition, WindowerConfig};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wire::{PacketRecord, WindowRecord};
@@ -59,6 +59,9 @@ pub struct Windower {
     sealed: i64,
     /// Checkpoint given to `resume`: windows ending at or before it are not emitted again.
     resumed: [i64; 3],
+    /// Set by [`Windower::resume_by_owner`]: (partition count, checkpoint per partition) of the
+    /// windowers this one takes over from, for keys whose old owner got further than `resumed`.
+    resumed_by_owner: Option<(u32, Vec<[i64; 3]>)>,
     stats: WindowerStats,
 }
 
@@ -71,7 +74,13 @@ fn floor_to(t: i64, m: i64) -> i64 {
 
 impl Windower {
     pub fn new(cfg: WindowerConfig) -> Windower {
-        let params = Params { cap: cfg.distinct_cap.max(2) };
+        Windower::for_partition(cfg, Partition::ALL)
+    }
+
+    /// A windower that keeps and emits only the keys of `part` (see [`crate::partition`]); the
+    /// union of the outputs of partitions `0..count` is the output of [`Windower::new`].
+    pub fn for_partition(cfg: WindowerConfig, part: Partition) -> Windower {
+        let params = Params { cap: cfg.distinct_cap.max(2), part };
         Windower {
             cfg,
             params,
@@ -82,6 +91,7 @@ impl Windower {
             last_agent: 0,
             sealed: i64::MIN,
             resumed: [i64::MIN; 3],
+            resumed_by_owner: None,
             stats: WindowerStats::default(),
         }
     }
@@ -92,6 +102,25 @@ impl Windower {
     /// build the 5 s partial states that feed it, but the emitted windows are not repeated.
     pub fn resume(&mut self, closed_through: [i64; 3]) {
         self.resumed = closed_through;
+    }
+
+    /// Resumes from the checkpoints of another partitioning (`checkpoints[i]` of partition `i`
+    /// of `checkpoints.len()`), e.g. after the partition count changed: a key's windows are
+    /// emitted only after its old owner's checkpoint. Replay from the smallest of their replay
+    /// points; records are accepted from the smallest `closed_through` on, so every window
+    /// after a key's old checkpoint is rebuilt whole.
+    pub fn resume_by_owner(&mut self, checkpoints: Vec<[i64; 3]>) {
+        let mut min = [i64::MAX; 3];
+        for cp in &checkpoints {
+            for i in 0..3 {
+                min[i] = min[i].min(cp[i]);
+            }
+        }
+        if checkpoints.is_empty() {
+            return;
+        }
+        self.resumed = min;
+        self.resumed_by_owner = Some((checkpoints.len() as u32, checkpoints));
     }
 
     /// Feeds one record of `agent_id`. `now` is processing time (for idle-agent detection).
@@ -232,8 +261,19 @@ impl Windower {
     /// longer window is closed right after the last 5 s window that feeds it.
     fn advance(&mut self, target: i64, emit: &mut dyn FnMut(ClosedWindow)) {
         let p = self.params;
+        let by_owner = &self.resumed_by_owner;
         let mut n = 0u64;
         let mut count = |w: ClosedWindow| {
+            // ARP senders of other partitions are only here for the ARP join.
+            if !p.part.owns(&w.key) {
+                return;
+            }
+            if let Some((parts, cps)) = by_owner {
+                let i = SIZES.iter().position(|&s| s == w.window_size as i64).unwrap_or(0);
+                if w.window_start + (w.window_size as i64) <= cps[Partition::of(&w.key, *parts) as usize][i] {
+                    return;
+                }
+            }
             n += 1;
             emit(w)
         };
@@ -302,23 +342,30 @@ pub fn windows_from_records_with_stats(
     records: impl IntoIterator<Item = PacketRecord>,
     cfg: &WindowerConfig,
 ) -> (Vec<WindowRecord>, WindowerStats) {
-    let mut w = Windower::new(cfg.clone());
-    let now = Instant::now();
-    let mut out = Vec::new();
-    let mut next_check = f64::NEG_INFINITY;
-    let lateness = cfg.allowed_lateness().as_secs_f64();
-    for r in records {
-        w.push("offline", &r, now);
-        // The sealing target only moves when the watermark crosses a 5 s boundary; checking
-        // then is the same as polling after every record.
-        if r.timestamp - lateness >= next_check {
-            out.extend(w.poll_closed(now));
-            next_check = (w.sealed + 5) as f64;
+    Windower::new(cfg.clone()).run_to_end(records)
+}
+
+impl Windower {
+    /// Feeds every record as the single agent "offline", polling as the live service would,
+    /// and closes everything at the end (the offline path; also for a partitioned or resumed
+    /// windower in tests).
+    pub fn run_to_end(mut self, records: impl IntoIterator<Item = PacketRecord>) -> (Vec<WindowRecord>, WindowerStats) {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut next_check = f64::NEG_INFINITY;
+        let lateness = self.cfg.allowed_lateness().as_secs_f64();
+        for r in records {
+            self.push("offline", &r, now);
+            // The sealing target only moves when the watermark crosses a 5 s boundary; checking
+            // then is the same as polling after every record.
+            if r.timestamp - lateness >= next_check {
+                out.extend(self.poll_closed(now));
+                next_check = (self.sealed + 5) as f64;
+            }
         }
+        out.extend(self.finish());
+        (out, self.stats)
     }
-    out.extend(w.finish());
-    let stats = w.stats().clone();
-    (out, stats)
 }
 
 pub fn windows_from_records(

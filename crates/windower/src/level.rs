@@ -67,6 +67,9 @@ impl Level {
         self.src.len() + self.dst.len()
     }
 
+    /// Routes `r` to the states of its keys that belong to `p.part`. ARP senders are kept in
+    /// every partition: the window's ARP join relates keys of all partitions (only the owner
+    /// emits them, see `Windower`).
     pub fn add(&mut self, r: &PacketRecord, p: &Params) -> Result<(), Skip> {
         if r.protocol == Protocol::Arp {
             let k = r.arp_psrc.ok_or(Skip::NoAddress)?;
@@ -74,11 +77,15 @@ impl Level {
             return Ok(());
         }
         let k = r.src_ip.ok_or(Skip::NoAddress)?;
-        self.src.entry(k).or_default().add_sent(r, p);
+        if p.part.owns(&k) {
+            self.src.entry(k).or_default().add_sent(r, p);
+        }
         if let Some(d) = r.dst_ip {
-            self.dst.entry(d).or_default().add(r, p);
-            if SrcState::wants_received(r) {
-                self.src.entry(d).or_default().add_received(r);
+            if p.part.owns(&d) {
+                self.dst.entry(d).or_default().add(r, p);
+                if SrcState::wants_received(r) {
+                    self.src.entry(d).or_default().add_received(r);
+                }
             }
         }
         Ok(())
@@ -202,7 +209,7 @@ impl Level {
 /// starting at `start` (records are not checked against the bounds). The cascade must give
 /// the same features as this; the property tests compare them.
 pub fn direct_window(records: &[PacketRecord], start: i64, size: u32, cap: usize) -> Vec<WindowRecord> {
-    let p = Params { cap };
+    let p = Params { cap, part: crate::Partition::ALL };
     let mut l = Level::default();
     for r in records {
         let _ = l.add(r, &p);

@@ -72,10 +72,12 @@ mod engine;
 pub mod features;
 pub mod hash;
 pub mod level;
+pub mod partition;
 pub mod sketch;
 pub mod state;
 
 pub use config::WindowerConfig;
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
 pub use level::{direct_window, ClosedWindow};
+pub use partition::Partition;
 pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};

@@ -18,6 +18,8 @@ use wire::{PacketRecord, Protocol};
 pub struct Params {
     /// Distinct members kept exactly per set before switching to a bottom-k sample.
     pub cap: usize,
+    /// Keys whose states this windower keeps (see [`crate::partition`]).
+    pub part: crate::Partition,
 }
 
 /// Ports whose TCP connections count towards `partial_http_count` (the original's list).

@@ -10,8 +10,16 @@ settings::settings! {
     /// Configuration of the windower role.
     #[derive(Debug, Clone)]
     pub struct WindowerServiceConfig {
-        /// Durable consumer on NTA_PACKETS. Exactly one windower runs per name (others wait).
+        /// Durable consumer on NTA_PACKETS; with several partitions, partition i of n uses
+        /// `<durable>-<i>-of-<n>`. The windower processes of one name share its partitions.
         pub durable: String = "nta-windower".into(),
+        /// Key partitions shared by the windower processes of this durable (the same number in
+        /// every one): each process runs about partitions / processes of them, and takes over
+        /// those of a process that dies. 1: one windower works, the others stand by.
+        pub partitions: u32 = 1,
+        /// How often (ms) a windower checks for free partitions and for processes that joined
+        /// or died (the takeover delay after a crash is at most about this).
+        pub claim_interval_ms: u64 = 1000,
         /// How often (ms) closed windows are collected when no message arrives (processing-time
         /// flushing: idle agents stop holding windows back).
         pub poll_interval_ms: u64 = 200,
@@ -46,6 +54,10 @@ impl WindowerServiceConfig {
 
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.ack_wait_s)
+    }
+
+    pub fn claim_interval(&self) -> Duration {
+        Duration::from_millis(self.claim_interval_ms)
     }
 
     pub fn pending_refresh(&self) -> Duration {

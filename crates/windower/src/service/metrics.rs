@@ -11,6 +11,10 @@ pub const DEADLETTER_TOTAL: &str = "nta_windower_deadletter_total";
 pub const PUBLISH_ERRORS_TOTAL: &str = "nta_windower_publish_errors_total";
 pub const DB_ERRORS_TOTAL: &str = "nta_windower_db_errors_total";
 pub const FLUSH_DURATION_SECONDS: &str = "nta_windower_flush_duration_seconds";
+pub const PARTITIONS_HELD: &str = "nta_windower_partitions_held";
+pub const MEMBERS: &str = "nta_windower_members";
+pub const PARTITION_CLAIMS_TOTAL: &str = "nta_windower_partition_claims_total";
+pub const PARTITION_RELEASES_TOTAL: &str = "nta_windower_partition_releases_total";
 
 pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
@@ -27,5 +31,9 @@ pub(crate) fn describe() {
     describe_counter!(DEADLETTER_TOTAL, "Undecodable messages moved to nta.deadletter");
     describe_counter!(PUBLISH_ERRORS_TOTAL, "Failed window publications (retried)");
     describe_counter!(DB_ERRORS_TOTAL, "Failed window-store transactions (retried)");
+    describe_gauge!(PARTITIONS_HELD, "Key partitions this process runs a windower for");
+    describe_gauge!(MEMBERS, "Windower processes sharing the partitions (this one included)");
+    describe_counter!(PARTITION_CLAIMS_TOTAL, "Partitions taken (at start, from a dead windower, or handed over)");
+    describe_counter!(PARTITION_RELEASES_TOTAL, "Partitions handed back to a windower that joined");
     describe_histogram!(FLUSH_DURATION_SECONDS, Unit::Seconds, "Publish + store + checkpoint of closed windows");
 }

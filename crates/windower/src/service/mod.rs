@@ -3,10 +3,17 @@
 //! every closed window exactly once to `nta.windows.<5s|30s|3m>` (stream `NTA_WINDOWS`,
 //! `Nats-Msg-Id` = window id) and to PostgreSQL (`window_features`).
 //!
+//! # Partitions
+//!
+//! The keys are split into `partitions` by a fixed hash of the address ([`crate::partition`]);
+//! every partition has its own durable consumer (reading the whole stream), checkpoint and
+//! instance lock (a PostgreSQL session advisory lock), and at most one windower at a time. The
+//! windower processes of one durable share the partitions and take over those of a process
+//! that dies (`supervisor`). Everything below is per partition.
+//!
 //! # Exactly once, across crashes
 //!
-//! One instance per durable name runs at a time (a PostgreSQL session advisory lock; a second
-//! instance waits for it). It processes messages in stream order and *holds* every delivered
+//! A partition's windower processes messages in stream order and *holds* every delivered
 //! batch unacknowledged until all windows it contributed to are closed (see `tracker`). Each
 //! flush, in this order:
 //! 1. publishes the newly closed windows to JetStream and waits for every PubAck;
@@ -15,7 +22,7 @@
 //!    `replay_seq` (the oldest batch still held; everything before it is fully accounted for);
 //! 3. acknowledges the batches whose windows are all at or before `closed_through`.
 //!
-//! At start the service reads the checkpoint, calls [`Windower::resume`](crate::Windower::resume)
+//! At start the service reads the checkpoint (`resume`), calls [`Windower::resume`](crate::Windower::resume)
 //! with it and recreates its durable consumer to deliver from `replay_seq`: the replayed batches
 //! rebuild every open window (each record of an open window belongs to a batch not yet
 //! complete, hence at or after `replay_seq`), and windows at or before the checkpoint are not
@@ -35,6 +42,8 @@
 
 mod config;
 pub mod metrics;
+mod resume;
+mod supervisor;
 mod tracker;
 
 pub use config::WindowerServiceConfig;
@@ -51,8 +60,9 @@ use store::Reconnecting;
 use tracing::{debug, error, info, warn};
 use wire::WindowRecord;
 
-use crate::{PushOutcome, Windower};
+use crate::{Partition, PushOutcome, Windower};
 use metrics as m;
+use resume::Resume;
 use tracker::{Ends, Tracker};
 
 /// Crash-test hook read once at start (see `bus::failpoint`): `after_publish` aborts after the
@@ -66,27 +76,26 @@ const AFTER_STORE: &str = "after_store";
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Runs the windower service until `shutdown` completes. On shutdown the windows already closed
-/// are flushed and their batches acked; open windows are left to be rebuilt by the next start
-/// (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
+/// Runs the windower service until `shutdown` completes: takes a fair share of the key
+/// partitions (see `supervisor`) and runs one [`Service`] per partition held. On shutdown the
+/// windows already closed are flushed and their batches acked; open windows are left to be
+/// rebuilt by the next owner (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
 pub async fn run(cfg: WindowerServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
-    let mut shutdown = Shutdown::new(shutdown);
     let failpoint = Failpoint::from_env(FAILPOINT_ENV, &[AFTER_PUBLISH, AFTER_STORE]);
-    let svc = tokio::select! {
-        s = Service::start(cfg, failpoint) => s?,
-        _ = shutdown.wait() => return Ok(()),
-    };
-    svc.run(&mut shutdown).await
+    supervisor::run(cfg, failpoint, shutdown).await
 }
 
+/// The windower of one key partition.
 struct Service {
     cfg: WindowerServiceConfig,
+    /// Durable consumer and checkpoint name of the partition.
+    durable: String,
     failpoint: Failpoint,
     nats: async_nats::Client,
     js: jetstream::Context,
     consumer: PullConsumer,
-    /// Holds the single-instance lock.
+    /// Holds the partition's instance lock.
     db: Reconnecting,
     windower: Windower,
     tracker: Tracker<jetstream::Message>,
@@ -107,24 +116,23 @@ struct LostLock;
 
 impl std::fmt::Display for LostLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("another windower holds the instance lock")
+        f.write_str("another windower holds this partition's instance lock")
     }
 }
 
 impl std::error::Error for LostLock {}
 
 impl Service {
-    async fn start(cfg: WindowerServiceConfig, failpoint: Failpoint) -> Result<Service> {
-        let client = store::open(&cfg.database_url).await?;
-        let mut waited = Instant::now();
-        while !db::try_lock_instance(&client, &cfg.durable).await? {
-            if waited.elapsed() > Duration::from_secs(10) {
-                info!(durable = %cfg.durable, "waiting for the other windower of this durable to exit");
-                waited = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        let checkpoint = db::load_checkpoint(&client, &cfg.durable).await?;
+    /// Starts partition `part` on `client`, which holds the partition's instance lock.
+    async fn start(
+        cfg: WindowerServiceConfig,
+        part: Partition,
+        client: tokio_postgres::Client,
+        failpoint: Failpoint,
+    ) -> Result<Service> {
+        let durable = db::partition_durable(&cfg.durable, part.index, part.count);
+        let rows = db::load_partition_checkpoints(&client, &cfg.durable).await?;
+        let resume = resume::choose(part, &rows);
 
         let nats = bus::connect(&cfg.nats, "nta-windower").await?;
         let js = jetstream::new(nats.clone());
@@ -135,16 +143,15 @@ impl Service {
 
         // Where to replay from: the checkpoint, unless the stream was recreated behind it.
         let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
-        let replay_seq = match checkpoint {
-            Some(cp) if cp.replay_seq > last_seq + 1 => {
+        let replay_seq = match resume.replay_seq() {
+            seq if seq > last_seq + 1 => {
                 warn!(
-                    replay_seq = cp.replay_seq,
+                    replay_seq = seq,
                     last_seq, "NTA_PACKETS is behind the checkpoint (recreated?); replaying it all"
                 );
                 0
             }
-            Some(cp) => cp.replay_seq,
-            None => 0,
+            seq => seq,
         };
         let deliver_policy = if replay_seq > 1 {
             jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: replay_seq }
@@ -153,29 +160,43 @@ impl Service {
         };
         // The consumer is recreated at the replay point: what a dead predecessor held would
         // otherwise come back only after ack_wait, behind newer messages.
-        match stream.delete_consumer(&cfg.durable).await {
+        match stream.delete_consumer(&durable).await {
             Ok(_) => {}
             Err(e)
                 if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
                 if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
-            Err(e) => return Err(anyhow!("deleting consumer {}: {e}", cfg.durable)),
+            Err(e) => return Err(anyhow!("deleting consumer {durable}: {e}")),
         }
         let consumer: PullConsumer = stream
             .create_consumer(pull::Config {
                 description: Some("nta windower (recreated at each start from its checkpoint)".into()),
                 deliver_policy,
-                ..bus::streams::packets_consumer_config(&cfg.durable, cfg.ack_wait(), cfg.max_ack_pending)
+                ..bus::streams::packets_consumer_config(&durable, cfg.ack_wait(), cfg.max_ack_pending)
             })
             .await
-            .with_context(|| format!("creating consumer {}", cfg.durable))?;
+            .with_context(|| format!("creating consumer {durable}"))?;
 
-        let mut windower = Windower::new(cfg.windower.clone());
-        let resumed = checkpoint.map_or([i64::MIN; 3], |cp| cp.closed_through);
-        if checkpoint.is_some() {
-            windower.resume(resumed);
-        }
-        let stored = checkpoint.unwrap_or(Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 });
-        info!(durable = %cfg.durable, ?resumed, replay_seq, failpoint = %failpoint, "windower started");
+        let mut windower = Windower::for_partition(cfg.windower.clone(), part);
+        let stored = match &resume {
+            Resume::Own(cp) => {
+                windower.resume(cp.closed_through);
+                *cp
+            }
+            Resume::ByOwner { checkpoints, .. } => {
+                windower.resume_by_owner(checkpoints.clone());
+                Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 }
+            }
+            Resume::Fresh => Checkpoint { closed_through: [i64::MIN; 3], replay_seq: 0 },
+        };
+        let resumed = windower.closed_through();
+        info!(
+            %durable,
+            partition = %part,
+            resumed_from = %resume,
+            replay_seq,
+            failpoint = %failpoint,
+            "windower partition started"
+        );
         let background = vec![bus::consume::spawn_pending_gauge(
             consumer.clone(),
             m::CONSUMER_PENDING_MESSAGES,
@@ -185,6 +206,7 @@ impl Service {
         Ok(Service {
             tracker: Tracker::new(replay_seq),
             cfg,
+            durable,
             failpoint,
             nats,
             js,
@@ -338,7 +360,7 @@ impl Service {
         if has_windows {
             self.failpoint.hit(AFTER_PUBLISH);
         }
-        let durable = self.cfg.durable.clone();
+        let durable = self.durable.clone();
         let windows = std::mem::take(&mut self.unflushed);
         let client = match self.db().await {
             Ok(c) => c,
@@ -404,7 +426,7 @@ impl Service {
     /// The connection holding the instance lock, reconnected (and the lock retaken) if lost.
     async fn db(&mut self) -> Result<&mut tokio_postgres::Client> {
         let (client, fresh) = self.db.get().await?;
-        if fresh && !db::try_lock_instance(client, &self.cfg.durable).await? {
+        if fresh && !db::try_lock_instance(client, &self.durable).await? {
             self.db.reset();
             return Err(anyhow::Error::new(LostLock));
         }
