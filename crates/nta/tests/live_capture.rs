@@ -1,5 +1,6 @@
 //! Live capture on a veth pair whose far end lives in a private network namespace: traffic
-//! generated there is captured by the agent and stored by the ingestor.
+//! generated there is captured by the agent and stored by the ingestor; two agents on two
+//! namespaces feed one windower.
 
 mod common;
 use common::*;
@@ -9,6 +10,7 @@ use std::time::Duration;
 struct Netns {
     name: String,
     host_if: String,
+    peer_if: String,
 }
 
 impl Netns {
@@ -21,7 +23,7 @@ impl Netns {
             assert!(ok, "failed: {args}");
         };
         sh(&format!("ip netns add {name}"));
-        let ns = Netns { name: name.clone(), host_if: host_if.clone() };
+        let ns = Netns { name: name.clone(), host_if: host_if.clone(), peer_if: peer_if.clone() };
         sh(&format!("ip link add {host_if} type veth peer name {peer_if}"));
         sh(&format!("ip link set {peer_if} netns {name}"));
         sh(&format!("ip addr add 10.213.{}.1/30 dev {host_if} && ip link set {host_if} up", tag % 250));
@@ -140,6 +142,132 @@ async fn sigterm_stops_a_live_agent_on_a_quiet_interface() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.lines().any(|l| l.starts_with("agent: 0 frames")), "{stderr}");
+}
+
+/// Two namespaces, each captured live by its own agent, send to the same multicast group: the
+/// windower merges both agents' packets into the group's destination windows (every window's
+/// packet count equals the stored packets of both agents), and once one agent stops, the other
+/// keeps closing windows after the idle-agent timeout instead of waiting for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_live_agents_feed_one_windower() {
+    if unsafe_geteuid() != 0 {
+        panic!("live capture test needs root (CAP_NET_ADMIN/CAP_NET_RAW)");
+    }
+    const GROUP: &str = "239.7.7.7";
+    const IDLE_S: u64 = 3;
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let tags = [(free_port() % 120) + 1, (free_port() % 120) + 125];
+    let nss = [Netns::create(tags[0]), Netns::create(tags[1])];
+    for ns in &nss {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ip", "route", "add", "239.0.0.0/8", "dev", &ns.peer_if])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    let _ingestor = start_ingestor(&nats.url, &db.url, &[]);
+    let _windower = Role(
+        nta()
+            .args(["run", "--target", "windower", "--nats-url", &nats.url, "--database-url", &db.url])
+            .args(["--idle-agent-timeout-s", &IDLE_S.to_string(), "--allowed-lateness-ms", "500"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let agent = |id: &str, ns: &Netns| {
+        nta()
+            .args(["run", "--target", "agent", "--agent-id", id, "--nats-url", &nats.url])
+            .args(["--interface", &ns.host_if, "--batch-timeout-ms", "200", "--bpf", &format!("dst host {GROUP}")])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut left = Role(agent("left", &nss[0]));
+    let _right = Role(agent("right", &nss[1]));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A datagram to the group about every 100 ms from each namespace: 80 from the left one, 300
+    // from the right one (which goes on for 20 s after the left one stopped).
+    let send = |ns: &Netns, n: u32| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "bash", "-c"])
+            .arg(format!("for i in $(seq {n}); do echo x > /dev/udp/{GROUP}/9999; sleep 0.1; done"))
+            .spawn()
+            .unwrap()
+    };
+    let mut senders = [send(&nss[0], 80), send(&nss[1], 300)];
+    senders[0].wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(Command::new("kill").args(["-TERM", &left.0.id().to_string()]).status().unwrap().success());
+    testkit::wait_exit(&mut left.0, Duration::from_secs(30));
+    let stopped = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+
+    // While the right agent still sends, windows after the left one went idle close.
+    let client = db.client().await.unwrap();
+    let after_idle = format!(
+        "SELECT count(*) FROM window_features WHERE view = 'destination' AND key = '{GROUP}' AND window_size = 5
+         AND extract(epoch FROM window_start) >= {}",
+        stopped + IDLE_S as f64
+    );
+    let closed =
+        wait_for(Duration::from_secs(16), || async { (count(&client, &after_idle).await > 0).then_some(()) }).await;
+    let right_still_sending = senders[1].try_wait().unwrap().is_none();
+    if closed.is_none() {
+        for sql in [
+            "SELECT count(*) FROM raw_packets WHERE agent_id = 'left'".to_string(),
+            "SELECT count(*) FROM raw_packets WHERE agent_id = 'right'".to_string(),
+            "SELECT count(*) FROM window_features".to_string(),
+            format!("SELECT max(extract(epoch FROM window_start))::int8 FROM window_features WHERE key = '{GROUP}'"),
+        ] {
+            eprintln!("{sql}: {}", count(&client, &sql).await);
+        }
+        eprintln!("stopped at {stopped}");
+    }
+    assert!(closed.is_some(), "no window closed after the stopped agent's idle timeout");
+    assert!(right_still_sending, "the window closed only once every agent was idle");
+    senders[1].wait().unwrap();
+
+    // Every 5 s window of the group counts exactly the stored packets of both agents.
+    let windows_match = wait_for(Duration::from_secs(30), || async {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT extract(epoch FROM w.window_start)::int8, w.packet_count::int8,
+                            (SELECT count(*) FROM raw_packets p WHERE p.dst_ip = '{GROUP}'
+                              AND p.ts >= w.window_start AND p.ts < w.window_end),
+                            (SELECT count(DISTINCT agent_id) FROM raw_packets p WHERE p.dst_ip = '{GROUP}'
+                              AND p.ts >= w.window_start AND p.ts < w.window_end)
+                     FROM window_features w
+                     WHERE w.view = 'destination' AND w.key = '{GROUP}' AND w.window_size = 5
+                     ORDER BY 1"
+                ),
+                &[],
+            )
+            .await
+            .ok()?;
+        // Every packet before the end of the last closed window is in a window (the window of
+        // the right agent's last packets stays open: a live agent never says its input ended).
+        let stored = count(
+            &client,
+            &format!(
+                "SELECT count(*) FROM raw_packets WHERE dst_ip = '{GROUP}' AND ts < (SELECT max(window_end)
+                 FROM window_features WHERE view = 'destination' AND key = '{GROUP}' AND window_size = 5)"
+            ),
+        )
+        .await;
+        let in_windows: i64 = rows.iter().map(|r| r.get::<_, i64>(1)).sum();
+        (stored >= 200 && in_windows == stored).then_some(rows)
+    })
+    .await
+    .expect("every stored packet of the group in a closed window");
+    for r in &windows_match {
+        let (start, in_window, stored): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(in_window, stored, "window at {start}: packet_count {in_window}, stored {stored}");
+    }
+    assert!(windows_match.iter().any(|r| r.get::<_, i64>(3) == 2), "no window merged both agents");
 }
 
 fn scrape(port: u16) -> String {
