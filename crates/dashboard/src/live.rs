@@ -88,8 +88,8 @@ pub async fn alerts_stream(
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ConsumerHealth {
     pub stream: &'static str,
-    pub consumer: &'static str,
-    pub role: &'static str,
+    pub consumer: String,
+    pub role: String,
     pub exists: bool,
     /// Messages in the stream not yet delivered to this consumer.
     pub num_pending: Option<u64>,
@@ -128,7 +128,7 @@ pub struct PipelineSnapshot {
 const CONSUMERS: [(&str, &str, &str); 4] = [
     (bus::PACKETS_STREAM, "nta-ingestor", "ingestor"),
     (bus::PACKETS_STREAM, "nta-ingestor-rollup", "ingestor (rollup)"),
-    (bus::PACKETS_STREAM, "nta-windower", "windower"),
+    (bus::PACKETS_STREAM, WINDOWER_DURABLE, "windower"),
     (bus::WINDOWS_STREAM, "nta-predictor", "predictor"),
 ];
 const STREAMS: [&str; 3] = [bus::PACKETS_STREAM, bus::WINDOWS_STREAM, bus::DEADLETTER_STREAM];
@@ -172,10 +172,20 @@ async fn sample_once(state: &AppState, js: &async_nats::jetstream::Context) -> P
         }
         snap.streams.push(h);
     }
-    for (stream, consumer, role) in CONSUMERS {
-        let mut h = ConsumerHealth { stream, consumer, role, ..Default::default() };
+    let mut consumers: Vec<(&'static str, String, String)> =
+        CONSUMERS.iter().map(|(s, c, r)| (*s, c.to_string(), r.to_string())).collect();
+    // Partitioned windowers: the consumers of the partitioning that checkpointed last.
+    if let Some(count) = windower_partitions(state).await.filter(|&n| n > 1) {
+        consumers.retain(|(_, c, _)| c != WINDOWER_DURABLE);
+        for i in 0..count {
+            let name = store::windows::partition_durable(WINDOWER_DURABLE, i, count);
+            consumers.push((bus::PACKETS_STREAM, name, format!("windower {i}/{count}")));
+        }
+    }
+    for (stream, consumer, role) in consumers {
+        let mut h = ConsumerHealth { stream, consumer: consumer.clone(), role, ..Default::default() };
         match tokio::time::timeout(timeout, js.get_stream(stream)).await {
-            Ok(Ok(s)) => match tokio::time::timeout(timeout, s.consumer_info(consumer)).await {
+            Ok(Ok(s)) => match tokio::time::timeout(timeout, s.consumer_info(&consumer)).await {
                 Ok(Ok(info)) => {
                     h.exists = true;
                     h.num_pending = Some(info.num_pending);
@@ -199,4 +209,20 @@ async fn sample_once(state: &AppState, js: &async_nats::jetstream::Context) -> P
         snap.consumers.push(h);
     }
     snap
+}
+
+const WINDOWER_DURABLE: &str = "nta-windower";
+
+/// Partition count of the default windower group's most recent checkpoint.
+async fn windower_partitions(state: &AppState) -> Option<u32> {
+    let client = state.pool.get().await.ok()?;
+    let row = client
+        .query_opt(
+            "SELECT durable FROM windower_checkpoint
+             WHERE durable = $1 OR starts_with(durable, $1 || '-') ORDER BY updated_at DESC LIMIT 1",
+            &[&WINDOWER_DURABLE],
+        )
+        .await
+        .ok()??;
+    store::windows::parse_partition_durable(WINDOWER_DURABLE, row.get(0)).map(|(_, n)| n)
 }

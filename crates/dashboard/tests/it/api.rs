@@ -126,6 +126,29 @@ async fn endpoints_return_fixture_data() {
     let v = get_ok(&f, "/api/pipeline").await;
     assert_eq!(v["model_version"], "rf-test-1");
     assert_eq!(v["database_available"], true);
+    // Windowers running with two partitions: the pipeline lists their two consumers.
+    let db = f.db.client().await.unwrap();
+    db.batch_execute(
+        "INSERT INTO windower_checkpoint (durable, closed_through_5, closed_through_30, closed_through_180, replay_seq, updated_at)
+         VALUES ('nta-windower', 0, 0, 0, 1, now() - interval '1 hour'),
+                ('nta-windower-0-of-2', 5, 0, 0, 1, now()), ('nta-windower-1-of-2', 5, 0, 0, 1, now())",
+    )
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    let names = loop {
+        let v = get_ok(&f, "/api/pipeline").await;
+        let names: Vec<String> =
+            v["consumers"].as_array().unwrap().iter().map(|c| c["consumer"].as_str().unwrap().to_string()).collect();
+        if names.iter().any(|n| n.ends_with("-of-2")) || start.elapsed() > std::time::Duration::from_secs(15) {
+            break names;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(
+        names.contains(&"nta-windower-1-of-2".to_string()) && !names.contains(&"nta-windower".to_string()),
+        "{names:?}"
+    );
 
     // Alerts.
     let v = get_ok(&f, "/api/alerts").await;
