@@ -216,7 +216,8 @@ fn split_userinfo(entry: &str) -> (String, Option<&str>) {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
         Some(at) => {
-            let bare = if scheme.is_empty() { rest[at + 1..].to_string() } else { format!("{scheme}://{}", &rest[at + 1..]) };
+            let bare =
+                if scheme.is_empty() { rest[at + 1..].to_string() } else { format!("{scheme}://{}", &rest[at + 1..]) };
             (bare, Some(&rest[..at]))
         }
         None => (entry.to_string(), None),

@@ -105,7 +105,8 @@ pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
 /// `taken` plus the keys of every setting but where NATS is and how to log in to it: what
 /// [`with_flags`] should skip for a command that only talks to NATS.
 pub fn all_but_nats(taken: &[String]) -> Vec<String> {
-    let others = NtaConfig::settings().into_iter().map(|s| s.key).filter(|k| k != "nats_url" && !k.starts_with("nats."));
+    let others =
+        NtaConfig::settings().into_iter().map(|s| s.key).filter(|k| k != "nats_url" && !k.starts_with("nats."));
     taken.iter().cloned().chain(others).collect()
 }
 

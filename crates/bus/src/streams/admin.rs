@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use async_nats::jetstream::{self, stream};
 use std::fmt::Write;
+use std::time::Duration;
 
 use crate::subjects::{DEADLETTER_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
 
@@ -13,11 +14,26 @@ pub const NTA_STREAMS: [&str; 3] = [PACKETS_STREAM, WINDOWS_STREAM, DEADLETTER_S
 /// `get_or_create_stream`, warning when the stream exists with another replica count than
 /// `config` asks for. It is left as is: changing replicas moves data between nodes, which is the
 /// operator's decision (`nta streams --replicas N`), not a side effect of starting a role.
+///
+/// A request that times out or finds the cluster without a leader (a node just died and an
+/// election is under way) is retried for up to [`ELECTION_PATIENCE`]: a role starting during
+/// the loss of a node must not fail for it.
 pub(super) async fn get_or_create(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let s = js.get_or_create_stream(config.clone()).await?;
+    let started = std::time::Instant::now();
+    let mut backoff = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let s = loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Err(e) if transient(&e) && started.elapsed() < ELECTION_PATIENCE => {
+                let delay = backoff.next_delay();
+                tracing::warn!(stream = %config.name, error = %e, retry_in = ?delay, "JetStream not answering (leader election?); retrying");
+                tokio::time::sleep(delay).await;
+            }
+            res => break res?,
+        }
+    };
     let (have, want) = (s.cached_info().config.num_replicas.max(1), config.num_replicas.max(1));
     if have != want {
         tracing::warn!(
@@ -32,13 +48,38 @@ pub(super) async fn get_or_create(
     Ok(s)
 }
 
+/// How long creating a stream is retried while JetStream does not answer.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Errors of a cluster in a leader election, gone once it has elected one.
+fn transient(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::context::CreateStreamErrorKind as K;
+    use jetstream::ErrorCode as C;
+    match e.kind() {
+        K::TimedOut | K::JetStreamUnavailable => true,
+        K::JetStream(j) => {
+            [C::CLUSTER_NOT_AVAILABLE, C::CLUSTER_NOT_LEADER, C::CLUSTER_NOT_ACTIVE].contains(&j.error_code())
+        }
+        _ => false,
+    }
+}
+
 /// What [`set_replicas`] did to one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicaChange {
-    Changed { stream: String, from: usize, to: usize },
-    Unchanged { stream: String, replicas: usize },
+    Changed {
+        stream: String,
+        from: usize,
+        to: usize,
+    },
+    Unchanged {
+        stream: String,
+        replicas: usize,
+    },
     /// The stream does not exist (yet): the roles create it with `stream.replicas`.
-    Missing { stream: String },
+    Missing {
+        stream: String,
+    },
 }
 
 impl std::fmt::Display for ReplicaChange {
@@ -92,7 +133,8 @@ async fn info(js: &jetstream::Context, name: &str) -> Result<Option<stream::Info
     match js.get_stream(name).await {
         // `get_stream` fetched the info already.
         Ok(s) => Ok(Some(s.cached_info().clone())),
-        Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
             if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
         {
             Ok(None)
@@ -126,7 +168,11 @@ pub async fn report(client: &async_nats::Client) -> Result<String> {
         }
         writeln!(out)?;
         let s = &info.state;
-        writeln!(out, "  {} messages, {} bytes (sequences {}..={})", s.messages, s.bytes, s.first_sequence, s.last_sequence)?;
+        writeln!(
+            out,
+            "  {} messages, {} bytes (sequences {}..={})",
+            s.messages, s.bytes, s.first_sequence, s.last_sequence
+        )?;
         let limit = |v: i64| if v <= 0 { "unlimited".to_string() } else { v.to_string() };
         writeln!(
             out,
