@@ -56,6 +56,13 @@ async fn publish_until_acked(js: &jetstream::Context, subject: &str, id: &str) -
 #[tokio::test(flavor = "multi_thread")]
 async fn replicated_streams_on_a_cluster() {
     let mut cluster = NatsCluster::start(3).unwrap();
+    // A list whose first server is down: the client takes the next one.
+    let dead = format!("nats://127.0.0.1:{}", testkit::free_port());
+    let first_down = bus::connect(&Nats::new(format!("{dead}, {}", cluster.url(2))), "test").await.unwrap();
+    // `connect` returns at once (retry_on_initial_connect); a flush waits for the connection.
+    tokio::time::timeout(Duration::from_secs(10), first_down.flush()).await.unwrap().unwrap();
+    assert_eq!(first_down.server_info().server_name, cluster.name(2));
+    drop(first_down);
     let nats = Nats::new(cluster.urls());
     let client = bus::connect(&nats, "test").await.unwrap();
     let mut js = jetstream::new(client.clone());

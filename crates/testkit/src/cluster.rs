@@ -154,6 +154,11 @@ impl NatsCluster {
         format!("nats://127.0.0.1:{}", self.nodes[i].port)
     }
 
+    /// Client port of node `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
+    }
+
     /// `server_name` of node `i` (`n<i>`).
     pub fn name(&self, i: usize) -> &str {
         &self.nodes[i].name
