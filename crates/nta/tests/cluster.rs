@@ -108,7 +108,7 @@ async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> Opt
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_survives_sigkill_of_the_packets_leader() {
-    let dir = tempfile::tempdir().unwrap();
+    let mut dir = tempfile::tempdir().unwrap();
     let file = capture(dir.path(), 200_000);
     let frames = frame_count(&file);
     let expected = analyzed(&file);
@@ -118,10 +118,11 @@ async fn replay_survives_sigkill_of_the_packets_leader() {
     let client = db.client().await.unwrap();
     let urls = cluster.urls();
     let role_log = dir.path().join("roles.log");
+    let metrics = format!("127.0.0.1:{}", free_port());
     let _roles = Role(
         nta()
             .args(["run", "--target", "ingestor,windower,predictor", "--nats-url", &urls, "--stream-replicas", "3"])
-            .args(["--database-url", &db.url, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--database-url", &db.url, "--metrics-addr", &metrics])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&role_log).unwrap())
             .spawn()
@@ -200,7 +201,7 @@ async fn replay_survives_sigkill_of_the_packets_leader() {
         eprintln!("stored {} windows, {} missing: {:?}", w.len(), missing.len(), &missing[..missing.len().min(20)]);
     }
     let stored = stored.unwrap_or_else(|| {
-        let _ = dir.keep();
+        dir.disable_cleanup(true);
         panic!("fewer windows stored than `nta analyze` finds ({}); log in {}", expected.len(), role_log.display())
     });
     let differing: Vec<_> = expected
@@ -210,11 +211,24 @@ async fn replay_survives_sigkill_of_the_packets_leader() {
         .collect();
     if let Some(k) = differing.first() {
         let s = stored.get(*k).and_then(|r| stored_features(r, &expected[*k]));
-        eprintln!("{k:?}\n analyze {:?}\n stored  {s:?}", expected[*k]);
+        dir.disable_cleanup(true);
+        eprintln!("{k:?}\n analyze {:?}\n stored  {s:?}\nlogs in {}", expected[*k], dir.path().display());
+    }
+    // 5 s source windows do not overlap: their packet counts add up to what the windower fed.
+    let fed = |w: &dyn Fn(&(String, String, i64, i64)) -> Option<f64>| -> f64 {
+        expected.keys().filter(|k| k.0 == "source" && k.3 == 5).filter_map(w).sum()
+    };
+    let analyzed_packets = fed(&|k| expected[k]["packet_count"]);
+    let stored_packets = fed(&|k| stored.get(k)?.get("packet_count")?.as_f64());
+    if !differing.is_empty() {
+        // What the windower says it fed, and dropped as late.
+        let text = reqwest::get(format!("http://{metrics}/metrics")).await.unwrap().text().await.unwrap();
+        text.lines().filter(|l| l.starts_with("nta_windower_") && l.contains("records")).for_each(|l| eprintln!("{l}"));
     }
     assert!(
         differing.is_empty(),
-        "{} windows differ from nta analyze, e.g. {:?}",
+        "{} windows differ from nta analyze, e.g. {:?}; the windows hold {stored_packets} packets, \
+         nta analyze's {analyzed_packets} (a batch is 500)",
         differing.len(),
         &differing[..3.min(differing.len())]
     );
