@@ -11,8 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::NatsCluster;
 
-/// (view, key, window_start, window_size) -> feature values by name.
-type Windows = BTreeMap<(String, String, i64, i64), BTreeMap<String, Option<f64>>>;
+/// (view, key, window_start, window_size).
+type WindowId = (String, String, i64, i64);
+/// Window -> feature values by name.
+type Windows = BTreeMap<WindowId, BTreeMap<String, Option<f64>>>;
 
 /// A few hundred thousand generated frames with a real port scan merged in (shifted into the
 /// same minute), so that the predictor has alerts to open.
@@ -64,7 +66,7 @@ fn analyzed(file: &Path) -> Windows {
 }
 
 /// `window_features`: (view, key, window_start, window_size) -> the row as JSON.
-async fn stored_windows(db: &tokio_postgres::Client) -> BTreeMap<(String, String, i64, i64), serde_json::Value> {
+async fn stored_windows(db: &tokio_postgres::Client) -> BTreeMap<WindowId, serde_json::Value> {
     let rows = db
         .query(
             "SELECT view, key, extract(epoch FROM window_start)::int8, window_size::int8, to_jsonb(w)::text \
@@ -215,7 +217,7 @@ async fn replay_survives_sigkill_of_the_packets_leader() {
         eprintln!("{k:?}\n analyze {:?}\n stored  {s:?}\nlogs in {}", expected[*k], dir.path().display());
     }
     // 5 s source windows do not overlap: their packet counts add up to what the windower fed.
-    let fed = |w: &dyn Fn(&(String, String, i64, i64)) -> Option<f64>| -> f64 {
+    let fed = |w: &dyn Fn(&WindowId) -> Option<f64>| -> f64 {
         expected.keys().filter(|k| k.0 == "source" && k.3 == 5).filter_map(w).sum()
     };
     let analyzed_packets = fed(&|k| expected[k]["packet_count"]);
