@@ -32,7 +32,7 @@ pub(crate) async fn run(
     let nats = bus::connect(&cfg.nats, "nta-ingestor").await?;
     let js = jetstream::new(nats.clone());
     let stream = bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
-    bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+    bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
     let consumer = durable_consumer(&stream, &cfg, &cfg.durable).await?;
     let rollup_durable = crate::rollup_durable(&cfg.durable);
     let rollup_consumer = durable_consumer(&stream, &cfg, &rollup_durable).await?;

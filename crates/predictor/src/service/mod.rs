@@ -117,7 +117,7 @@ impl Service {
         let js = jetstream::new(nats.clone());
         let stream =
             bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+        bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
                 &cfg.durable,

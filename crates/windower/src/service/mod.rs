@@ -141,7 +141,7 @@ impl Service {
         let mut stream =
             bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
         bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        bus::streams::ensure_deadletter_stream(&js).await.context("ensuring NTA_DEADLETTER")?;
+        bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
 
         // Where to replay from: the checkpoint, unless the stream was recreated behind it.
         let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
