@@ -209,6 +209,8 @@ enum Part {
 /// Polls until every part of `parts` is complete: its consumer has nothing pending or unacked
 /// and the table holds the expected count. Returns the seconds since `start` at which each was
 /// first seen complete. `agent`, while running, means more is coming (nothing is complete).
+// One call site per phase, each naming what it waits for; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn wait_parts(
     nats: &async_nats::Client,
     db: &tokio_postgres::Client,

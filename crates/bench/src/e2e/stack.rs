@@ -180,19 +180,6 @@ impl NtaProcess {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_name_in_urls() {
-        let f = super::url_with_dbname;
-        assert_eq!(f("postgres://postgres@127.0.0.1:5432/nta", "x").unwrap(), "postgres://postgres@127.0.0.1:5432/x");
-        assert_eq!(f("postgres://u@h/nta?sslmode=require", "x").unwrap(), "postgres://u@h/x?sslmode=require");
-        assert_eq!(f("postgres://u@h:1", "x").unwrap(), "postgres://u@h:1/x");
-        assert_eq!(f("postgres://u@h?sslmode=disable", "x").unwrap(), "postgres://u@h/x?sslmode=disable");
-        assert!(f("host=h dbname=nta", "x").is_err());
-    }
-}
-
 /// CPU time (user + system, seconds) a live process has used so far, from `/proc/PID/stat`;
 /// `None` once it is gone (or off Linux).
 pub fn cpu_secs(pid: u32) -> Option<f64> {
@@ -227,4 +214,17 @@ pub fn reaped_children_cpu_secs() -> f64 {
     let ticks: u64 =
         f.get(13).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(14).and_then(|s| s.parse().ok()).unwrap_or(0);
     ticks as f64 / clock_ticks()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_in_urls() {
+        let f = super::url_with_dbname;
+        assert_eq!(f("postgres://postgres@127.0.0.1:5432/nta", "x").unwrap(), "postgres://postgres@127.0.0.1:5432/x");
+        assert_eq!(f("postgres://u@h/nta?sslmode=require", "x").unwrap(), "postgres://u@h/x?sslmode=require");
+        assert_eq!(f("postgres://u@h:1", "x").unwrap(), "postgres://u@h:1/x");
+        assert_eq!(f("postgres://u@h?sslmode=disable", "x").unwrap(), "postgres://u@h/x?sslmode=disable");
+        assert!(f("host=h dbname=nta", "x").is_err());
+    }
 }
