@@ -84,6 +84,16 @@ pub fn spawn_pending_gauge(
     })
 }
 
+/// Messages of `stream` that `durable` has not yet seen acknowledged (undelivered plus delivered
+/// but unacked), or `None` while the stream or the consumer does not exist (benchmarks poll it).
+pub async fn backlog(client: &async_nats::Client, stream: &str, durable: &str) -> anyhow::Result<Option<u64>> {
+    let js = jetstream::new(client.clone());
+    let Ok(stream) = js.get_stream(stream).await else { return Ok(None) };
+    let Ok(mut consumer) = stream.get_consumer::<pull::Config>(durable).await else { return Ok(None) };
+    let info = consumer.info().await?;
+    Ok(Some(info.num_pending + info.num_ack_pending as u64))
+}
+
 /// Waits until the durable consumer `durable` of `stream` exists and has delivered, and seen
 /// acknowledged, every message (what a replay waits for before it reports what landed).
 pub async fn wait_drained(nats: &crate::Nats, stream: &str, durable: &str) -> anyhow::Result<()> {

@@ -199,4 +199,32 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The whole stack end to end (agent -> NATS -> ingestor, windower, predictor -> PostgreSQL) as
+    /// `nta` processes on a private nats-server and a throw-away database; checks every count.
+    E2e {
+        #[arg(long, default_value_t = bench::e2e::DEFAULT_FRAMES)]
+        frames: usize,
+        /// Capture to replay; without it a synthetic capture of --frames frames is generated.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// End-to-end repetitions (each on a fresh nats-server and database); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Skip the per-stage reference figures (each stage alone on a full stream).
+        #[arg(long)]
+        no_stages: bool,
+        /// Skip PostgreSQL's own COPY of the stored rows (reference).
+        #[arg(long)]
+        no_copy_reference: bool,
+        /// Ingestor, windower and predictor as three processes instead of one.
+        #[arg(long)]
+        separate: bool,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+        /// Server to run against (a database per run is created and dropped)
+        /// [default: the `database_url` setting]
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }

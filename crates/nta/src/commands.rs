@@ -41,6 +41,31 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
             println!("{}", bench::run_ingest_bench(&url, rows).await?);
             Ok(())
         }
+        Command::Bench(BenchCommand::E2e {
+            frames,
+            file,
+            runs,
+            no_stages,
+            no_copy_reference,
+            separate,
+            timeout_s,
+            database_url,
+        }) => {
+            let opts = bench::E2eOptions {
+                frames,
+                file,
+                database_url: database_url.unwrap_or(cfg.database_url),
+                // The roles measured are this binary's.
+                nta_bin: std::env::current_exe().context("locating the nta binary")?,
+                runs,
+                stages: !no_stages,
+                separate,
+                copy_reference: !no_copy_reference,
+                timeout: std::time::Duration::from_secs(timeout_s),
+            };
+            println!("{}", bench::run_e2e_bench(&opts).await?);
+            Ok(())
+        }
     }
 }
 
