@@ -37,6 +37,24 @@ pub async fn connect_creating(url: &str) -> Result<Client> {
     connect_cfg(&cfg).await.with_context(|| format!("connecting to {}", settings::redact_url(url)))
 }
 
+/// Whether `e` (from [`connect_creating`] or [`crate::open`]) means the server is not reachable
+/// or not ready yet (refused or timed-out connection, closed socket, "starting up", "shutting
+/// down"), so that waiting may help; a refusal such as a wrong password or a bad URL does not.
+pub fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        let Some(pg) = c.downcast_ref::<tokio_postgres::Error>() else { return false };
+        match pg.code() {
+            Some(code) => {
+                [SqlState::CANNOT_CONNECT_NOW, SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN].contains(code)
+            }
+            None => pg.is_closed() || std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>()),
+        }
+    })
+}
+
 fn sql_state(e: &anyhow::Error) -> Option<&SqlState> {
     e.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code())
 }
