@@ -115,4 +115,18 @@ mod tests {
     fn redaction_and_quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
+
+    #[tokio::test]
+    async fn a_server_not_listening_is_waited_for_a_refusal_is_not() {
+        let port = testkit::free_port();
+        let e = connect_creating(&format!("postgres://postgres@127.0.0.1:{port}/nta")).await.unwrap_err();
+        assert!(unreachable(&e), "{e:#}");
+        let admin = testkit::pg_admin_url();
+        // A role that does not exist: the server answered, waiting will not help.
+        let url = admin.replacen("postgres://postgres@", "postgres://no_such_role_nta@", 1);
+        let e = connect_creating(&url).await.unwrap_err();
+        assert!(!unreachable(&e), "{e:#}");
+        let e = connect_creating("postgres://h:notaport/db").await.unwrap_err();
+        assert!(!unreachable(&e), "{e:#}");
+    }
 }
