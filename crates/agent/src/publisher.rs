@@ -45,6 +45,9 @@ pub struct PublishOptions {
     pub drain_grace: Duration,
     /// Stop at the first permanent error (a replay) instead of retrying (live capture).
     pub stop_on_permanent: bool,
+    /// Server errors of the connection: a publication outside the agent's permissions only
+    /// times out, and the server says why there.
+    pub refusals: bus::connect::Refusals,
 }
 
 /// What a failed publication means for the batch.
@@ -195,8 +198,19 @@ pub async fn run_publisher(
                     }
                     Err(e) => {
                         let mut failure = classify(&e);
+                        let mut reason = None;
                         if e.kind() == PublishErrorKind::StreamNotFound && confirm_stream_missing(&js, &subject).await {
                             failure = Failure::Permanent;
+                            reason = Some(format!(
+                                "no JetStream stream stores subject {subject} ({} deleted or reconfigured?)",
+                                bus::PACKETS_STREAM
+                            ));
+                        }
+                        if e.kind() == PublishErrorKind::TimedOut {
+                            if let Some(denied) = opts.refusals.publish_denied(&subject) {
+                                failure = Failure::Permanent;
+                                reason = Some(format!("NATS does not let this agent publish to {subject}: {denied}"));
+                            }
                         }
                         counter!("nta_agent_publish_errors_total", "kind" => failure.label()).increment(1);
                         let (min, max) = match failure {
@@ -219,7 +233,9 @@ pub async fn run_publisher(
                             }
                             Failure::Permanent if opts.stop_on_permanent => {
                                 tracing::error!(batch = %item.msg_id, error = %e, "JetStream refused a batch permanently");
-                                summary.fatal.get_or_insert_with(|| describe_permanent(&e, &subject));
+                                summary.fatal.get_or_insert_with(|| {
+                                    reason.unwrap_or_else(|| format!("JetStream refused a batch on {subject}: {e}"))
+                                });
                                 give_up = Some((Instant::now(), PUBLISH_ERROR));
                             }
                             Failure::Permanent => tracing::error!(batch = %item.msg_id, error = %e, retry_in = ?backoff,
@@ -242,16 +258,6 @@ pub async fn run_publisher(
     }
     gauge!("nta_agent_pending_acks").set(0.0);
     summary
-}
-
-fn describe_permanent(e: &PublishError, subject: &str) -> String {
-    if e.kind() == PublishErrorKind::StreamNotFound {
-        return format!(
-            "no JetStream stream stores subject {subject} ({} deleted or reconfigured?)",
-            bus::PACKETS_STREAM
-        );
-    }
-    format!("JetStream refused a batch on {subject}: {e}")
 }
 
 #[cfg(test)]

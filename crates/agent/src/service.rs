@@ -109,22 +109,23 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         &[bus::startup::Want::Packets],
         &cfg.stream_limits,
     );
-    let opts = PublishOptions {
-        window: cfg.max_pending_acks,
-        drain_grace: cfg.drain_grace(),
-        stop_on_permanent: cfg.read.is_some(),
-    };
     let publish = tokio::select! {
         r = connect => {
-            let js = match r {
-                Ok(c) => c.js,
+            let c = match r {
+                Ok(c) => c,
                 Err(e) => {
                     stop_capture();
                     return Err(e);
                 }
             };
             bus::startup::set_ready(ROLE, true);
-            run_publisher(js, bus::packets_subject(&agent_id), queue.clone(), opts, &mut stop_signal).await
+            let opts = PublishOptions {
+                window: cfg.max_pending_acks,
+                drain_grace: cfg.drain_grace(),
+                stop_on_permanent: cfg.read.is_some(),
+                refusals: c.refusals,
+            };
+            run_publisher(c.js, bus::packets_subject(&agent_id), queue.clone(), opts, &mut stop_signal).await
         }
         _ = &mut stop_signal => {
             tracing::warn!("stopped before NATS was reachable");

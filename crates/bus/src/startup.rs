@@ -76,6 +76,8 @@ pub enum Want {
 pub struct Connected {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
+    /// What the server refused on this connection (see [`crate::connect::Refusals`]).
+    pub refusals: crate::connect::Refusals,
     /// `NTA_PACKETS`, if [`Want::Packets`] was asked for.
     pub packets: Option<stream::Stream>,
     /// `NTA_WINDOWS`, if [`Want::Windows`] was asked for.
@@ -92,10 +94,10 @@ pub async fn connect_streams(
     wanted: &[Want],
     limits: &StreamLimits,
 ) -> Result<Connected> {
-    let client = crate::connect(nats, client_name).await?;
+    let (client, refusals) = crate::connect::connect_with_refusals(nats, client_name).await?;
     let js = jetstream::new(client.clone());
     let what = format!("NATS JetStream at {}", nats.redacted_url());
-    let mut out = Connected { client, js: js.clone(), packets: None, windows: None };
+    let mut out = Connected { client, js: js.clone(), refusals, packets: None, windows: None };
     for want in wanted {
         let ensure = || async {
             let r = match want {

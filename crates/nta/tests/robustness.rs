@@ -177,9 +177,13 @@ async fn replay_fails_with(setup: async_nats::jetstream::stream::Config, expect:
     let nats = NatsServer::start().unwrap();
     let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
     js.create_stream(setup).await.unwrap();
+    replay_fails_on(&nats.url, expect);
+}
+
+fn replay_fails_on(nats_url: &str, expect: &str) {
     let capture = capture();
     let read = ["--agent-id", "doomed", "--read", capture.to_str().unwrap()];
-    let mut agent = role("agent", &nats.url, "postgres://unused", &read);
+    let mut agent = role("agent", nats_url, "postgres://unused", &read);
     let status = testkit::wait_exit(&mut agent.role.0, Duration::from_secs(60));
     let err = agent.log();
     assert!(!status.success(), "the replay should fail: {err}");
@@ -201,4 +205,20 @@ async fn a_replay_stops_on_a_permanent_publish_error() {
     let elsewhere =
         Config { name: bus::PACKETS_STREAM.into(), subjects: vec!["elsewhere.>".into()], ..Default::default() };
     replay_fails_with(elsewhere, "no JetStream stream stores subject").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_stops_when_nats_denies_its_subject() {
+    // The JetStream API is allowed (the stream gets created), the agent's subject is not: the
+    // publication only times out, the reason comes as a server error on the connection.
+    let conf = r#"
+        authorization {
+          users = [
+            { user: agent, password: secret,
+              permissions: { publish: { allow: ["$JS.API.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+          ]
+        }
+    "#;
+    let nats = NatsServer::start_with_config(conf, &[]).unwrap();
+    replay_fails_on(&format!("nats://agent:secret@127.0.0.1:{}", nats.port), "does not let this agent publish");
 }
