@@ -28,14 +28,16 @@ async fn stream_records(nats_url: &str) -> (DiscardPolicy, usize) {
 async fn a_full_stream_refuses_and_every_record_is_stored_or_counted() {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap();
     let nats = NatsServer::start().unwrap();
-    let mut cfg = AgentConfig::default();
-    cfg.read = Some(testkit::pcaps_dir().join("port_scan-syn-1000ports.pcap"));
-    cfg.nats = bus::Nats::new(&nats.url);
-    cfg.agent_id = "full".into();
-    cfg.batch_size = 100;
-    cfg.drain_grace_s = 1;
-    // 100 kB: a fraction of the ~5 k records of the capture.
-    cfg.stream_limits = StreamLimits { max_gb: Some(0.0001), ..Default::default() };
+    let cfg = AgentConfig {
+        read: Some(testkit::pcaps_dir().join("port_scan-syn-1000ports.pcap")),
+        nats: bus::Nats::new(&nats.url),
+        agent_id: "full".into(),
+        batch_size: 100,
+        drain_grace_s: 1,
+        // 100 kB: a fraction of the ~5 k records of the capture.
+        stream_limits: StreamLimits { max_gb: Some(0.0001), ..Default::default() },
+        ..Default::default()
+    };
     let summary = agent::run(cfg, std::future::pending()).await.expect("a full stream is not an error");
 
     let (discard, stored) = stream_records(&nats.url).await;

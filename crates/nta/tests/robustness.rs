@@ -100,7 +100,7 @@ async fn every_role_runs_as_its_own_process_with_default_metrics_addresses() {
     let db = TestDb::create().await.unwrap();
     let nats = NatsServer::start().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut roles = vec![
+    let mut roles = [
         ("ingestor", role("ingestor", &nats.url, &db.url, &[])),
         ("windower", role("windower", &nats.url, &db.url, &[])),
         // A second windower of the same durable waits for the first; it must not exit either.
