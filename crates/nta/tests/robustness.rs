@@ -222,3 +222,27 @@ async fn a_replay_stops_when_nats_denies_its_subject() {
     let nats = NatsServer::start_with_config(conf, &[]).unwrap();
     replay_fails_on(&format!("nats://agent:secret@127.0.0.1:{}", nats.port), "does not let this agent publish");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_packet_stream_that_discards_old_messages_is_warned_about() {
+    use async_nats::jetstream::stream::{Config, DiscardPolicy};
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    // As an earlier release created it.
+    let old = Config {
+        name: bus::PACKETS_STREAM.into(),
+        subjects: vec!["nta.packets.>".into()],
+        discard: DiscardPolicy::Old,
+        ..Default::default()
+    };
+    js.create_stream(old).await.unwrap();
+    let capture = capture();
+    let mut agent =
+        role("agent", &nats.url, "postgres://unused", &["--agent-id", "old", "--read", capture.to_str().unwrap()]);
+    let status = testkit::wait_exit(&mut agent.role.0, Duration::from_secs(60));
+    assert!(status.success(), "{}", agent.log());
+    assert!(agent.log().contains("discards its oldest messages when full"), "{}", agent.log());
+    // The stream is left as configured.
+    let info = js.get_stream(bus::PACKETS_STREAM).await.unwrap().cached_info().clone();
+    assert_eq!(info.config.discard, DiscardPolicy::Old);
+}
