@@ -54,13 +54,33 @@ impl Nats {
 
     /// The URL with any password or token hidden, for messages and logs.
     pub fn redacted_url(&self) -> String {
-        settings::redact_url(&self.url)
+        settings::redact_nats_url(&self.url)
+    }
+
+    /// The servers of the (comma-separated) URL without their user info: async-nats logs in to
+    /// every server with the credentials of the options, which [`Nats::options`] takes from it.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>> {
+        let servers = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let (bare, _) = split_userinfo(entry);
+                bare.parse::<async_nats::ServerAddr>()
+                    .with_context(|| format!("nats_url: bad server {}", settings::redact_nats_url(entry)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if servers.is_empty() {
+            bail!("nats_url names no server");
+        }
+        Ok(servers)
     }
 
     /// The client options these settings ask for (everything but the server address).
     pub async fn options(&self) -> Result<ConnectOptions> {
         let a = &self.auth;
-        let (url_user, url_pass) = url_userinfo(&self.url);
+        let (url_user, url_pass) = url_userinfo(&self.url)?;
         let user = a.user.clone().filter(|u| !u.is_empty()).or(url_user.clone().filter(|_| url_pass.is_some()));
         let password = a.password.clone().filter(|p| !p.is_empty()).or(url_pass);
         // `nats://token@host`: userinfo without a password is a token, as nats-server reads it.
@@ -220,25 +240,52 @@ pub async fn connect_with_refusals(nats: &Nats, name: &str) -> Result<(async_nat
             }
         }
     });
-    let client = options
-        .connect(nats.url.as_str())
-        .await
-        .with_context(|| format!("connecting to NATS at {}", nats.redacted_url()))?;
+    // Reconnects never give up (async-nats' default, stated here because losing a node of a
+    // cluster must cost a pause, never a role): each attempt tries the next server of the list
+    // and those the cluster announces.
+    let options = options.max_reconnects(None);
+    let servers = nats.servers()?;
+    let client =
+        options.connect(servers).await.with_context(|| format!("connecting to NATS at {}", nats.redacted_url()))?;
     Ok((client, refusals))
 }
 
-/// The user and password in the first server of `url`, percent-decoded.
-fn url_userinfo(url: &str) -> (Option<String>, Option<String>) {
-    let first = url.split(',').next().unwrap_or_default().trim();
-    let rest = first.split_once("://").map_or(first, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let Some((userinfo, _)) = authority.rsplit_once('@') else { return (None, None) };
+/// `entry` (one server) without its user info, and the user info.
+fn split_userinfo(entry: &str) -> (String, Option<&str>) {
+    let (scheme, rest) = entry.split_once("://").map_or(("", entry), |(s, r)| (s, r));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let bare =
+                if scheme.is_empty() { rest[at + 1..].to_string() } else { format!("{scheme}://{}", &rest[at + 1..]) };
+            (bare, Some(&rest[..at]))
+        }
+        None => (entry.to_string(), None),
+    }
+}
+
+/// The user and password in the servers of `url`, percent-decoded. The client logs in to every
+/// server of the list the same way, so servers that carry user info must all carry the same.
+fn url_userinfo(url: &str) -> Result<(Option<String>, Option<String>)> {
+    let mut found: Option<&str> = None;
+    for entry in url.split(',').map(str::trim) {
+        let (_, Some(userinfo)) = split_userinfo(entry) else { continue };
+        match found {
+            Some(f) if f != userinfo => bail!(
+                "nats_url: its servers carry different credentials ({}); a client logs in to every \
+                 server the same way",
+                settings::redact_nats_url(url)
+            ),
+            _ => found = Some(userinfo),
+        }
+    }
+    let Some(userinfo) = found else { return Ok((None, None)) };
     let (user, pass) = match userinfo.split_once(':') {
         Some((u, p)) => (u, Some(p)),
         None => (userinfo, None),
     };
     let user = Some(settings::percent_decode(user)).filter(|u| !u.is_empty());
-    (user, pass.map(settings::percent_decode))
+    Ok((user, pass.map(settings::percent_decode)))
 }
 
 #[cfg(test)]
@@ -247,10 +294,27 @@ mod tests {
 
     #[test]
     fn userinfo_in_urls() {
-        assert_eq!(url_userinfo("nats://127.0.0.1:4222"), (None, None));
-        assert_eq!(url_userinfo("nats://u:p%40ss@h:4222"), (Some("u".into()), Some("p@ss".into())));
-        assert_eq!(url_userinfo("tls://tok@h:4222,nats://x:y@h2"), (Some("tok".into()), None));
-        assert_eq!(url_userinfo("u:p@h"), (Some("u".into()), Some("p".into())));
+        let info = |u: &str| url_userinfo(u).unwrap();
+        assert_eq!(info("nats://127.0.0.1:4222"), (None, None));
+        assert_eq!(info("nats://u:p%40ss@h:4222"), (Some("u".into()), Some("p@ss".into())));
+        assert_eq!(info("u:p@h"), (Some("u".into()), Some("p".into())));
+        // A list: the credentials may be on any server, the same on every one that has them.
+        assert_eq!(info("nats://h1:4222, nats://tok@h2:4222,tls://tok@h3"), (Some("tok".into()), None));
+        let err = url_userinfo("tls://tok@h:4222,nats://x:secret@h2").unwrap_err().to_string();
+        assert!(err.contains("different credentials") && !err.contains("secret") && !err.contains("tok@"), "{err}");
+    }
+
+    #[test]
+    fn url_lists_name_every_server_without_credentials() {
+        let n = Nats::new("nats://u:p@a:4222, nats://u:p@b:4223,c:4224,tls://d,");
+        let servers: Vec<String> = n.servers().unwrap().iter().map(|s| format!("{}:{}", s.host(), s.port())).collect();
+        assert_eq!(servers, ["a:4222", "b:4223", "c:4224", "d:4222"]);
+        assert!(n.servers().unwrap().iter().all(|s| !s.has_user_pass()));
+        assert!(n.servers().unwrap()[3].tls_required());
+        assert!(Nats::new(" , ").servers().is_err());
+        let err = Nats::new("nats://a,http://u:secret@b").servers().unwrap_err();
+        assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+        assert_eq!(n.redacted_url(), "nats://u:***@a:4222, nats://u:***@b:4223,c:4224,tls://d,");
     }
 
     #[tokio::test]

@@ -103,7 +103,7 @@ pub async fn connect_streams(
             let r = match want {
                 Want::Packets => streams::ensure_packets_stream(&js, limits).await,
                 Want::Windows => streams::ensure_windows_stream(&js, limits).await,
-                Want::DeadLetter => streams::ensure_deadletter_stream(&js).await,
+                Want::DeadLetter => streams::ensure_deadletter_stream(&js, limits).await,
             };
             r.map_err(|e| {
                 let transient = create_error_is_transient(e.kind());

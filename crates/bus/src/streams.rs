@@ -10,7 +10,9 @@ use crate::subjects::{
     WINDOWS_SUBJECT_PREFIX,
 };
 
+mod admin;
 mod limits;
+pub use admin::{report, set_replicas, ReplicaChange};
 pub use limits::StreamLimits;
 
 /// Size a stream asks for when none is configured.
@@ -31,7 +33,7 @@ pub async fn create_fitting(
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
     config.max_bytes = max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
     loop {
-        match js.get_or_create_stream(config.clone()).await {
+        match admin::get_or_create(js, config.clone()).await {
             Err(e) if storage_exceeded(&e) => {
                 if max_bytes.is_some() || config.max_bytes / 2 < MIN_FITTED_BYTES {
                     tracing::error!(
@@ -97,6 +99,7 @@ fn limited_stream(name: &str, prefix: &str, limits: &StreamLimits, duplicate_win
     stream::Config {
         name: name.to_string(),
         subjects: vec![format!("{prefix}.>")],
+        num_replicas: limits.replicas,
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: limits.max_age(),
@@ -141,17 +144,23 @@ fn durable_config(
     }
 }
 
-/// Creates `NTA_DEADLETTER` on subject `nta.deadletter` unless it exists.
+/// Creates `NTA_DEADLETTER` on subject `nta.deadletter` unless it exists (only the replicas
+/// of `limits` apply to it).
 pub async fn ensure_deadletter_stream(
     js: &jetstream::Context,
+    limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: DEADLETTER_STREAM.to_string(),
-        subjects: vec![DEADLETTER_SUBJECT.to_string()],
-        storage: stream::StorageType::File,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        ..Default::default()
-    })
+    admin::get_or_create(
+        js,
+        stream::Config {
+            name: DEADLETTER_STREAM.to_string(),
+            subjects: vec![DEADLETTER_SUBJECT.to_string()],
+            num_replicas: limits.replicas,
+            storage: stream::StorageType::File,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        },
+    )
     .await
 }
 

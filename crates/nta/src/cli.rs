@@ -26,6 +26,7 @@ pub fn command() -> clap::Command {
         crate::config::with_flags(c, &taken).mut_arg("read", |a| a.conflicts_with("agent.interface"))
     })
     .mut_subcommand("config", |c| crate::config::with_flags(c, &taken))
+    .mut_subcommand("streams", |c| crate::config::with_flags(c, &crate::config::all_but_nats(&taken)))
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +46,10 @@ pub enum Command {
     /// only; give it to the role as nats.nkey / NTA_NATS_NKEY), the public key to stdout (for
     /// the server's configuration, see infra/nats/nats-server.conf).
     Nkey { file: std::path::PathBuf },
+    /// NTA's JetStream streams: replicas and where they are (leader, followers, lag), messages,
+    /// bytes, limits, discard policy. With --replicas N, change the replica count of the
+    /// existing streams (new ones get `stream.replicas`).
+    Streams(StreamsArgs),
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -97,6 +102,17 @@ pub struct ConfigArgs {
     /// as Markdown, as in the README.
     #[arg(long)]
     pub markdown: bool,
+}
+
+// `nta streams`; the NATS settings' flags are added by `command()`.
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    /// Set the replica count (1 to 5; at most the cluster's size) of NTA's existing streams.
+    #[arg(long)]
+    pub replicas: Option<usize>,
+    /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS or NTA_DEADLETTER).
+    #[arg(long, requires = "replicas")]
+    pub stream: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 
-use crate::cli::{BenchCommand, Cli, Command, DecodeArgs, DecodeFormat};
+use crate::cli::{BenchCommand, Cli, Command, DecodeArgs, DecodeFormat, StreamsArgs};
 use crate::config::NtaConfig;
 
 pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
@@ -16,6 +16,7 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
         Command::Decode(args) => tokio::task::spawn_blocking(move || decode(args)).await?,
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
+        Command::Streams(args) => streams(args, &cfg.nats()).await,
         Command::Nkey { file } => {
             println!("{}", bus::connect::create_nkey_user(&file)?);
             Ok(())
@@ -41,6 +42,21 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `nta streams`: the report, after the replica change if one is asked for.
+async fn streams(args: StreamsArgs, nats: &bus::Nats) -> Result<()> {
+    // An administrator's command: fail rather than wait for NATS as the roles do.
+    let client = tokio::time::timeout(std::time::Duration::from_secs(15), bus::connect(nats, "nta-streams"))
+        .await
+        .with_context(|| format!("NATS at {} not reachable", nats.redacted_url()))??;
+    if let Some(n) = args.replicas {
+        for change in bus::streams::set_replicas(&client, n, args.stream.as_deref()).await? {
+            println!("{change}");
+        }
+    }
+    print!("{}", bus::streams::report(&client).await?);
+    Ok(())
 }
 
 fn decode(args: DecodeArgs) -> Result<()> {

@@ -18,7 +18,7 @@ settings::settings! {
     /// Everything `nta` reads from its configuration.
     #[derive(Debug, Clone)]
     pub struct NtaConfig {
-        /// NATS server URL.
+        /// NATS server URL, or several comma-separated (the servers of a cluster).
         pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
         /// PostgreSQL URL; the database is created if missing.
         pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
@@ -105,6 +105,14 @@ pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
     ))
 }
 
+/// `taken` plus the keys of every setting but where NATS is and how to log in to it: what
+/// [`with_flags`] should skip for a command that only talks to NATS.
+pub fn all_but_nats(taken: &[String]) -> Vec<String> {
+    let others =
+        NtaConfig::settings().into_iter().map(|s| s.key).filter(|k| k != "nats_url" && !k.starts_with("nats."));
+    taken.iter().cloned().chain(others).collect()
+}
+
 /// Defaults < the TOML `file` < environment < flags given in `matches` or its subcommands'
 /// matches (any arg whose id is a setting's key, so a subcommand may declare its own).
 pub fn load(file: Option<&Path>, matches: &ArgMatches) -> Result<NtaConfig> {
@@ -148,7 +156,7 @@ pub fn print(cfg: &NtaConfig, markdown: bool) {
 /// passwords inside the server URLs.
 fn shown(cfg: &NtaConfig) -> String {
     let mut c = cfg.clone();
-    c.nats_url = settings::redact_url(&c.nats_url);
+    c.nats_url = settings::redact_nats_url(&c.nats_url);
     c.database_url = settings::redact_url(&c.database_url);
     settings::show(&c)
 }

@@ -446,7 +446,7 @@ async fn two_replicas_predict_every_window_exactly_once() {
 async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     let env = env().await;
     let js = env.js().await;
-    bus::streams::ensure_deadletter_stream(&js).await.unwrap();
+    bus::streams::ensure_deadletter_stream(&js, &Default::default()).await.unwrap();
     let (stop, task) = start(env.cfg());
     let c = env.db.client().await.unwrap();
 

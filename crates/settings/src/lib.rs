@@ -43,7 +43,7 @@ extern crate self as settings;
 pub use toml;
 
 mod url;
-pub use url::{percent_decode, redact_url};
+pub use url::{percent_decode, redact_nats_url, redact_url};
 
 /// NATS server every role connects to unless configured (`nats_url`).
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";

@@ -24,8 +24,8 @@ pub fn percent_decode(s: &str) -> String {
 /// (`postgres://u:***@h/db`, `nats://u:***@h`) or, in a NATS URL, a token given as the user
 /// (`nats://***@h`). Every server of a comma-separated NATS list is redacted.
 pub fn redact_url(url: &str) -> String {
-    if url.contains(',') && url.starts_with(['n', 't', 'w']) {
-        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    if url.contains(',') && url.trim_start().starts_with(['n', 't', 'w']) {
+        return redact_nats_url(url);
     }
     let Some(s) = url.find("://") else { return url.to_string() };
     let authority_end = url[s + 3..].find('/').map_or(url.len(), |i| s + 3 + i);
@@ -39,6 +39,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A NATS `url` (one server or a comma-separated list) with every server's secret hidden,
+/// including servers written without a scheme (`u:p@host:4222`, which NATS clients accept).
+pub fn redact_nats_url(url: &str) -> String {
+    url.split(',')
+        .map(|entry| {
+            let trimmed = entry.trim_start();
+            let lead = &entry[..entry.len() - trimmed.len()];
+            let redacted = if trimmed.contains("://") || trimmed.is_empty() {
+                redact_url(trimmed)
+            } else {
+                redact_url(&format!("nats://{trimmed}"))["nats://".len()..].to_string()
+            };
+            format!("{lead}{redacted}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +68,9 @@ mod tests {
         assert_eq!(redact_url("nats://tok@h:4222"), "nats://***@h:4222");
         assert_eq!(redact_url("nats://a:b@h1,nats://t@h2"), "nats://a:***@h1,nats://***@h2");
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact_url("nats://h1, tls://t@h2 ,u:p@h3"), "nats://h1, tls://***@h2 ,u:***@h3");
+        assert_eq!(redact_nats_url("tok@h"), "***@h");
+        assert_eq!(redact_nats_url("h:4222,"), "h:4222,");
         assert_eq!(redact_url("host=h user=u"), "host=h user=u");
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%41%zz%2F"), "A%zz/");

@@ -6,6 +6,7 @@
 //! connection comes from `NTA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
 pub mod browser;
+mod cluster;
 pub mod jwt;
 pub mod pg;
 pub mod pki;
@@ -15,6 +16,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use cluster::NatsCluster;
 
 /// Path of the shared test captures: `NTA_PCAPS_DIR`, else `../shared/pcaps` next to the
 /// checkout, else the copy in `testdata/pcaps`.
@@ -113,12 +116,8 @@ impl NatsServer {
     }
 
     fn spawn(port: u16, conf: Option<String>, env: &[(&str, String)]) -> Result<NatsServer> {
-        let bin = ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
-            .context("nats-server not found (run infra/setup.sh)")?;
         let store = tempfile::tempdir()?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(nats_server_bin()?);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
         if let Some(text) = conf {
             // Settings without a command-line flag (store cap, TLS, users) come from a file.
@@ -134,6 +133,14 @@ impl NatsServer {
         wait_for_port(port, Duration::from_secs(10))?;
         Ok(server)
     }
+}
+
+/// The installed nats-server binary.
+fn nats_server_bin() -> Result<&'static str> {
+    ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
+        .context("nats-server not found (run infra/setup.sh)")
 }
 
 impl Drop for NatsServer {

@@ -119,6 +119,35 @@ async fn poison_messages_are_dead_lettered_and_the_pipeline_goes_on() {
     assert_eq!(subjects, ["nta.packets.agent-0", "nta.packets.agent-1", "nta.packets.agent-0", "nta.packets.agent-1"]);
 }
 
+/// Messages deleted from the stream before the windower read them (a gap in the stream
+/// sequence that no delivery will fill) are passed over: the windows are those of the
+/// batches left, and the windower neither stalls nor restarts in a loop.
+#[tokio::test]
+async fn messages_deleted_before_reading_are_passed_over() {
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let js = jetstream(&nats).await;
+    let mut data = batches();
+    publish_all(&js, &data).await;
+    let stream = js.get_stream(bus::PACKETS_STREAM).await.unwrap();
+    // Stream sequences are 1-based in publication order; delete 3 batches mid-stream.
+    for seq in [101u64, 102, 250] {
+        assert!(stream.delete_message(seq).await.unwrap());
+    }
+    for i in [249usize, 101, 100] {
+        data.remove(i);
+    }
+    let cfg = config(&nats, &db);
+    let expected = offline(&data, &cfg.windower);
+    assert_core_emits(&expected);
+    let running = spawn(cfg);
+    let client = db.client().await.unwrap();
+    wait_all_stored(&expected, &client, Duration::from_secs(120)).await;
+    wait_acked(&js).await;
+    running.stop().await;
+    check_against(&expected, &client, &js).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash tests (child processes)
 

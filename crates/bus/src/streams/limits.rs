@@ -1,10 +1,12 @@
-//! Settings of the `[stream]` section: retention limits of the packet and window streams.
+//! Settings of the `[stream]` section: retention limits of the packet and window streams, and
+//! the replica count of every NTA stream.
 
 use std::time::Duration;
 
 settings::settings! {
-    /// Retention limits of `NTA_PACKETS` and `NTA_WINDOWS`, applied by whichever role creates
-    /// the stream (an existing stream keeps its configuration).
+    /// Retention limits of `NTA_PACKETS` and `NTA_WINDOWS` and the replicas of every NTA
+    /// stream, applied by whichever role creates the stream (an existing stream keeps its
+    /// configuration).
     #[derive(Debug, Clone, PartialEq)]
     pub struct StreamLimits {
         /// NTA_PACKETS / NTA_WINDOWS maximum age in hours (applied when the stream is created).
@@ -14,6 +16,10 @@ settings::settings! {
         /// configured size is kept or fails.
         #[setting(default_doc = "10 GiB or what JetStream can reserve")]
         pub max_gb: Option<f64> = None,
+        /// Copies of each NTA stream (NTA_PACKETS, NTA_WINDOWS, NTA_DEADLETTER) on distinct nodes
+        /// of a JetStream cluster: 3 survives the loss of one node (applied when a stream is
+        /// created; `nta streams --replicas N` changes existing ones).
+        pub replicas: usize = 1,
     }
 }
 

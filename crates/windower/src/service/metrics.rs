@@ -11,6 +11,8 @@ pub const DEADLETTER_TOTAL: &str = "nta_windower_deadletter_total";
 pub const PUBLISH_ERRORS_TOTAL: &str = "nta_windower_publish_errors_total";
 pub const DB_ERRORS_TOTAL: &str = "nta_windower_db_errors_total";
 pub const FLUSH_DURATION_SECONDS: &str = "nta_windower_flush_duration_seconds";
+pub const MISSED_MESSAGES_TOTAL: &str = "nta_windower_missed_messages_total";
+pub const OUT_OF_ORDER_RESTARTS_TOTAL: &str = "nta_windower_out_of_order_restarts_total";
 pub const PARTITIONS_HELD: &str = "nta_windower_partitions_held";
 pub const MEMBERS: &str = "nta_windower_members";
 pub const PARTITION_CLAIMS_TOTAL: &str = "nta_windower_partition_claims_total";
@@ -31,6 +33,14 @@ pub(crate) fn describe() {
     describe_counter!(DEADLETTER_TOTAL, "Undecodable messages moved to nta.deadletter");
     describe_counter!(PUBLISH_ERRORS_TOTAL, "Failed window publications (retried)");
     describe_counter!(DB_ERRORS_TOTAL, "Failed window-store transactions (retried)");
+    describe_counter!(
+        MISSED_MESSAGES_TOTAL,
+        "NTA_PACKETS messages deleted by the stream's limits before the windower read them"
+    );
+    describe_counter!(
+        OUT_OF_ORDER_RESTARTS_TOTAL,
+        "Partition restarts from the checkpoint because a delivery was lost in transit (NATS node loss, reconnect)"
+    );
     describe_gauge!(PARTITIONS_HELD, "Key partitions this process runs a windower for");
     describe_gauge!(MEMBERS, "Windower processes sharing the partitions (this one included)");
     describe_counter!(PARTITION_CLAIMS_TOTAL, "Partitions taken (at start, from a dead windower, or handed over)");

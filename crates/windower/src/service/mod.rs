@@ -76,13 +76,13 @@ const AFTER_STORE: &str = "after_store";
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// `role` label of `nta_ready` and of the start-up log lines.
+const ROLE: &str = "windower";
+
 /// Runs the windower service until `shutdown` completes: takes a fair share of the key
 /// partitions (see `supervisor`) and runs one [`Service`] per partition held. On shutdown the
 /// windows already closed are flushed and their batches acked; open windows are left to be
 /// rebuilt by the next owner (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
-/// `role` label of `nta_ready` and of the start-up log lines.
-const ROLE: &str = "windower";
-
 pub async fn run(cfg: WindowerServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
     // 1 once a partition runs (see `Service::start`).
@@ -100,6 +100,8 @@ struct Service {
     nats: async_nats::Client,
     js: jetstream::Context,
     consumer: PullConsumer,
+    /// `NTA_PACKETS`, asked whether the messages of a sequence gap exist.
+    stream: jetstream::stream::Stream,
     /// Holds the partition's instance lock.
     db: Reconnecting,
     windower: Windower,
@@ -218,6 +220,7 @@ impl Service {
             db: Reconnecting::new(database_url, client),
             windower,
             stored,
+            stream,
             resumed,
             unflushed: Vec::new(),
             backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
@@ -251,20 +254,23 @@ impl Service {
         res
     }
 
-    async fn on_message(&mut self, msg: jetstream::Message) {
+    async fn on_message(&mut self, msg: jetstream::Message) -> Result<()> {
         let seq = match msg.info() {
             Ok(i) => i.stream_sequence,
             Err(e) => {
                 warn!(error = %e, subject = %msg.subject, "message without JetStream metadata ignored");
-                return;
+                return Ok(());
             }
         };
         let now = Instant::now();
+        if let Some(missing) = self.tracker.gap_before(seq) {
+            self.check_gap(missing, seq).await?;
+        }
         if self.tracker.is_redelivery(seq) {
             // Never fed twice. A held batch just gets its fresh handle; one no longer held was
             // acked (the ack got lost) or is poison whose dead-lettering failed.
             let msg = match self.tracker.refresh(seq, msg, now) {
-                None => return,
+                None => return Ok(()),
                 Some(msg) => msg,
             };
             match bus::decode_packet_batch(&msg.subject, &msg.payload) {
@@ -273,14 +279,14 @@ impl Service {
                 }
                 Err(reason) => self.poison(&msg, &reason).await,
             }
-            return;
+            return Ok(());
         }
         let batch = match bus::decode_packet_batch(&msg.subject, &msg.payload) {
             Ok(b) => b,
             Err(reason) => {
                 self.tracker.advance(seq);
                 self.poison(&msg, &reason).await;
-                return;
+                return Ok(());
             }
         };
         if batch.records.is_empty() {
@@ -305,6 +311,33 @@ impl Service {
         }
         self.tracker.hold(seq, ends, msg, now);
         ::metrics::gauge!(m::HELD_MESSAGES).set(self.tracker.len() as f64);
+        Ok(())
+    }
+
+    /// Messages `missing.start..seq` were skipped by the delivery of `seq`. Deleted ones (the
+    /// stream's limits removed them before they were read) are counted and passed over; any
+    /// that still exists was delivered and lost on the way (a NATS node died, a reconnect), and
+    /// would come back only later, out of order, after the windows it belongs to were closed.
+    /// The partition then stops, and whoever takes it next (normally this process, at the
+    /// next claim) replays in order from the checkpoint.
+    async fn check_gap(&mut self, missing: std::ops::Range<u64>, seq: u64) -> Result<()> {
+        for s in [missing.start, missing.end - 1] {
+            match self.stream.get_raw_message(s).await {
+                Ok(_) => {
+                    ::metrics::counter!(m::OUT_OF_ORDER_RESTARTS_TOTAL).increment(1);
+                    return Err(anyhow!(
+                        "NTA_PACKETS message {s} was skipped by the delivery of {seq} (lost in transit); \
+                         replaying from the checkpoint"
+                    ));
+                }
+                Err(e) if matches!(e.kind(), jetstream::stream::LastRawMessageErrorKind::NoMessageFound) => {}
+                Err(e) => return Err(anyhow!("checking NTA_PACKETS message {s}: {e}")),
+            }
+        }
+        let n = missing.end - missing.start;
+        warn!(first = missing.start, messages = n, "NTA_PACKETS messages deleted before the windower read them");
+        ::metrics::counter!(m::MISSED_MESSAGES_TOTAL).increment(n);
+        Ok(())
     }
 
     async fn poison(&self, msg: &jetstream::Message, reason: &str) {
@@ -466,7 +499,7 @@ async fn publish(js: &jetstream::Context, windows: &[WindowRecord]) -> Result<()
 impl Handler for Service {
     async fn handle(&mut self, chunk: Vec<jetstream::Message>, shutdown: &mut Shutdown<'_>) -> Result<()> {
         for msg in chunk {
-            self.on_message(msg).await;
+            self.on_message(msg).await?;
         }
         self.flush(shutdown).await
     }

@@ -67,6 +67,13 @@ impl<M> Tracker<M> {
         seq < self.next_seq
     }
 
+    /// Sequences skipped by a first delivery of `seq`: the stream delivers in order, so these
+    /// were either deleted before being read or delivered and lost (see the service).
+    pub fn gap_before(&self, seq: u64) -> Option<std::ops::Range<u64>> {
+        let next = self.next_seq.max(1);
+        (seq > next).then_some(next..seq)
+    }
+
     /// Records that every message up to `seq` has been seen (processed, poisoned or skipped).
     pub fn advance(&mut self, seq: u64) {
         self.next_seq = self.next_seq.max(seq + 1);
@@ -157,6 +164,8 @@ mod tests {
         t.advance(3); // poison, terminated
         t.hold(4, ends(&[]), "d", now); // nothing accepted
         assert!(t.is_redelivery(3) && !t.is_redelivery(5));
+        assert_eq!(t.gap_before(5), None);
+        assert_eq!(t.gap_before(7), Some(5..7));
         assert_eq!(t.replay_seq([i64::MIN; 3]), 1);
         assert_eq!(t.take_complete([i64::MIN; 3]), vec![(4, "d")]);
         // The 180 s window of batch 1 is not closed yet.

@@ -1,0 +1,189 @@
+//! Replicas of NTA's streams: an existing stream keeps the count its operator gave it (a
+//! warning at start says how to change it), `nta streams` shows the streams and changes it.
+
+use anyhow::{bail, Context, Result};
+use async_nats::jetstream::{self, stream};
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::subjects::{DEADLETTER_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
+
+/// Every stream NTA creates.
+pub const NTA_STREAMS: [&str; 3] = [PACKETS_STREAM, WINDOWS_STREAM, DEADLETTER_STREAM];
+
+/// `get_or_create_stream`, warning when the stream exists with another replica count than
+/// `config` asks for. It is left as is: changing replicas moves data between nodes, which is the
+/// operator's decision (`nta streams --replicas N`), not a side effect of starting a role.
+///
+/// A request that times out or finds the cluster without a leader (a node just died and an
+/// election is under way) is retried for up to [`ELECTION_PATIENCE`]: a role starting during
+/// the loss of a node must not fail for it.
+pub(super) async fn get_or_create(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let started = std::time::Instant::now();
+    let mut backoff = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let s = loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Err(e) if transient(&e) && started.elapsed() < ELECTION_PATIENCE => {
+                let delay = backoff.next_delay();
+                tracing::warn!(stream = %config.name, error = %e, retry_in = ?delay, "JetStream not answering (leader election?); retrying");
+                tokio::time::sleep(delay).await;
+            }
+            res => break res?,
+        }
+    };
+    let (have, want) = (s.cached_info().config.num_replicas.max(1), config.num_replicas.max(1));
+    if have != want {
+        tracing::warn!(
+            stream = %config.name,
+            replicas = have,
+            configured = want,
+            "the stream exists with {have} replica(s) and is left so; stream.replicas asks for {want}: \
+             change it with `nta streams --replicas {want} --stream {}`",
+            config.name
+        );
+    }
+    Ok(s)
+}
+
+/// How long creating a stream is retried while JetStream does not answer.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Errors of a cluster in a leader election, gone once it has elected one.
+fn transient(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::context::CreateStreamErrorKind as K;
+    use jetstream::ErrorCode as C;
+    match e.kind() {
+        K::TimedOut | K::JetStreamUnavailable => true,
+        K::JetStream(j) => {
+            [C::CLUSTER_NOT_AVAILABLE, C::CLUSTER_NOT_LEADER, C::CLUSTER_NOT_ACTIVE].contains(&j.error_code())
+        }
+        _ => false,
+    }
+}
+
+/// What [`set_replicas`] did to one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaChange {
+    Changed {
+        stream: String,
+        from: usize,
+        to: usize,
+    },
+    Unchanged {
+        stream: String,
+        replicas: usize,
+    },
+    /// The stream does not exist (yet): the roles create it with `stream.replicas`.
+    Missing {
+        stream: String,
+    },
+}
+
+impl std::fmt::Display for ReplicaChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplicaChange::Changed { stream, from, to } => write!(f, "{stream}: replicas {from} -> {to}"),
+            ReplicaChange::Unchanged { stream, replicas } => write!(f, "{stream}: already {replicas} replica(s)"),
+            ReplicaChange::Missing { stream } => write!(f, "{stream}: does not exist (created by the roles at start)"),
+        }
+    }
+}
+
+/// Sets the replica count of NTA's existing streams (only `only`, when given) to `replicas`.
+/// JetStream copies the data to the new replicas (or drops the extra ones) in the background;
+/// consumers, which NTA creates without a replica count of their own, follow their stream.
+pub async fn set_replicas(
+    client: &async_nats::Client,
+    replicas: usize,
+    only: Option<&str>,
+) -> Result<Vec<ReplicaChange>> {
+    let js = &jetstream::new(client.clone());
+    if !(1..=5).contains(&replicas) {
+        bail!("--replicas must be 1 to 5 (JetStream's limit), not {replicas}");
+    }
+    let names: Vec<&str> = match only {
+        Some(name) if NTA_STREAMS.contains(&name) => vec![name],
+        Some(name) => bail!("{name} is not one of NTA's streams ({})", NTA_STREAMS.join(", ")),
+        None => NTA_STREAMS.to_vec(),
+    };
+    let mut changes = Vec::new();
+    for name in names {
+        let Some(info) = info(js, name).await? else {
+            changes.push(ReplicaChange::Missing { stream: name.to_string() });
+            continue;
+        };
+        let from = info.config.num_replicas.max(1);
+        if from == replicas {
+            changes.push(ReplicaChange::Unchanged { stream: name.to_string(), replicas });
+            continue;
+        }
+        let mut config = info.config;
+        config.num_replicas = replicas;
+        js.update_stream(&config).await.with_context(|| format!("changing the replicas of {name} to {replicas}"))?;
+        changes.push(ReplicaChange::Changed { stream: name.to_string(), from, to: replicas });
+    }
+    Ok(changes)
+}
+
+/// The stream's info, `None` if it does not exist.
+async fn info(js: &jetstream::Context, name: &str) -> Result<Option<stream::Info>> {
+    match js.get_stream(name).await {
+        // `get_stream` fetched the info already.
+        Ok(s) => Ok(Some(s.cached_info().clone())),
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+            if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("{name}: {e}")),
+    }
+}
+
+/// NTA's streams, one paragraph each: replicas and where they are (leader, followers with
+/// whether they are current and how far behind), contents, limits and discard policy.
+pub async fn report(client: &async_nats::Client) -> Result<String> {
+    let js = &jetstream::new(client.clone());
+    let mut out = String::new();
+    for name in NTA_STREAMS {
+        let Some(info) = info(js, name).await? else {
+            writeln!(out, "{name}: does not exist (created by the roles at start)")?;
+            continue;
+        };
+        let c = &info.config;
+        write!(out, "{name}: {} replica(s)", c.num_replicas.max(1))?;
+        if let Some(cluster) = &info.cluster {
+            write!(out, ", leader {}", cluster.leader.as_deref().unwrap_or("none (election)"))?;
+            for p in &cluster.replicas {
+                let state = match (p.offline, p.current) {
+                    (true, _) => "offline",
+                    (false, true) => "current",
+                    (false, false) => "catching up",
+                };
+                write!(out, ", {} {state} lag {}", p.name, p.lag.unwrap_or(0))?;
+            }
+        }
+        writeln!(out)?;
+        let s = &info.state;
+        writeln!(
+            out,
+            "  {} messages, {} bytes (sequences {}..={})",
+            s.messages, s.bytes, s.first_sequence, s.last_sequence
+        )?;
+        let limit = |v: i64| if v <= 0 { "unlimited".to_string() } else { v.to_string() };
+        writeln!(
+            out,
+            "  limits: max_bytes {}, max_age {}, max_msgs {}; discard {:?}; storage {:?}; subjects {}",
+            limit(c.max_bytes),
+            if c.max_age.is_zero() { "unlimited".to_string() } else { format!("{}h", c.max_age.as_secs() / 3600) },
+            limit(c.max_messages),
+            c.discard,
+            c.storage,
+            c.subjects.join(" ")
+        )?;
+    }
+    Ok(out)
+}
