@@ -45,7 +45,8 @@ settings::settings! {
         /// Publications awaiting their PubAck at once.
         #[setting(flag = "max-pending-acks")]
         pub max_pending_acks: usize = 64,
-        /// After a stop request, how long (s) to keep trying to publish what is queued.
+        /// After a stop request, or once a replay's input ended with `NTA_PACKETS` full, how
+        /// long (s) to keep trying to publish what is queued (the rest is counted as dropped).
         pub drain_grace_s: u64 = 10,
     }
     runtime {

@@ -1,18 +1,17 @@
 //! The agent as a service: capture thread + publisher task, wired to NATS.
 
-use anyhow::Result;
-use bus::streams::StreamLimits;
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use crate::config::AgentConfig;
 
 use crate::capture::{run_capture, CaptureSummary};
-use crate::publisher::{run_publisher, PublishSummary};
-use crate::queue::SendQueue;
+use crate::publisher::{run_publisher, PublishOptions, PublishSummary};
+use crate::queue::{SendQueue, SHUTDOWN};
 use crate::source::{LiveOptions, Source};
 
 #[derive(Debug, Clone)]
@@ -27,9 +26,14 @@ pub struct AgentSummary {
     pub boot_id: String,
     pub capture: CaptureSummary,
     pub publish: PublishSummary,
-    /// Records dropped because the send queue was full (or unsent at shutdown).
+    /// Records dropped: the send queue full, the stream full, unsent at shutdown...
     pub dropped_records: u64,
+    /// The same by reason (`queue_full`, `stream_full`, `shutdown`, `publish_error`).
+    pub dropped_by_reason: BTreeMap<&'static str, u64>,
 }
+
+/// `role` label of `nta_ready` and of the start-up log lines.
+const ROLE: &str = "agent";
 
 /// A host-unique default agent id: the host name, made subject-safe.
 pub fn default_agent_id() -> String {
@@ -88,8 +92,6 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             .spawn(move || run_capture(source, &agent_id, &boot_id, policy, realtime, &queue, &stop))?
     };
 
-    let client = bus::connect(&cfg.nats, &format!("nta-agent-{agent_id}")).await?;
-    let js = async_nats::jetstream::new(client);
     let stop_signal = {
         let stop_capture = stop_capture.clone();
         async move {
@@ -98,18 +100,32 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         }
     };
     tokio::pin!(stop_signal);
+    bus::startup::set_ready(ROLE, false);
+    let client_name = format!("nta-agent-{agent_id}");
+    let connect = bus::startup::connect_streams(
+        &cfg.nats,
+        &client_name,
+        ROLE,
+        &[bus::startup::Want::Packets],
+        &cfg.stream_limits,
+    );
     let publish = tokio::select! {
-        r = ensure_stream(&js, &cfg.stream_limits) => {
-            r?;
-            run_publisher(
-                js,
-                bus::packets_subject(&agent_id),
-                queue.clone(),
-                cfg.max_pending_acks.max(1),
-                &mut stop_signal,
-                cfg.drain_grace(),
-            )
-            .await
+        r = connect => {
+            let c = match r {
+                Ok(c) => c,
+                Err(e) => {
+                    stop_capture();
+                    return Err(e);
+                }
+            };
+            bus::startup::set_ready(ROLE, true);
+            let opts = PublishOptions {
+                window: cfg.max_pending_acks,
+                drain_grace: cfg.drain_grace(),
+                stop_on_permanent: cfg.read.is_some(),
+                refusals: c.refusals,
+            };
+            run_publisher(c.js, bus::packets_subject(&agent_id), queue.clone(), opts, &mut stop_signal).await
         }
         _ = &mut stop_signal => {
             tracing::warn!("stopped before NATS was reachable");
@@ -122,28 +138,24 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))??;
     // Only now, with the capture thread gone, is the queue final: its last partial batch may
     // have arrived after the publisher gave up.
-    let lost = queue.drain_dropped();
+    let reason = publish.gave_up.unwrap_or(SHUTDOWN);
+    let lost = queue.drain_dropped(reason);
     if lost > 0 {
-        tracing::warn!(records = lost, "unsent batches dropped at shutdown");
+        tracing::warn!(records = lost, reason, "unsent batches dropped");
+    }
+    let dropped_by_reason = queue.dropped_by_reason();
+    let dropped_records = queue.dropped_records();
+    if dropped_records > 0 {
+        tracing::warn!(records = dropped_records, by_reason = ?dropped_by_reason, "records dropped");
     }
     tracing::info!(?capture, ?publish, "agent finished");
-    Ok(AgentSummary { agent_id, boot_id, capture, publish, dropped_records: queue.dropped_records() })
-}
-
-/// Creates the stream, retrying while NATS is unreachable (capture keeps queueing meanwhile).
-/// A stream configured differently by the operator is kept as is.
-async fn ensure_stream(js: &async_nats::jetstream::Context, limits: &StreamLimits) -> Result<()> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match bus::streams::ensure_packets_stream(js, limits).await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot create stream {} yet; retrying", bus::PACKETS_STREAM);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
+    if let Some(fatal) = &publish.fatal {
+        bail!(
+            "{fatal}; the replay stopped: {} records acknowledged, {dropped_records} not published",
+            publish.records_acked
+        );
     }
+    Ok(AgentSummary { agent_id, boot_id, capture, publish, dropped_records, dropped_by_reason })
 }
 
 #[cfg(test)]

@@ -186,14 +186,52 @@ pub fn create_nkey_user(path: &Path) -> Result<String> {
 /// (bad credentials, a subject outside the role's permissions) are logged as errors: with
 /// retries on, they would otherwise only show as a role that never makes progress.
 pub async fn connect(nats: &Nats, name: &str) -> Result<async_nats::Client> {
+    Ok(connect_with_refusals(nats, name).await?.0)
+}
+
+/// The last errors the server sent this connection (`-ERR`), for callers that must tell a
+/// refused publication (a permissions violation only arrives this way: the publication itself
+/// just gets no reply) from a slow one.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals(Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl Refusals {
+    const KEPT: usize = 16;
+
+    fn record(&self, error: String) {
+        let mut v = self.0.lock().unwrap();
+        if v.len() == Self::KEPT {
+            v.pop_front();
+        }
+        v.push_back(error);
+    }
+
+    /// The server's "Permissions Violation for Publish to <subject>", if it sent one.
+    pub fn publish_denied(&self, subject: &str) -> Option<String> {
+        let v = self.0.lock().unwrap();
+        v.iter()
+            .rev()
+            .find(|e| e.to_ascii_lowercase().contains("permissions violation for publish") && e.contains(subject))
+            .cloned()
+    }
+}
+
+/// [`connect`], also returning what the server refuses on this connection.
+pub async fn connect_with_refusals(nats: &Nats, name: &str) -> Result<(async_nats::Client, Refusals)> {
     let client_name = name.to_string();
+    let refusals = Refusals::default();
+    let seen = refusals.clone();
     let options = nats.options().await?.name(name).retry_on_initial_connect().event_callback(move |event| {
         let name = client_name.clone();
+        let seen = seen.clone();
         async move {
             match event {
                 Event::ServerError(e) => {
                     metrics::counter!("nta_nats_server_errors_total", "client" => name.clone()).increment(1);
                     tracing::error!(client = name, error = %e, "NATS server refused a request");
+                    if let async_nats::ServerError::Other(text) = e {
+                        seen.record(text);
+                    }
                 }
                 Event::ClientError(e) => tracing::warn!(client = name, error = %e, "NATS client error"),
                 Event::Disconnected => tracing::warn!(client = name, "disconnected from NATS"),
@@ -207,7 +245,9 @@ pub async fn connect(nats: &Nats, name: &str) -> Result<async_nats::Client> {
     // and those the cluster announces.
     let options = options.max_reconnects(None);
     let servers = nats.servers()?;
-    options.connect(servers).await.with_context(|| format!("connecting to NATS at {}", nats.redacted_url()))
+    let client =
+        options.connect(servers).await.with_context(|| format!("connecting to NATS at {}", nats.redacted_url()))?;
+    Ok((client, refusals))
 }
 
 /// `entry` (one server) without its user info, and the user info.

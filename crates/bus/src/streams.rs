@@ -68,13 +68,30 @@ fn storage_exceeded(e: &jetstream::context::CreateStreamError) -> bool {
 }
 
 /// Creates `NTA_PACKETS` (file storage, limits by age and bytes) unless it exists. JetStream
-/// drops a re-published batch whose `Nats-Msg-Id` it saw within the last two minutes.
+/// drops a re-published batch whose `Nats-Msg-Id` it saw within the last two minutes. When full
+/// it refuses new batches (`DiscardPolicy::New`) rather than deleting stored ones nobody may
+/// have read yet: the agent then sees the refusal, retries and counts what it drops.
 pub async fn ensure_packets_stream(
     js: &jetstream::Context,
     limits: &StreamLimits,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let config = limited_stream(PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, limits, Duration::from_secs(120));
+    let mut config = limited_stream(PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, limits, Duration::from_secs(120));
+    config.discard = stream::DiscardPolicy::New;
     create_fitting(js, config, limits.max_bytes()).await
+}
+
+/// Warns (as `role`) when `NTA_PACKETS` was created, by an older NTA or by hand, with
+/// `DiscardPolicy::Old`: a full stream then deletes batches consumers may not have read, and
+/// nothing counts them.
+pub fn warn_discard_old(packets: &stream::Stream, role: &str) {
+    if packets.cached_info().config.discard == stream::DiscardPolicy::Old {
+        tracing::warn!(
+            role,
+            "{PACKETS_STREAM} discards its oldest messages when full: batches not yet stored would be lost \
+             without a count; switch it to refuse new ones (`nats stream edit {PACKETS_STREAM} --discard new`, \
+             see the README, Streams)"
+        );
+    }
 }
 
 /// A file stream of `<prefix>.>` bounded by `limits` (oldest messages discarded first).

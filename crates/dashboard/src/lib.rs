@@ -202,6 +202,9 @@ pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send
     let tasks = state.spawn_background();
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(listen = %listener.local_addr()?, scheme, auth = state.auth.mode(), "dashboard listening");
+    // Serving is all the dashboard needs: it reaches NATS and PostgreSQL per request, and says
+    // on its pages when they are down.
+    bus::startup::set_ready("dashboard", true);
     let app = router(state.clone());
     let res =
         serve::serve(listener, tls, app, state.clone(), cfg.header_timeout(), cfg.max_connections, shutdown).await;

@@ -23,22 +23,51 @@ use crate::IngestorConfig;
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+const ROLE: &str = "ingestor";
+
+struct Started {
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    consumer: PullConsumer,
+    rollup_consumer: PullConsumer,
+    client: Client,
+}
+
+async fn start(cfg: &IngestorConfig) -> Result<Started> {
+    use bus::startup::Want;
+    let c = bus::startup::connect_streams(
+        &cfg.nats,
+        "nta-ingestor",
+        ROLE,
+        &[Want::Packets, Want::DeadLetter],
+        &cfg.stream_limits,
+    )
+    .await?;
+    let stream = c.packets.expect("asked for NTA_PACKETS");
+    let consumer = durable_consumer(&stream, cfg, &cfg.durable).await?;
+    let rollup_consumer = durable_consumer(&stream, cfg, &crate::rollup_durable(&cfg.durable)).await?;
+    let client =
+        bus::startup::wait_for_database(ROLE, || store::open(&cfg.database_url), store::conn::unreachable).await?;
+    store::packets::precreate_partitions(&client).await?;
+    Ok(Started { nats: c.client, js: c.js, stream, consumer, rollup_consumer, client })
+}
+
 pub(crate) async fn run(
     cfg: IngestorConfig,
     failpoint: Failpoint,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     m::describe();
-    let nats = bus::connect(&cfg.nats, "nta-ingestor").await?;
-    let js = jetstream::new(nats.clone());
-    let stream = bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
-    bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
-    let consumer = durable_consumer(&stream, &cfg, &cfg.durable).await?;
-    let rollup_durable = crate::rollup_durable(&cfg.durable);
-    let rollup_consumer = durable_consumer(&stream, &cfg, &rollup_durable).await?;
-
-    let client = store::open(&cfg.database_url).await?;
-    store::packets::precreate_partitions(&client).await?;
+    bus::startup::set_ready(ROLE, false);
+    tokio::pin!(shutdown);
+    // Waiting for NATS and PostgreSQL, whichever is late; a stop request meanwhile just exits.
+    let started = tokio::select! {
+        r = start(&cfg) => r?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    let Started { nats, js, consumer, rollup_consumer, stream, client } = started;
+    bus::startup::set_ready(ROLE, true);
     info!(durable = %cfg.durable, failpoint = %failpoint, "ingestor started");
 
     let background = [
@@ -72,7 +101,7 @@ pub(crate) async fn run(
         });
     }
     let main = futures::future::try_join_all(workers.into_iter().map(Worker::run));
-    tokio::pin!(main, shutdown);
+    tokio::pin!(main);
     let res = tokio::select! {
         r = &mut main => r.map(drop),
         _ = &mut shutdown => {

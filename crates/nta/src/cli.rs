@@ -65,6 +65,22 @@ pub enum Target {
     All,
 }
 
+impl Target {
+    /// Port of the metrics endpoint when `metrics_addr` is not set: one per role, so that
+    /// roles started as separate processes on one host do not collide; the process running
+    /// several roles (or `all`) keeps 9464.
+    pub fn metrics_port(targets: &[Target]) -> u16 {
+        match targets {
+            [Target::Agent] => 9465,
+            [Target::Ingestor] => 9466,
+            [Target::Windower] => 9467,
+            [Target::Predictor] => 9468,
+            [Target::Dashboard] => 9469,
+            _ => 9464,
+        }
+    }
+}
+
 // `nta run`; the settings' flags are added by `command()`.
 #[derive(Debug, Args)]
 pub struct RunArgs {

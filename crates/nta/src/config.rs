@@ -22,8 +22,11 @@ settings::settings! {
         pub nats_url: String = settings::DEFAULT_NATS_URL.into(),
         /// PostgreSQL URL; the database is created if missing.
         pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
-        /// Address serving Prometheus metrics.
-        pub metrics_addr: SocketAddr = settings::DEFAULT_METRICS_ADDR.parse().expect("default address"),
+        /// Address serving Prometheus metrics. Unset: 127.0.0.1 on the port of the role (see
+        /// Metrics), or an ephemeral port, with a warning, if that one is taken; a configured
+        /// address that is taken is an error.
+        #[setting(default_doc = "127.0.0.1:9464 (all) / 9465-9469 per role")]
+        pub metrics_addr: Option<SocketAddr> = None,
         /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`.
         pub log: String = "info,async_nats=warn".into(),
     }
@@ -186,7 +189,7 @@ mod tests {
         let c = load_test(None, &[], &["run", "-t", "ingestor"]).unwrap();
         assert_eq!(c.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(c.database_url, "postgres://postgres@127.0.0.1:5432/nta");
-        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.metrics_addr, None);
         assert_eq!(c.agent.batch_policy().max_records, 500);
         assert_eq!(c.agent.batch_policy().max_age.as_millis(), 1000);
         assert_eq!(c.agent.queue_max_bytes(), 128 << 20);

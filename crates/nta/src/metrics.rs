@@ -4,19 +4,52 @@ use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use std::net::SocketAddr;
 
-/// Installs the global recorder and serves `/metrics` on `addr`. Must run inside the runtime.
-pub fn install(addr: SocketAddr) -> Result<()> {
+/// Installs the global recorder and serves `/metrics` on `configured`, or else on `default`
+/// if it is free and on an ephemeral port of the same host if not (a second process of the
+/// same role on one host), with a warning naming it. Returns the address served. Must run
+/// inside the runtime.
+pub fn install(configured: Option<SocketAddr>, default: SocketAddr) -> Result<SocketAddr> {
+    let addr = match configured {
+        Some(addr) => {
+            build(addr).install().with_context(|| format!("serving metrics on {addr}"))?;
+            addr
+        }
+        None => install_default(default)?,
+    };
+    describe();
+    Ok(addr)
+}
+
+fn install_default(default: SocketAddr) -> Result<SocketAddr> {
+    // The exporter binds before it installs anything, so a refused bind can be retried.
+    let Err(e) = build(default).install() else { return Ok(default) };
+    let mut last = anyhow::Error::new(e);
+    // A free port found by binding port 0 may be taken again before the exporter binds it.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind((default.ip(), 0))?.local_addr()?.port();
+        let addr = SocketAddr::new(default.ip(), port);
+        match build(addr).install() {
+            Ok(()) => {
+                tracing::warn!(default = %default, metrics_addr = %addr, error = %format!("{last:#}"),
+                    "default metrics address unavailable (another NTA process of this role?); serving metrics on \
+                     an ephemeral port instead (set metrics_addr to choose one)");
+                return Ok(addr);
+            }
+            Err(e) => last = e.into(),
+        }
+    }
+    Err(last.context(format!("serving metrics on {default} or an ephemeral port")))
+}
+
+fn build(addr: SocketAddr) -> PrometheusBuilder {
     PrometheusBuilder::new()
         .with_http_listener(addr)
         // Latencies as real histograms (aggregatable across replicas), not client summaries.
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
             &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-        )?
-        .install()
-        .with_context(|| format!("serving metrics on {addr}"))?;
-    describe();
-    Ok(())
+        )
+        .expect("static bucket list")
 }
 
 fn describe() {
@@ -32,7 +65,15 @@ fn describe() {
     describe_counter!("nta_agent_records_acked_total", "Records in batches acknowledged by JetStream");
     describe_counter!("nta_agent_queue_dropped_batches_total", "Batches dropped because the send queue was full");
     describe_counter!("nta_agent_queue_dropped_records_total", "Records dropped because the send queue was full");
-    describe_counter!("nta_agent_publish_errors_total", "Failed or timed-out publications (retried)");
+    describe_counter!(
+        "nta_agent_publish_errors_total",
+        "Failed or timed-out publications, by kind (transient, stream_full, permanent)"
+    );
+    describe_counter!(
+        "nta_agent_dropped_records_total",
+        "Records never published, by reason (queue_full, stream_full, shutdown, publish_error)"
+    );
+    describe_gauge!("nta_ready", "1 once the role is connected to what it needs (NATS, streams, PostgreSQL), by role");
     describe_gauge!("nta_agent_queue_bytes", Unit::Bytes, "Bytes waiting in the send queue");
     describe_gauge!("nta_agent_pending_acks", "Publications awaiting their PubAck");
 }

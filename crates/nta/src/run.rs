@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use futures::TryFutureExt;
 use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -95,7 +96,9 @@ async fn signal() {
 
 pub async fn run(r: Resolved) -> Result<()> {
     let cfg = &r.cfg;
-    crate::metrics::install(cfg.metrics_addr)?;
+    let default_metrics = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), Target::metrics_port(&r.targets));
+    let metrics_addr = crate::metrics::install(cfg.metrics_addr, default_metrics)?;
+    tracing::info!(%metrics_addr, "serving metrics");
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| -> Stop {
         Box::pin(async move {
@@ -141,13 +144,14 @@ pub async fn run(r: Resolved) -> Result<()> {
         };
         let c = &summary.capture;
         eprintln!(
-            "agent: {} frames, {} decoded, {} malformed; {} batches ({} records) acknowledged by JetStream; {} records dropped{}",
+            "agent: {} frames, {} decoded, {} malformed; {} batches ({} records) acknowledged by JetStream; {} records dropped{}{}",
             c.frames,
             c.decoded,
             c.malformed,
             summary.publish.batches_acked,
             summary.publish.records_acked,
             summary.dropped_records,
+            drop_reasons(&summary.dropped_by_reason),
             c.file_error.as_ref().map(|e| format!("; file error: {e}")).unwrap_or_default()
         );
         if replaying && r.targets.contains(&Target::Ingestor) && !stop_requested(&stop_rx) {
@@ -205,6 +209,15 @@ pub async fn run(r: Resolved) -> Result<()> {
     }
     let _ = stop_tx.send(true);
     stop_all(&mut tasks).await
+}
+
+/// ` (stream_full: 12, shutdown: 3)`, or nothing without drops.
+fn drop_reasons(by_reason: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    if by_reason.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    format!(" ({})", parts.join(", "))
 }
 
 /// Waits for every role asked to stop.

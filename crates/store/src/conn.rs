@@ -37,6 +37,24 @@ pub async fn connect_creating(url: &str) -> Result<Client> {
     connect_cfg(&cfg).await.with_context(|| format!("connecting to {}", settings::redact_url(url)))
 }
 
+/// Whether `e` (from [`connect_creating`] or [`crate::open`]) means the server is not reachable
+/// or not ready yet (refused or timed-out connection, closed socket, "starting up", "shutting
+/// down"), so that waiting may help; a refusal such as a wrong password or a bad URL does not.
+pub fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        let Some(pg) = c.downcast_ref::<tokio_postgres::Error>() else { return false };
+        match pg.code() {
+            Some(code) => {
+                [SqlState::CANNOT_CONNECT_NOW, SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN].contains(code)
+            }
+            None => pg.is_closed() || std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>()),
+        }
+    })
+}
+
 fn sql_state(e: &anyhow::Error) -> Option<&SqlState> {
     e.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code())
 }
@@ -96,5 +114,19 @@ mod tests {
     #[test]
     fn redaction_and_quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[tokio::test]
+    async fn a_server_not_listening_is_waited_for_a_refusal_is_not() {
+        let port = testkit::free_port();
+        let e = connect_creating(&format!("postgres://postgres@127.0.0.1:{port}/nta")).await.unwrap_err();
+        assert!(unreachable(&e), "{e:#}");
+        let admin = testkit::pg_admin_url();
+        // A role that does not exist: the server answered, waiting will not help.
+        let url = admin.replacen("postgres://postgres@", "postgres://no_such_role_nta@", 1);
+        let e = connect_creating(&url).await.unwrap_err();
+        assert!(!unreachable(&e), "{e:#}");
+        let e = connect_creating("postgres://h:notaport/db").await.unwrap_err();
+        assert!(!unreachable(&e), "{e:#}");
     }
 }

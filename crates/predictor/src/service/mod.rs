@@ -59,6 +59,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const MIN_CONFIDENCE: f64 = 0.7;
 
 /// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
+/// `role` label of `nta_ready` and of the start-up log lines.
+const ROLE: &str = "predictor";
+
 pub async fn run(cfg: PredictorServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
     let model = Model::load_configured(cfg.model.as_deref())?;
@@ -73,10 +76,12 @@ pub async fn run_with_model(
 ) -> Result<()> {
     m::describe();
     let mut shutdown = Shutdown::new(shutdown);
+    bus::startup::set_ready(ROLE, false);
     let mut svc = tokio::select! {
         s = Service::start(cfg, model) => s?,
         _ = shutdown.wait() => return Ok(()),
     };
+    bus::startup::set_ready(ROLE, true);
     let consumer = svc.consumer.clone();
     let opts = LoopOptions {
         stream: bus::WINDOWS_STREAM,
@@ -112,12 +117,12 @@ struct Item {
 
 impl Service {
     async fn start(cfg: PredictorServiceConfig, model: Arc<Model>) -> Result<Service> {
-        let client = store::open(&cfg.database_url).await?;
-        let nats = bus::connect(&cfg.nats, "nta-predictor").await?;
-        let js = jetstream::new(nats.clone());
-        let stream =
-            bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
+        use bus::startup::Want;
+        let client =
+            bus::startup::wait_for_database(ROLE, || store::open(&cfg.database_url), store::conn::unreachable).await?;
+        let wanted = [Want::Windows, Want::DeadLetter];
+        let c = bus::startup::connect_streams(&cfg.nats, "nta-predictor", ROLE, &wanted, &cfg.stream_limits).await?;
+        let (nats, js, stream) = (c.client, c.js, c.windows.expect("asked for NTA_WINDOWS"));
         let consumer: PullConsumer = stream
             .get_or_create_consumer(
                 &cfg.durable,

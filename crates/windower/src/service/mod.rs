@@ -76,12 +76,17 @@ const AFTER_STORE: &str = "after_store";
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// `role` label of `nta_ready` and of the start-up log lines.
+const ROLE: &str = "windower";
+
 /// Runs the windower service until `shutdown` completes: takes a fair share of the key
 /// partitions (see `supervisor`) and runs one [`Service`] per partition held. On shutdown the
 /// windows already closed are flushed and their batches acked; open windows are left to be
 /// rebuilt by the next owner (from the unacked batches). Reads [`FAILPOINT_ENV`] once at start.
 pub async fn run(cfg: WindowerServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
     m::describe();
+    // 1 once a partition runs (see `Service::start`).
+    bus::startup::set_ready(ROLE, false);
     let failpoint = Failpoint::from_env(FAILPOINT_ENV, &[AFTER_PUBLISH, AFTER_STORE]);
     supervisor::run(cfg, failpoint, shutdown).await
 }
@@ -136,12 +141,10 @@ impl Service {
         let rows = db::load_partition_checkpoints(&client, &cfg.durable).await?;
         let resume = resume::choose(part, &rows);
 
-        let nats = bus::connect(&cfg.nats, "nta-windower").await?;
-        let js = jetstream::new(nats.clone());
-        let mut stream =
-            bus::streams::ensure_packets_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_PACKETS")?;
-        bus::streams::ensure_windows_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_WINDOWS")?;
-        bus::streams::ensure_deadletter_stream(&js, &cfg.stream_limits).await.context("ensuring NTA_DEADLETTER")?;
+        use bus::startup::Want;
+        let wanted = [Want::Packets, Want::Windows, Want::DeadLetter];
+        let c = bus::startup::connect_streams(&cfg.nats, "nta-windower", ROLE, &wanted, &cfg.stream_limits).await?;
+        let (nats, js, mut stream) = (c.client, c.js, c.packets.expect("asked for NTA_PACKETS"));
 
         // Where to replay from: the checkpoint, unless the stream was recreated behind it.
         let last_seq = stream.info().await.context("NTA_PACKETS info")?.state.last_sequence;
@@ -199,6 +202,7 @@ impl Service {
             failpoint = %failpoint,
             "windower partition started"
         );
+        bus::startup::set_ready(ROLE, true);
         let background = vec![bus::consume::spawn_pending_gauge(
             consumer.clone(),
             m::CONSUMER_PENDING_MESSAGES,

@@ -39,7 +39,7 @@ pub(super) async fn run(
     let mut shutdown = Shutdown::new(shutdown);
     let count = cfg.partitions.max(1);
     let member = tokio::select! {
-        c = store::open(&cfg.database_url) => c?,
+        c = bus::startup::wait_for_database(super::ROLE, || store::open(&cfg.database_url), store::conn::unreachable) => c?,
         _ = shutdown.wait() => return Ok(()),
     };
     db::join_members(&member, &cfg.durable).await?;
