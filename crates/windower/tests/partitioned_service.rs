@@ -90,11 +90,11 @@ async fn a_windower_killed_mid_replay_is_taken_over() {
     let mut b = start(&nats, &db, 2, Some(&logs[1]));
     let client = db.client().await.unwrap();
     // Both at work: each holds one partition and has stored windows.
-    wait_until("each windower holds a partition", Duration::from_secs(60), || async {
+    wait_until("each windower holds a partition", Duration::from_secs(120), || async {
         taken(&logs[0]).len() == 1 && taken(&logs[1]).len() == 1
     })
     .await;
-    wait_until("both partitions checkpointed", Duration::from_secs(60), || async {
+    wait_until("both partitions checkpointed", Duration::from_secs(120), || async {
         count(&client, "SELECT count(*) FROM windower_checkpoint WHERE durable LIKE 'nta-windower-%-of-2'").await == 2
     })
     .await;
