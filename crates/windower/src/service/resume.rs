@@ -56,20 +56,10 @@ impl std::fmt::Display for Resume {
     }
 }
 
-/// An epoch second as UTC `YYYY-MM-DDTHH:MM:SSZ` (no date library for one log line).
+/// An epoch second as UTC `YYYY-MM-DDTHH:MM:SSZ`.
 fn epoch(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    let (y, m, d, hh, mm, ss) = wire::time::civil(t);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 
 /// Chooses from every checkpoint of the windower group, `(index, count, checkpoint)`.
