@@ -60,15 +60,7 @@ async fn bench_in(cfg: &store::DbConfig, rows: usize) -> Result<String> {
 
     let days: Vec<i32> = templates.iter().flatten().filter_map(|r| ts_micros(r.timestamp)).map(day_of_micros).collect();
     let (dmin, dmax) = (*days.iter().min().unwrap(), *days.iter().max().unwrap());
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE raw_packets_ref (LIKE raw_packets INCLUDING DEFAULTS INCLUDING INDEXES) PARTITION BY RANGE (ts);
-             DO $$ BEGIN FOR i IN {dmin}..{dmax} LOOP
-               EXECUTE format('CREATE TABLE raw_packets_ref_%s PARTITION OF raw_packets_ref FOR VALUES FROM (%L) TO (%L)',
-                 i, (DATE '1970-01-01' + i)::text || ' 00:00:00+00', (DATE '1970-01-01' + i + 1)::text || ' 00:00:00+00');
-             END LOOP; END $$;"
-        ))
-        .await?;
+    create_reference_table(&client, dmin, dmax).await?;
     let start = Instant::now();
     try_join_all((0..WRITERS).map(|w| csv_writer(cfg, &job, w))).await?;
     let reference = start.elapsed().as_secs_f64();
@@ -328,6 +320,21 @@ fn csv_row(out: &mut String, r: &PacketRecord, agent: &str, batch_id: &str, idx:
 fn fmt_ts(micros: i64) -> String {
     let (y, m, d, hh, mm, ss) = wire::time::civil(micros.div_euclid(1_000_000));
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{:06}+00", micros.rem_euclid(1_000_000))
+}
+
+/// `raw_packets_ref`: an empty copy of `raw_packets` (indexes included) with day partitions
+/// `dmin..=dmax` (days since the epoch), the target of PostgreSQL's own COPY for reference.
+pub(crate) async fn create_reference_table(client: &tokio_postgres::Client, dmin: i32, dmax: i32) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE raw_packets_ref (LIKE raw_packets INCLUDING DEFAULTS INCLUDING INDEXES) PARTITION BY RANGE (ts);
+             DO $$ BEGIN FOR i IN {dmin}..{dmax} LOOP
+               EXECUTE format('CREATE TABLE raw_packets_ref_%s PARTITION OF raw_packets_ref FOR VALUES FROM (%L) TO (%L)',
+                 i, (DATE '1970-01-01' + i)::text || ' 00:00:00+00', (DATE '1970-01-01' + i + 1)::text || ' 00:00:00+00');
+             END LOOP; END $$;"
+        ))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

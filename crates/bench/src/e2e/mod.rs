@@ -508,14 +508,7 @@ async fn copy_reference(pg: &tokio_postgres::Client, dir: &Path, exp: Expected) 
         )
         .await?;
     let (dmin, dmax): (i32, i32) = (r.get(0), r.get(1));
-    pg.batch_execute(&format!(
-        "CREATE TABLE raw_packets_ref (LIKE raw_packets INCLUDING DEFAULTS INCLUDING INDEXES) PARTITION BY RANGE (ts);
-         DO $$ BEGIN FOR i IN {dmin}..{dmax} LOOP
-           EXECUTE format('CREATE TABLE raw_packets_ref_%s PARTITION OF raw_packets_ref FOR VALUES FROM (%L) TO (%L)',
-             i, (DATE '1970-01-01' + i)::text || ' 00:00:00+00', (DATE '1970-01-01' + i + 1)::text || ' 00:00:00+00');
-         END LOOP; END $$;"
-    ))
-    .await?;
+    crate::ingest::create_reference_table(pg, dmin, dmax).await?;
     let start = Instant::now();
     pg.batch_execute("BEGIN").await?;
     let sink =
