@@ -27,3 +27,24 @@ async fn default_sizes_fit_a_small_store_and_explicit_sizes_are_kept() {
     let mut s = ensure_packets_stream(&js, &limits).await.unwrap();
     assert_eq!(s.info().await.unwrap().config.max_bytes, 500_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_starting_together_all_get_the_stream() {
+    // Roles started at once each create NTA_PACKETS; nats-server may answer all but the first
+    // "subjects overlap", which must not stop a role. Each round starts from no stream.
+    let nats = testkit::NatsServer::start().unwrap();
+    let mut contexts = Vec::new();
+    for _ in 0..16 {
+        contexts.push(jetstream::new(async_nats::connect(&nats.url).await.unwrap()));
+    }
+    for round in 0..100 {
+        let creations =
+            contexts.iter().map(|js| async move { ensure_packets_stream(js, &StreamLimits::default()).await });
+        for (role, created) in futures::future::join_all(creations).await.into_iter().enumerate() {
+            if let Err(e) = created {
+                panic!("round {round}: role {role} could not get the stream: {e}");
+            }
+        }
+        contexts[0].delete_stream(bus::subjects::PACKETS_STREAM).await.unwrap();
+    }
+}

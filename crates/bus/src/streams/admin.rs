@@ -31,6 +31,10 @@ pub(super) async fn get_or_create(
                 tracing::warn!(stream = %config.name, error = %e, retry_in = ?delay, "JetStream not answering (leader election?); retrying");
                 tokio::time::sleep(delay).await;
             }
+            Err(e) if lost_creation_race(&e) => match js.get_stream(&config.name).await {
+                Ok(s) => break s,
+                Err(_) => return Err(e),
+            },
             res => break res?,
         }
     };
@@ -46,6 +50,15 @@ pub(super) async fn get_or_create(
         );
     }
     Ok(s)
+}
+
+/// Errors of two roles creating the same stream at once (nats-server checks the name, then the
+/// subjects of the other streams, and the concurrent creation lands in between): the stream now
+/// exists and is the one to use. If it does not, the subjects really belong to another stream.
+fn lost_creation_race(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode as C;
+    matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(j)
+        if [C::STREAM_SUBJECT_OVERLAP, C::STREAM_NAME_EXIST].contains(&j.error_code()))
 }
 
 /// How long creating a stream is retried while JetStream does not answer.
