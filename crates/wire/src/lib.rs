@@ -4,6 +4,7 @@
 //! `bus` crate's; where they are stored is the `store` crate's.
 
 pub mod alert;
+mod batch_reader;
 pub mod features;
 pub mod limits;
 mod record;
@@ -94,13 +95,24 @@ impl PacketBatch {
         Ok(())
     }
 
+    /// Reads a batch: the agents' own encoding directly (`batch_reader`), anything else
+    /// through `rmp_serde`, which also words the errors.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        // Read the version first so that a batch from a newer agent yields a clear error.
-        let batch: PacketBatch = rmp_serde::from_slice(bytes)?;
+        let batch = match batch_reader::read_batch(bytes) {
+            Some(batch) => batch,
+            None => Self::decode_generic(bytes)?,
+        };
+        // A batch from a newer agent yields a clear error rather than a misreading.
         if batch.v != BATCH_FORMAT_VERSION {
             return Err(WireError::Version(batch.v));
         }
         Ok(batch)
+    }
+
+    /// The batch as `rmp_serde` reads `bytes`, without the version check: the fallback of
+    /// [`PacketBatch::decode`] and the reference its direct reader is tested against.
+    pub fn decode_generic(bytes: &[u8]) -> Result<Self, WireError> {
+        Ok(rmp_serde::from_slice(bytes)?)
     }
 }
 
