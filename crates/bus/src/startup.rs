@@ -5,6 +5,7 @@
 //! the server, a bad configuration) end the wait.
 
 use anyhow::{anyhow, Context, Result};
+use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
 use async_nats::jetstream::{self, context::CreateStreamErrorKind, stream, ErrorCode};
 use std::future::Future;
 use std::time::Duration;
@@ -128,6 +129,39 @@ pub async fn connect_streams(
     Ok(out)
 }
 
+/// Runs a consumer request (create, find, delete) of `role`, waiting as long as JetStream does
+/// not answer or a cluster elects the consumer's leader (a node just died): a role starting
+/// then must not fail for it. Other refusals (permissions, a bad configuration) are errors.
+pub async fn wait_for_consumer<T, F, Fut>(role: &'static str, what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ConsumerError>>,
+{
+    let request = || {
+        let fut = attempt();
+        async move {
+            fut.await.map_err(|e| {
+                let transient = consumer_error_is_transient(e.kind());
+                let e = anyhow!(e).context(what.to_string());
+                if transient {
+                    e.context(Transient)
+                } else {
+                    e
+                }
+            })
+        }
+    };
+    wait_for(role, "NATS JetStream", request, |e| e.downcast_ref::<Transient>().is_some()).await
+}
+
+fn consumer_error_is_transient(kind: ConsumerErrorKind) -> bool {
+    match kind {
+        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+        ConsumerErrorKind::JetStream(e) => cluster_unavailable(e.error_code()),
+        _ => false,
+    }
+}
+
 fn stream_name(want: Want) -> &'static str {
     match want {
         Want::Packets => crate::PACKETS_STREAM,
@@ -183,4 +217,25 @@ where
     Fut: Future<Output = Result<T>>,
 {
     wait_for(role, "PostgreSQL", attempt, transient).await.context("opening the database")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jetstream_error(code: u64) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({"code": 503, "err_code": code})).unwrap()
+    }
+
+    #[test]
+    fn consumer_requests_wait_out_elections_only() {
+        assert!(consumer_error_is_transient(ConsumerErrorKind::TimedOut));
+        // JSClusterNotAvailErr, JSClusterNotLeaderErr: a leader is being elected.
+        assert!(consumer_error_is_transient(ConsumerErrorKind::JetStream(jetstream_error(10008))));
+        assert!(consumer_error_is_transient(ConsumerErrorKind::JetStream(jetstream_error(10009))));
+        // JSConsumerNotFoundErr, JSStreamNotFoundErr: waiting changes nothing.
+        assert!(!consumer_error_is_transient(ConsumerErrorKind::JetStream(jetstream_error(10014))));
+        assert!(!consumer_error_is_transient(ConsumerErrorKind::JetStream(jetstream_error(10059))));
+        assert!(!consumer_error_is_transient(ConsumerErrorKind::InvalidName));
+    }
 }

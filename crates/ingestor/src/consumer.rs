@@ -130,13 +130,11 @@ async fn durable_consumer(
     cfg: &IngestorConfig,
     durable: &str,
 ) -> Result<PullConsumer> {
-    stream
-        .get_or_create_consumer(
-            durable,
-            bus::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending),
-        )
-        .await
-        .with_context(|| format!("creating consumer {durable}"))
+    let config = bus::streams::packets_consumer_config(durable, cfg.ack_wait(), cfg.max_ack_pending);
+    bus::startup::wait_for_consumer(ROLE, &format!("creating consumer {durable}"), || {
+        stream.get_or_create_consumer(durable, config.clone())
+    })
+    .await
 }
 
 struct Worker {

@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use async_nats::jetstream::{self, stream};
 use std::fmt::Write;
-use std::time::Duration;
 
 use crate::subjects::{DEADLETTER_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
 
@@ -14,29 +13,15 @@ pub const NTA_STREAMS: [&str; 3] = [PACKETS_STREAM, WINDOWS_STREAM, DEADLETTER_S
 /// `get_or_create_stream`, warning when the stream exists with another replica count than
 /// `config` asks for. It is left as is: changing replicas moves data between nodes, which is the
 /// operator's decision (`nta streams --replicas N`), not a side effect of starting a role.
-///
-/// A request that times out or finds the cluster without a leader (a node just died and an
-/// election is under way) is retried for up to [`ELECTION_PATIENCE`]: a role starting during
-/// the loss of a node must not fail for it.
+/// Errors a wait may cure (no answer, a leader election) are the caller's to retry
+/// (`startup::connect_streams` does).
 pub(super) async fn get_or_create(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let started = std::time::Instant::now();
-    let mut backoff = crate::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let s = loop {
-        match js.get_or_create_stream(config.clone()).await {
-            Err(e) if transient(&e) && started.elapsed() < ELECTION_PATIENCE => {
-                let delay = backoff.next_delay();
-                tracing::warn!(stream = %config.name, error = %e, retry_in = ?delay, "JetStream not answering (leader election?); retrying");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) if lost_creation_race(&e) => match js.get_stream(&config.name).await {
-                Ok(s) => break s,
-                Err(_) => return Err(e),
-            },
-            res => break res?,
-        }
+    let s = match js.get_or_create_stream(config.clone()).await {
+        Err(e) if lost_creation_race(&e) => js.get_stream(&config.name).await.map_err(|_| e)?,
+        res => res?,
     };
     let (have, want) = (s.cached_info().config.num_replicas.max(1), config.num_replicas.max(1));
     if have != want {
@@ -59,22 +44,6 @@ fn lost_creation_race(e: &jetstream::context::CreateStreamError) -> bool {
     use jetstream::ErrorCode as C;
     matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(j)
         if [C::STREAM_SUBJECT_OVERLAP, C::STREAM_NAME_EXIST].contains(&j.error_code()))
-}
-
-/// How long creating a stream is retried while JetStream does not answer.
-const ELECTION_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Errors of a cluster in a leader election, gone once it has elected one.
-fn transient(e: &jetstream::context::CreateStreamError) -> bool {
-    use jetstream::context::CreateStreamErrorKind as K;
-    use jetstream::ErrorCode as C;
-    match e.kind() {
-        K::TimedOut | K::JetStreamUnavailable => true,
-        K::JetStream(j) => {
-            [C::CLUSTER_NOT_AVAILABLE, C::CLUSTER_NOT_LEADER, C::CLUSTER_NOT_ACTIVE].contains(&j.error_code())
-        }
-        _ => false,
-    }
 }
 
 /// What [`set_replicas`] did to one stream.

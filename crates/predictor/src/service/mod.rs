@@ -123,17 +123,16 @@ impl Service {
         let wanted = [Want::Windows, Want::DeadLetter];
         let c = bus::startup::connect_streams(&cfg.nats, "nta-predictor", ROLE, &wanted, &cfg.stream_limits).await?;
         let (nats, js, stream) = (c.client, c.js, c.windows.expect("asked for NTA_WINDOWS"));
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(
-                &cfg.durable,
-                pull::Config {
-                    description: Some("nta predictor (replicas share it)".into()),
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                    ..bus::streams::windows_consumer_config(&cfg.durable, cfg.ack_wait(), cfg.max_ack_pending)
-                },
-            )
-            .await
-            .map_err(|e| anyhow!("creating consumer {}: {e}", cfg.durable))?;
+        let config = pull::Config {
+            description: Some("nta predictor (replicas share it)".into()),
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..bus::streams::windows_consumer_config(&cfg.durable, cfg.ack_wait(), cfg.max_ack_pending)
+        };
+        let consumer: PullConsumer =
+            bus::startup::wait_for_consumer(ROLE, &format!("creating consumer {}", cfg.durable), || {
+                stream.get_or_create_consumer(&cfg.durable, config.clone())
+            })
+            .await?;
         for (name, vm) in [("source", &model.source), ("destination", &model.destination)] {
             if vm.is_none() {
                 warn!(view = name, "the model has no forest for this view: its windows get rule verdicts only");

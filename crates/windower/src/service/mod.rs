@@ -165,21 +165,29 @@ impl Service {
         };
         // The consumer is recreated at the replay point: what a dead predecessor held would
         // otherwise come back only after ack_wait, behind newer messages.
-        match stream.delete_consumer(&durable).await {
-            Ok(_) => {}
-            Err(e)
-                if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
-                if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
-            Err(e) => return Err(anyhow!("deleting consumer {durable}: {e}")),
-        }
-        let consumer: PullConsumer = stream
-            .create_consumer(pull::Config {
-                description: Some("nta windower (recreated at each start from its checkpoint)".into()),
-                deliver_policy,
-                ..bus::streams::packets_consumer_config(&durable, cfg.ack_wait(), cfg.max_ack_pending)
+        let what = format!("deleting consumer {durable}");
+        bus::startup::wait_for_consumer(ROLE, &what, || async {
+            match stream.delete_consumer(&durable).await {
+                Err(e)
+                    if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                    if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) =>
+                {
+                    Ok(())
+                }
+                res => res.map(|_| ()),
+            }
+        })
+        .await?;
+        let config = pull::Config {
+            description: Some("nta windower (recreated at each start from its checkpoint)".into()),
+            deliver_policy,
+            ..bus::streams::packets_consumer_config(&durable, cfg.ack_wait(), cfg.max_ack_pending)
+        };
+        let consumer: PullConsumer =
+            bus::startup::wait_for_consumer(ROLE, &format!("creating consumer {durable}"), || {
+                stream.create_consumer(config.clone())
             })
-            .await
-            .with_context(|| format!("creating consumer {durable}"))?;
+            .await?;
 
         let mut windower = Windower::for_partition(cfg.windower.clone(), part);
         let stored = match &resume {
