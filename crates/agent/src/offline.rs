@@ -28,7 +28,7 @@ pub fn decode_file(path: &Path, format: OutputFormat, out: &mut dyn Write) -> Re
             }
             OutputFormat::Msgpack => {
                 buf.clear();
-                rmp_serde::encode::write_named(&mut buf, &rec)?;
+                rec.encode_msgpack_named(&mut buf);
                 out.write_all(&buf)?;
             }
         }
