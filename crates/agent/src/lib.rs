@@ -11,6 +11,6 @@ pub mod records;
 pub mod service;
 pub mod source;
 
-pub use records::{for_each_record, records_from_file, FileStats, FrameDecoder};
+pub use records::{for_each_chunk, for_each_record, records_from_file, FileStats, FrameDecoder};
 pub use service::{run, AgentConfig, AgentSummary, Input};
 pub mod offline;

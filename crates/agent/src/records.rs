@@ -1,8 +1,8 @@
 //! Frames to records: [`FrameDecoder`] is the one step from a captured frame to a
 //! [`PacketRecord`] (decode, stamp the interface, count what is malformed), shared by live
-//! capture and file replay ([`crate::capture`]), `nta decode` ([`crate::offline`]) and every
-//! reader of capture files ([`for_each_record`]: `nta analyze` and training), so all of them
-//! see the same records.
+//! capture and file replay ([`crate::capture`]), `nta decode` ([`crate::offline`], through
+//! [`for_each_chunk`]) and every reader of capture files ([`for_each_record`]: `nta analyze`
+//! and training), so all of them see the same records.
 
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -111,6 +111,61 @@ pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()
     Ok(stats)
 }
 
+/// Records per chunk handed over by [`for_each_chunk`]: large enough that the hand-over costs
+/// nothing per record, small enough that the first output comes at once.
+const CHUNK: usize = 1024;
+/// Chunks decoded ahead of the consumer; bounds the memory the reader may run ahead with.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Why the reading thread of [`for_each_chunk`] stopped early: the consumer failed (its error
+/// is the one reported).
+#[derive(Debug, thiserror::Error)]
+#[error("the consumer of the records stopped")]
+struct ConsumerStopped;
+
+/// [`for_each_record`] on two threads: reading and decoding `path` run on a thread of their
+/// own while `f` gets the records on the calling thread, in file order, in chunks of up to
+/// [`CHUNK`], so that whatever `f` does with them (encoding, writing) overlaps with the
+/// reading. The outcome is [`for_each_record`]'s: the same [`FileStats`] (a file damaged
+/// part-way is reported after all the records before the damage were handed over), the same
+/// errors; an error of `f` stops the read and is the one returned.
+pub fn for_each_chunk(path: &Path, mut f: impl FnMut(&[PacketRecord]) -> Result<()>) -> Result<FileStats> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<PacketRecord>>(CHUNKS_AHEAD);
+    // Emptied chunks go back to the reader, so steady state allocates no chunk.
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<PacketRecord>>(CHUNKS_AHEAD + 2);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new().name("nta-read".into()).spawn_scoped(scope, move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let stats = for_each_record(path, |rec| {
+                chunk.push(rec);
+                if chunk.len() == CHUNK {
+                    let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    full_tx.send(std::mem::replace(&mut chunk, next)).map_err(|_| ConsumerStopped)?;
+                }
+                Ok(())
+            })?;
+            if !chunk.is_empty() {
+                full_tx.send(chunk).map_err(|_| ConsumerStopped)?;
+            }
+            Ok(stats)
+        })?;
+        let mut consumed = Ok(());
+        while let Ok(mut chunk) = full_rx.recv() {
+            if let Err(e) = f(&chunk) {
+                consumed = Err(e);
+                break;
+            }
+            chunk.clear();
+            let _ = empty_tx.try_send(chunk);
+        }
+        // A reader blocked on a full channel now fails its send and stops.
+        drop(full_rx);
+        let read: Result<FileStats> = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        consumed?;
+        read
+    })
+}
+
 /// Every decodable record of a capture file (a file damaged part-way yields the records before
 /// the damage, with a warning).
 pub fn records_from_file(path: &Path) -> Result<Vec<PacketRecord>> {
@@ -149,6 +204,54 @@ mod tests {
         let junk = dir.path().join("junk.pcap");
         std::fs::write(&junk, b"not a capture at all").unwrap();
         assert!(records_from_file(&junk).is_err());
+    }
+
+    /// The two-thread reader hands over exactly the records and stats of the one-thread one,
+    /// on whole files, a file cut in the middle of a frame, and a file that is not a capture;
+    /// a failing consumer stops it with the consumer's error.
+    #[test]
+    fn chunks_are_the_records_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = testkit::pcaps_dir().join("port_scan-syn-1000ports.pcap");
+        let bytes = std::fs::read(&whole).unwrap();
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 5]).unwrap();
+        for path in [whole.clone(), cut.clone(), testkit::pcaps_dir().join("malformed-badpackets.pcap")] {
+            let mut expected = Vec::new();
+            let expected_stats = for_each_record(&path, |r| {
+                expected.push(r);
+                Ok(())
+            })
+            .unwrap();
+            let mut got = Vec::new();
+            let mut sizes = Vec::new();
+            let stats = for_each_chunk(&path, |c| {
+                got.extend_from_slice(c);
+                sizes.push(c.len());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(stats, expected_stats, "{}", path.display());
+            assert!(got == expected, "{}", path.display());
+            assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
+        }
+        let n = records_from_file(&whole).unwrap().len();
+        assert!(n > 2 * CHUNK, "{n} records: the test wants several chunks");
+        let cut_stats = for_each_chunk(&cut, |_| Ok(())).unwrap();
+        assert!(cut_stats.file_error.is_some() && cut_stats.decoded > 0, "{cut_stats:?}");
+
+        let mut calls = 0;
+        let e = for_each_chunk(&whole, |_| {
+            calls += 1;
+            bail!("output closed")
+        })
+        .unwrap_err();
+        assert_eq!((e.to_string(), calls), ("output closed".to_string(), 1));
+
+        let junk = dir.path().join("junk.pcap");
+        std::fs::write(&junk, b"not a capture at all").unwrap();
+        let e = for_each_chunk(&junk, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("cannot open capture"), "{e:#}");
     }
 
     /// A pcapng file: section header, one Ethernet interface (microseconds), and an enhanced
