@@ -41,15 +41,23 @@ impl FrameDecoder {
     /// `nta_agent_frames_malformed_total{reason}` and logged (debug) with its number `n`.
     #[inline]
     pub fn record(&self, frame: &RawFrame<'_>, n: u64) -> Option<PacketRecord> {
-        match self.decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
-            Ok(mut rec) => {
+        let mut rec = PacketRecord::default();
+        self.record_into(frame, n, &mut rec).then_some(rec)
+    }
+
+    /// [`FrameDecoder::record`] into `rec`, where the caller keeps it (saves copying the
+    /// record); `false` when the frame is malformed (then `rec` holds a partial record).
+    #[inline]
+    pub fn record_into(&self, frame: &RawFrame<'_>, n: u64, rec: &mut PacketRecord) -> bool {
+        match self.decoder.decode_into(frame.timestamp, frame.wire_len, frame.data, rec) {
+            Ok(()) => {
                 rec.interface = self.interface.clone();
-                Some(rec)
+                true
             }
             Err(e) => {
                 metrics::counter!("nta_agent_frames_malformed_total", "reason" => e.kind()).increment(1);
                 tracing::debug!(frame = n, error = %e, "skipping malformed frame");
-                None
+                false
             }
         }
     }
@@ -83,6 +91,18 @@ impl FileStats {
 /// [`FileStats::file_error`], not as an error. Errors are: the file cannot be opened, its link
 /// type is not supported, or `f` fails (which stops the read).
 pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()>) -> Result<FileStats> {
+    read_file(path, |frames, frame, n| match frames.record(frame, n) {
+        Some(rec) => f(rec).map(|()| true),
+        None => Ok(false),
+    })
+}
+
+/// The reading loop of [`for_each_record`]: `decode` turns frame number `n` into a record
+/// (and hands it on), saying whether the frame was decodable.
+fn read_file(
+    path: &Path,
+    mut decode: impl FnMut(&FrameDecoder, &RawFrame<'_>, u64) -> Result<bool>,
+) -> Result<FileStats> {
     let mut source = Source::open_file(path)?;
     if !Decoder::supports(source.linktype) {
         bail!("{}: {}", path.display(), DecodeError::UnsupportedLinktype(source.linktype));
@@ -100,12 +120,10 @@ pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()
             }
         };
         stats.frames += 1;
-        match frames.record(&frame, stats.frames) {
-            Some(rec) => {
-                stats.decoded += 1;
-                f(rec)?;
-            }
-            None => stats.malformed += 1,
+        if decode(&frames, &frame, stats.frames)? {
+            stats.decoded += 1;
+        } else {
+            stats.malformed += 1;
         }
     }
     Ok(stats)
@@ -136,13 +154,19 @@ pub fn for_each_chunk(path: &Path, mut f: impl FnMut(&[PacketRecord]) -> Result<
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new().name("nta-read".into()).spawn_scoped(scope, move || {
             let mut chunk = Vec::with_capacity(CHUNK);
-            let stats = for_each_record(path, |rec| {
-                chunk.push(rec);
+            let stats = read_file(path, |frames, frame, n| {
+                // Decoded in place, in the chunk.
+                chunk.push(PacketRecord::default());
+                let slot = chunk.last_mut().expect("just pushed");
+                if !frames.record_into(frame, n, slot) {
+                    chunk.pop();
+                    return Ok(false);
+                }
                 if chunk.len() == CHUNK {
                     let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                     full_tx.send(std::mem::replace(&mut chunk, next)).map_err(|_| ConsumerStopped)?;
                 }
-                Ok(())
+                Ok(true)
             })?;
             if !chunk.is_empty() {
                 full_tx.send(chunk).map_err(|_| ConsumerStopped)?;
