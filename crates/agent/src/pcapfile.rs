@@ -1,6 +1,8 @@
 //! A reader of classic pcap files (the common case: Ethernet, micro- or nanosecond, either
-//! byte order) that hands out frames straight from a large buffer: libpcap's reading (two
+//! byte order) that hands out frames straight from large buffers: libpcap's reading (two
 //! `fread` calls per frame through a 4 KiB stdio buffer) was a third of a file replay's time.
+//! The buffers are filled by a thread of their own, so the kernel's copy of the file overlaps
+//! with decoding.
 //!
 //! It only takes what it can read exactly as libpcap does. Anything else — another format
 //! (pcapng), another link type, a frame longer than the snap length, a file damaged
@@ -11,6 +13,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// LINKTYPE_ETHERNET, the same number as DLT_EN10MB (other link types may differ).
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -18,16 +21,26 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const MAX_SNAPLEN: u32 = 262_144;
 const FILE_HEADER: usize = 24;
 const RECORD_HEADER: usize = 16;
-/// Read size: large reads cost few system calls; a frame never exceeds it.
-const BUF: usize = 1 << 20;
+/// Bytes read into one buffer: large reads cost few system calls.
+const BLOCK: usize = 1 << 20;
+/// Room before a buffer's bytes for the unread end of the previous buffer (at most one
+/// record, which [`MAX_SNAPLEN`] bounds), so that every record lies in one buffer.
+const HEADROOM: usize = RECORD_HEADER + MAX_SNAPLEN as usize;
+/// Buffers in use: one being read, the others being filled.
+const BUFFERS: usize = 3;
+
+/// A buffer filled by the reading thread: bytes at `HEADROOM..HEADROOM + len`, or a failed read.
+type Filled = std::io::Result<(Vec<u8>, usize)>;
 
 pub(crate) struct PcapFile {
-    file: File,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
     end: usize,
     eof: bool,
+    filled: Receiver<Filled>,
+    /// Buffers read out go back to the reading thread.
+    empty: SyncSender<Vec<u8>>,
     swapped: bool,
     nanos: bool,
     snaplen: u32,
@@ -80,7 +93,21 @@ impl PcapFile {
             0 => MAX_SNAPLEN,
             s => s.min(MAX_SNAPLEN),
         };
-        Some(PcapFile { file, buf: vec![0; BUF], start: 0, end: 0, eof: false, swapped, nanos, snaplen, delivered: 0 })
+        let (filled_tx, filled) = sync_channel(BUFFERS);
+        let (empty, empty_rx) = sync_channel(BUFFERS);
+        std::thread::Builder::new().name("nta-pcap-io".into()).spawn(move || fill(file, filled_tx, empty_rx)).ok()?;
+        Some(PcapFile {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            filled,
+            empty,
+            swapped,
+            nanos,
+            snaplen,
+            delivered: 0,
+        })
     }
 
     pub(crate) fn data(&self, range: std::ops::Range<usize>) -> &[u8] {
@@ -123,15 +150,55 @@ impl PcapFile {
                 // Whatever is left is a cut record: libpcap words the error.
                 return if avail == 0 { Next::End } else { Next::Handover };
             }
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end = avail;
-            self.start = 0;
-            match self.file.read(&mut self.buf[self.end..]) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Next::Handover,
+            match self.filled.recv() {
+                Ok(Ok((mut next, len))) => {
+                    // The unread end of this buffer goes just before the next one's bytes.
+                    let from = HEADROOM - avail;
+                    next[from..HEADROOM].copy_from_slice(&self.buf[self.start..self.end]);
+                    let done = std::mem::replace(&mut self.buf, next);
+                    (self.start, self.end) = (from, HEADROOM + len);
+                    if !done.is_empty() {
+                        let _ = self.empty.try_send(done);
+                    }
+                }
+                Ok(Err(_)) => return Next::Handover,
+                Err(_) => self.eof = true,
             }
+        }
+    }
+}
+
+/// The reading thread: fills buffers (new ones, then those handed back) from `file` until its
+/// end, a read error (passed on), or the reader is dropped.
+fn fill(mut file: File, filled: SyncSender<Filled>, empty: Receiver<Vec<u8>>) {
+    let mut made = 0;
+    loop {
+        let mut buf = if made < BUFFERS {
+            made += 1;
+            vec![0; HEADROOM + BLOCK]
+        } else {
+            match empty.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        };
+        let mut len = 0;
+        while len < BLOCK {
+            match file.read(&mut buf[HEADROOM + len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = filled.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if len == 0 || filled.send(Ok((buf, len))).is_err() {
+            return;
+        }
+        if len < BLOCK {
+            return; // the end of the file: dropping `filled` tells the reader
         }
     }
 }

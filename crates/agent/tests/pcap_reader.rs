@@ -118,6 +118,24 @@ fn same_frames_on_swapped_nanosecond_and_cut_files() {
     assert!(rewritten >= 30, "{rewritten} rewritten files");
 }
 
+/// A capture of several read buffers (1 MiB each): records cut across buffer boundaries.
+#[test]
+fn same_frames_on_a_capture_larger_than_the_read_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gen.pcap");
+    bench::capture::generate_capture(&path, 30_000).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 5 << 20, "{} bytes", bytes.len());
+    assert_eq!(assert_same(&path), 30_000);
+    let p = dir.path().join("variant.pcap");
+    std::fs::write(&p, rewrite(&bytes, true, true).unwrap()).unwrap();
+    assert_eq!(assert_same(&p), 30_000);
+    for cut in [(1 << 20) - 7, (1 << 20) + 3, (3 << 20) + 11, bytes.len() - 1] {
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        assert!(assert_same(&p) > 1000);
+    }
+}
+
 /// Frames longer than the file's snap length (libpcap truncates them), a frame of a length
 /// libpcap refuses, and a file header of another version: our reader hands over to libpcap.
 #[test]
