@@ -58,7 +58,11 @@ pub(crate) enum Next {
 
 impl PcapFile {
     /// The file, if it is a classic pcap of Ethernet frames; `None` leaves it to libpcap.
+    /// Only a regular file: libpcap has opened `path` already and a pipe cannot be read twice.
     pub(crate) fn open(path: &Path) -> Option<PcapFile> {
+        if !std::fs::metadata(path).ok()?.is_file() {
+            return None;
+        }
         let mut file = File::open(path).ok()?;
         let mut h = [0u8; FILE_HEADER];
         file.read_exact(&mut h).ok()?;

@@ -136,6 +136,25 @@ fn same_frames_on_a_capture_larger_than_the_read_buffers() {
     }
 }
 
+/// A named pipe can be read once: it stays libpcap's alone (NTA's reader opens the file again).
+#[test]
+fn a_named_pipe_is_read_by_libpcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = testkit::pcaps_dir().join("port_scan-syn-1000ports.pcap");
+    let expected = read_all(Source::open_file_with_libpcap(&path).unwrap());
+    let fifo = dir.path().join("fifo.pcap");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let bytes = std::fs::read(&path).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes))
+    };
+    let got = read_all(Source::open_file(&fifo).unwrap());
+    writer.join().unwrap().unwrap();
+    assert_eq!(got.1, expected.1);
+    assert!(got.0 == expected.0, "{} frames against {}", got.0.len(), expected.0.len());
+}
+
 /// Frames longer than the file's snap length (libpcap truncates them), a frame of a length
 /// libpcap refuses, and a file header of another version: our reader hands over to libpcap.
 #[test]
