@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Decode throughput: NTA's decoder (+ MessagePack batch encoding, one thread) against tshark
-# extracting the same fields from the same synthetic capture.
+# extracting the same fields from the same synthetic capture, and the whole `nta decode` path.
 #
 #   infra/bench/decode.sh [FRAMES] [CAPTURE]
 #
@@ -33,6 +33,8 @@ echo "$NTA_OUT"
 # First "= X.XX M frames/s" of the report is decode+encode in memory.
 NTA_MFPS="$(grep -m1 -oE '= [0-9.]+ M frames/s' <<<"$NTA_OUT" | grep -oE '[0-9.]+')"
 N="$(grep -m1 -oE '\(([0-9]+) frames' <<<"$NTA_OUT" | grep -oE '[0-9]+')"
+# The whole `nta decode --format msgpack -o /dev/null` path (two threads), file to output.
+CMD_MFPS="$(grep 'nta decode --format msgpack' <<<"$NTA_OUT" | grep -oE '= [0-9.]+ M frames/s' | grep -oE '[0-9.]+')"
 
 echo "== tshark (same fields, one pass, output discarded)"
 FIELDS=(frame.time_epoch frame.len eth.src eth.dst vlan.id ip.src ip.dst ipv6.src ipv6.dst ip.proto
@@ -53,5 +55,7 @@ RATIO=$(awk -v a="$NTA_MFPS" -v b="$TSHARK_MFPS" 'BEGIN { print a / b }')
 
 printf '\n%-32s %10s\n' "" "M frames/s"
 printf '%-32s %10.3f\n' "nta decode+encode (1 thread)" "$NTA_MFPS"
+printf '%-32s %10.3f   (%.2fx the line above)\n' "nta decode -o /dev/null" "$CMD_MFPS" \
+    "$(awk -v a="$CMD_MFPS" -v b="$NTA_MFPS" 'BEGIN { print a / b }')"
 printf '%-32s %10.3f   (%.1f s)\n' "tshark -T fields" "$TSHARK_MFPS" "$TSHARK_SECS"
 printf '%-32s %10.1fx\n' "ratio nta / tshark" "$RATIO"

@@ -12,7 +12,7 @@ use wire::PacketBatch;
 
 use crate::queue::{Outgoing, SendQueue};
 use crate::records::FrameDecoder;
-use crate::source::{Next, Source};
+use crate::source::{Next, RawFrame, Source};
 
 /// When a batch is cut (from the `agent.batch_size` and `agent.batch_timeout_ms` settings).
 #[derive(Debug, Clone)]
@@ -54,15 +54,22 @@ impl Batcher {
         }
     }
 
-    fn push(&mut self, rec: wire::PacketRecord, queue: &SendQueue) -> Result<()> {
-        if self.current.records.is_empty() {
+    /// Decodes `frame` (number `n`) straight into the current batch; `false` when it is
+    /// malformed (nothing is added).
+    fn push_frame(&mut self, frames: &FrameDecoder, frame: &RawFrame<'_>, n: u64, queue: &SendQueue) -> Result<bool> {
+        let records = &mut self.current.records;
+        records.push(wire::PacketRecord::default());
+        if !frames.record_into(frame, n, records.last_mut().expect("just pushed")) {
+            records.pop();
+            return Ok(false);
+        }
+        if records.len() == 1 {
             self.started = Some(Instant::now());
         }
-        self.current.records.push(rec);
-        if self.current.records.len() >= self.policy.max_records {
+        if records.len() >= self.policy.max_records {
             self.flush(queue)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn due(&self) -> bool {
@@ -137,13 +144,11 @@ pub fn run_capture(
         if realtime {
             pace(&mut pacing, frame.timestamp, stop);
         }
-        match frames.record(&frame, summary.frames) {
-            Some(rec) => {
-                summary.decoded += 1;
-                counter!("nta_agent_frames_decoded_total").increment(1);
-                batcher.push(rec, queue)?;
-            }
-            None => summary.malformed += 1,
+        if batcher.push_frame(&frames, &frame, summary.frames, queue)? {
+            summary.decoded += 1;
+            counter!("nta_agent_frames_decoded_total").increment(1);
+        } else {
+            summary.malformed += 1;
         }
         if batcher.due() {
             batcher.flush(queue)?;

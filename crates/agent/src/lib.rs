@@ -5,12 +5,13 @@
 pub mod capture;
 mod config;
 pub mod decode;
+mod pcapfile;
 pub mod publisher;
 pub mod queue;
 pub mod records;
 pub mod service;
 pub mod source;
 
-pub use records::{for_each_record, records_from_file, FileStats, FrameDecoder};
+pub use records::{for_each_chunk, for_each_record, records_from_file, FileStats, FrameDecoder};
 pub use service::{run, AgentConfig, AgentSummary, Input};
 pub mod offline;

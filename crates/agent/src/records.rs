@@ -1,8 +1,8 @@
 //! Frames to records: [`FrameDecoder`] is the one step from a captured frame to a
 //! [`PacketRecord`] (decode, stamp the interface, count what is malformed), shared by live
-//! capture and file replay ([`crate::capture`]), `nta decode` ([`crate::offline`]) and every
-//! reader of capture files ([`for_each_record`]: `nta analyze` and training), so all of them
-//! see the same records.
+//! capture and file replay ([`crate::capture`]), `nta decode` ([`crate::offline`], through
+//! [`for_each_chunk`]) and every reader of capture files ([`for_each_record`]: `nta analyze`
+//! and training), so all of them see the same records.
 
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -41,15 +41,23 @@ impl FrameDecoder {
     /// `nta_agent_frames_malformed_total{reason}` and logged (debug) with its number `n`.
     #[inline]
     pub fn record(&self, frame: &RawFrame<'_>, n: u64) -> Option<PacketRecord> {
-        match self.decoder.decode(frame.timestamp, frame.wire_len, frame.data) {
-            Ok(mut rec) => {
+        let mut rec = PacketRecord::default();
+        self.record_into(frame, n, &mut rec).then_some(rec)
+    }
+
+    /// [`FrameDecoder::record`] into `rec`, where the caller keeps it (saves copying the
+    /// record); `false` when the frame is malformed (then `rec` holds a partial record).
+    #[inline]
+    pub fn record_into(&self, frame: &RawFrame<'_>, n: u64, rec: &mut PacketRecord) -> bool {
+        match self.decoder.decode_into(frame.timestamp, frame.wire_len, frame.data, rec) {
+            Ok(()) => {
                 rec.interface = self.interface.clone();
-                Some(rec)
+                true
             }
             Err(e) => {
                 metrics::counter!("nta_agent_frames_malformed_total", "reason" => e.kind()).increment(1);
                 tracing::debug!(frame = n, error = %e, "skipping malformed frame");
-                None
+                false
             }
         }
     }
@@ -83,6 +91,18 @@ impl FileStats {
 /// [`FileStats::file_error`], not as an error. Errors are: the file cannot be opened, its link
 /// type is not supported, or `f` fails (which stops the read).
 pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()>) -> Result<FileStats> {
+    read_file(path, |frames, frame, n| match frames.record(frame, n) {
+        Some(rec) => f(rec).map(|()| true),
+        None => Ok(false),
+    })
+}
+
+/// The reading loop of [`for_each_record`]: `decode` turns frame number `n` into a record
+/// (and hands it on), saying whether the frame was decodable.
+fn read_file(
+    path: &Path,
+    mut decode: impl FnMut(&FrameDecoder, &RawFrame<'_>, u64) -> Result<bool>,
+) -> Result<FileStats> {
     let mut source = Source::open_file(path)?;
     if !Decoder::supports(source.linktype) {
         bail!("{}: {}", path.display(), DecodeError::UnsupportedLinktype(source.linktype));
@@ -100,15 +120,74 @@ pub fn for_each_record(path: &Path, mut f: impl FnMut(PacketRecord) -> Result<()
             }
         };
         stats.frames += 1;
-        match frames.record(&frame, stats.frames) {
-            Some(rec) => {
-                stats.decoded += 1;
-                f(rec)?;
-            }
-            None => stats.malformed += 1,
+        if decode(&frames, &frame, stats.frames)? {
+            stats.decoded += 1;
+        } else {
+            stats.malformed += 1;
         }
     }
     Ok(stats)
+}
+
+/// Records per chunk handed over by [`for_each_chunk`]: large enough that the hand-over costs
+/// nothing per record, small enough that the first output comes at once.
+const CHUNK: usize = 1024;
+/// Chunks decoded ahead of the consumer; bounds the memory the reader may run ahead with.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Why the reading thread of [`for_each_chunk`] stopped early: the consumer failed (its error
+/// is the one reported).
+#[derive(Debug, thiserror::Error)]
+#[error("the consumer of the records stopped")]
+struct ConsumerStopped;
+
+/// [`for_each_record`] on two threads: reading and decoding `path` run on a thread of their
+/// own while `f` gets the records on the calling thread, in file order, in chunks of up to
+/// [`CHUNK`], so that whatever `f` does with them (encoding, writing) overlaps with the
+/// reading. The outcome is [`for_each_record`]'s: the same [`FileStats`] (a file damaged
+/// part-way is reported after all the records before the damage were handed over), the same
+/// errors; an error of `f` stops the read and is the one returned.
+pub fn for_each_chunk(path: &Path, mut f: impl FnMut(&[PacketRecord]) -> Result<()>) -> Result<FileStats> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<PacketRecord>>(CHUNKS_AHEAD);
+    // Emptied chunks go back to the reader, so steady state allocates no chunk.
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<PacketRecord>>(CHUNKS_AHEAD + 2);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new().name("nta-read".into()).spawn_scoped(scope, move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let stats = read_file(path, |frames, frame, n| {
+                // Decoded in place, in the chunk.
+                chunk.push(PacketRecord::default());
+                let slot = chunk.last_mut().expect("just pushed");
+                if !frames.record_into(frame, n, slot) {
+                    chunk.pop();
+                    return Ok(false);
+                }
+                if chunk.len() == CHUNK {
+                    let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    full_tx.send(std::mem::replace(&mut chunk, next)).map_err(|_| ConsumerStopped)?;
+                }
+                Ok(true)
+            })?;
+            if !chunk.is_empty() {
+                full_tx.send(chunk).map_err(|_| ConsumerStopped)?;
+            }
+            Ok(stats)
+        })?;
+        let mut consumed = Ok(());
+        while let Ok(mut chunk) = full_rx.recv() {
+            if let Err(e) = f(&chunk) {
+                consumed = Err(e);
+                break;
+            }
+            chunk.clear();
+            let _ = empty_tx.try_send(chunk);
+        }
+        // A reader blocked on a full channel now fails its send and stops.
+        drop(full_rx);
+        let read: Result<FileStats> = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        consumed?;
+        read
+    })
 }
 
 /// Every decodable record of a capture file (a file damaged part-way yields the records before
@@ -149,6 +228,54 @@ mod tests {
         let junk = dir.path().join("junk.pcap");
         std::fs::write(&junk, b"not a capture at all").unwrap();
         assert!(records_from_file(&junk).is_err());
+    }
+
+    /// The two-thread reader hands over exactly the records and stats of the one-thread one,
+    /// on whole files, a file cut in the middle of a frame, and a file that is not a capture;
+    /// a failing consumer stops it with the consumer's error.
+    #[test]
+    fn chunks_are_the_records_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = testkit::pcaps_dir().join("port_scan-syn-1000ports.pcap");
+        let bytes = std::fs::read(&whole).unwrap();
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 5]).unwrap();
+        for path in [whole.clone(), cut.clone(), testkit::pcaps_dir().join("malformed-badpackets.pcap")] {
+            let mut expected = Vec::new();
+            let expected_stats = for_each_record(&path, |r| {
+                expected.push(r);
+                Ok(())
+            })
+            .unwrap();
+            let mut got = Vec::new();
+            let mut sizes = Vec::new();
+            let stats = for_each_chunk(&path, |c| {
+                got.extend_from_slice(c);
+                sizes.push(c.len());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(stats, expected_stats, "{}", path.display());
+            assert!(got == expected, "{}", path.display());
+            assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
+        }
+        let n = records_from_file(&whole).unwrap().len();
+        assert!(n > 2 * CHUNK, "{n} records: the test wants several chunks");
+        let cut_stats = for_each_chunk(&cut, |_| Ok(())).unwrap();
+        assert!(cut_stats.file_error.is_some() && cut_stats.decoded > 0, "{cut_stats:?}");
+
+        let mut calls = 0;
+        let e = for_each_chunk(&whole, |_| {
+            calls += 1;
+            bail!("output closed")
+        })
+        .unwrap_err();
+        assert_eq!((e.to_string(), calls), ("output closed".to_string(), 1));
+
+        let junk = dir.path().join("junk.pcap");
+        std::fs::write(&junk, b"not a capture at all").unwrap();
+        let e = for_each_chunk(&junk, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("cannot open capture"), "{e:#}");
     }
 
     /// A pcapng file: section header, one Ethernet interface (microseconds), and an enhanced

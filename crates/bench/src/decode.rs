@@ -1,6 +1,8 @@
 //! `nta bench decode`: a deterministic synthetic capture (or a given one), then decode +
 //! MessagePack batch encoding on one thread, as the agent does (records into a
-//! [`wire::PacketBatch`] of 500, encoded with `batch.encode()`).
+//! [`wire::PacketBatch`] of 500, encoded with `batch.encode()`): from memory, then reading the
+//! file with libpcap; and the whole `nta decode --format msgpack` path, file to output, as a
+//! ratio to the in-memory figure.
 
 use agent::decode::Decoder;
 use agent::source::{Next, RawFrame, Source};
@@ -139,6 +141,7 @@ fn bench_file(path: &Path, report: &mut String) -> Result<()> {
     p.flush()?;
     let secs = t.elapsed().as_secs_f64();
     let c = &p.counts;
+    let mem_rate = c.frames as f64 / secs;
     writeln!(
         report,
         "decode+encode (in memory, 1 thread): {} frames in {:.3} s = {:.2} M frames/s ({} decoded, {} malformed, {} batches of {BATCH}, {:.1} MB MessagePack)",
@@ -162,25 +165,55 @@ fn bench_file(path: &Path, report: &mut String) -> Result<()> {
     writeln!(report, "decode only (in memory): {:.2} M frames/s ({ok} decoded)", mem.frames.len() as f64 / secs / 1e6)?;
     drop(mem);
 
-    // 3. With I/O: libpcap reading the file, decode, encode.
-    let t = Instant::now();
-    let mut src = Source::open_file(path)?;
-    let mut p = Pipeline::new(src.linktype, interface);
-    loop {
-        match src.next_frame()? {
-            Next::Frame(f) => p.frame(&f)?,
-            Next::Idle => continue,
-            Next::End => break,
+    // 3. With I/O: reading the file (libpcap alone, then the agent's reader), decode, encode;
+    // one thread, as the agent's capture loop.
+    let mut rates = [0.0; 2];
+    for (i, (name, open)) in [
+        ("libpcap", Source::open_file_with_libpcap as fn(&Path) -> Result<Source>),
+        ("agent's reader", Source::open_file),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = Instant::now();
+        let mut src = open(path)?;
+        let mut p = Pipeline::new(src.linktype, interface.clone());
+        loop {
+            match src.next_frame()? {
+                Next::Frame(f) => p.frame(&f)?,
+                Next::Idle => continue,
+                Next::End => break,
+            }
         }
+        p.flush()?;
+        let secs = t.elapsed().as_secs_f64();
+        rates[i] = p.counts.frames as f64 / secs;
+        writeln!(
+            report,
+            "read+decode+encode ({name} from file, 1 thread): {} frames in {:.3} s = {:.2} M frames/s ({:.2}x in memory)",
+            p.counts.frames,
+            secs,
+            rates[i] / 1e6,
+            rates[i] / mem_rate
+        )?;
     }
-    p.flush()?;
+    let libpcap_rate = rates[0];
+
+    // 4. The `nta decode FILE --format msgpack -o /dev/null` path: file to named MessagePack
+    // maps written out (to /dev/null, so the writes are real system calls).
+    let mut sink = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let t = Instant::now();
+    let stats = agent::offline::decode_file(path, agent::offline::OutputFormat::Msgpack, &mut sink)?;
     let secs = t.elapsed().as_secs_f64();
+    let command_rate = stats.frames as f64 / secs;
     writeln!(
         report,
-        "read+decode+encode (libpcap from file): {} frames in {:.3} s = {:.2} M frames/s",
-        p.counts.frames,
+        "nta decode --format msgpack -o /dev/null (file to output): {} frames in {:.3} s = {:.2} M frames/s ({:.2}x in memory, {:.2}x libpcap read+decode+encode)",
+        stats.frames,
         secs,
-        p.counts.frames as f64 / secs / 1e6
+        command_rate / 1e6,
+        command_rate / mem_rate,
+        command_rate / libpcap_rate
     )?;
     Ok(())
 }
@@ -211,6 +244,7 @@ mod tests {
         }
         let report = run_decode_bench(0, Some(&path)).unwrap();
         assert!(report.contains("2000 frames"), "{report}");
+        assert!(report.contains("nta decode --format msgpack -o /dev/null (file to output): 2000 frames"), "{report}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,6 +7,7 @@ pub mod alert;
 mod batch_reader;
 pub mod features;
 pub mod limits;
+mod msgpack;
 mod record;
 pub mod time;
 pub mod window;
@@ -64,9 +65,13 @@ impl PacketBatch {
     }
 
     /// MessagePack encoding (struct fields as arrays: compact and fast; the `v` field guards
-    /// against shape changes).
+    /// against shape changes). Byte for byte what `rmp_serde::to_vec` writes, by a hand-written
+    /// encoder (see [`PacketBatch::encode_into`]); it does not fail, the `Result` is kept for
+    /// the callers written against the serde encoder.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
-        Ok(rmp_serde::to_vec(self)?)
+        let mut out = Vec::with_capacity(64 + self.records.len() * 160);
+        self.encode_into(&mut out);
+        Ok(out)
     }
 
     /// Rejects a batch that can never be stored or windowed, so consumers dead-letter it
