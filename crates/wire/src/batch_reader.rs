@@ -181,15 +181,7 @@ impl<'a> Reader<'a> {
     }
 
     fn protocol(&mut self) -> Option<Protocol> {
-        Some(match self.str()? {
-            "TCP" => Protocol::Tcp,
-            "UDP" => Protocol::Udp,
-            "ICMP" => Protocol::Icmp,
-            "ICMPv6" => Protocol::Icmpv6,
-            "ARP" => Protocol::Arp,
-            "OTHER" => Protocol::Other,
-            _ => return None,
-        })
+        Protocol::from_name(self.str()?)
     }
 
     /// One record, its fields in declaration order; `interface` is the previous record's,

@@ -39,6 +39,13 @@ impl Protocol {
             Protocol::Other => "OTHER",
         }
     }
+
+    /// The protocol named `name` ([`Protocol::as_str`]'s spelling).
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        [Protocol::Tcp, Protocol::Udp, Protocol::Icmp, Protocol::Icmpv6, Protocol::Arp, Protocol::Other]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
 }
 
 impl fmt::Display for Protocol {

@@ -223,15 +223,8 @@ pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> 
         .enumerate()
         .map(|(i, row)| {
             assert_eq!(row.get::<_, i32>(37), i as i32, "idx");
-            let protocol = match row.get::<_, String>(5).as_str() {
-                "TCP" => Protocol::Tcp,
-                "UDP" => Protocol::Udp,
-                "ICMP" => Protocol::Icmp,
-                "ICMPv6" => Protocol::Icmpv6,
-                "ARP" => Protocol::Arp,
-                "OTHER" => Protocol::Other,
-                p => panic!("protocol {p}"),
-            };
+            let name = row.get::<_, String>(5);
+            let protocol = Protocol::from_name(&name).unwrap_or_else(|| panic!("protocol {name}"));
             let r = PacketRecord {
                 timestamp: 0.0,
                 interface: Arc::from(row.get::<_, String>(2)),
