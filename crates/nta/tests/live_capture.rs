@@ -101,15 +101,22 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     .await;
     assert_eq!(replies, 5, "echo replies captured too");
 
-    // The agent's Prometheus endpoint tells the same story, kernel counters included.
-    let metrics = scrape(metrics_port);
-    let value = |name: &str| -> f64 {
+    // The agent's Prometheus endpoint tells the same story, kernel counters included. The
+    // agent reads libpcap's counters once a second: wait for the reading after the last frame.
+    let value_in = |metrics: &str, name: &str| -> f64 {
         metrics
             .lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
     };
+    let metrics = wait_for(Duration::from_secs(10), || async {
+        let metrics = scrape(metrics_port);
+        (value_in(&metrics, "nta_agent_kernel_received_packets_total") >= 11.0).then_some(metrics)
+    })
+    .await
+    .expect("libpcap's received counter reaches the 11 frames");
+    let value = |name: &str| value_in(&metrics, name);
     assert!(value("nta_agent_frames_captured_total") >= 11.0);
     assert!(value("nta_agent_records_acked_total") >= 11.0);
     assert!(value("nta_agent_kernel_received_packets_total") >= 11.0);
