@@ -17,13 +17,26 @@ async fn child_windower() {
 }
 
 /// Partitions (index of "took partition i/n" lines) a child's log says it took, in order.
-fn taken(log: &Path) -> Vec<String> {
+/// Partitions `name`d in the log lines of `log` that contain `event`, in order.
+fn logged(log: &Path, event: &str) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("took partition"))
+        .filter(|l| l.contains(event))
         .filter_map(|l| l.split("partition=").nth(1).map(|p| p.split_whitespace().next().unwrap_or("").to_string()))
         .collect()
+}
+
+/// Partitions the windower logging to `log` took and has not handed back (a windower that
+/// starts alone takes every partition and hands some back when the others register).
+fn taken(log: &Path) -> Vec<String> {
+    let mut held = logged(log, "took partition");
+    for p in logged(log, "handing a partition back") {
+        if let Some(i) = held.iter().position(|h| *h == p) {
+            held.remove(i);
+        }
+    }
+    held
 }
 
 /// A child windower killed when the test ends, passed or not.
@@ -87,6 +100,11 @@ async fn a_windower_killed_mid_replay_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
     let mut a = start(&nats, &db, 2, Some(&logs[0]));
+    // The first to start takes both partitions and hands one back once the second registers.
+    wait_until("the first windower holds both partitions", Duration::from_secs(60), || async {
+        taken(&logs[0]).len() == 2
+    })
+    .await;
     let mut b = start(&nats, &db, 2, Some(&logs[1]));
     let client = db.client().await.unwrap();
     // Both at work: each holds one partition and has stored windows.

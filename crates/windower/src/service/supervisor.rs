@@ -73,9 +73,10 @@ pub(super) async fn run(
         let share = count.div_ceil(members as u32) as usize;
         if running.len() > share {
             // Someone joined: hand back one partition (the last), gracefully.
-            if let Some(r) = running.values_mut().next_back() {
+            if let Some((&p, r)) = running.iter_mut().next_back() {
                 if let Some(stop) = r.stop.take() {
-                    info!(members, share, "handing a partition back to a new windower");
+                    let part = Partition { index: p, count };
+                    info!(partition = %part, members, share, "handing a partition back to a new windower");
                     ::metrics::counter!(m::PARTITION_RELEASES_TOTAL).increment(1);
                     let _ = stop.send(());
                 }
