@@ -16,8 +16,8 @@ async fn child_windower() {
     child_main().await
 }
 
-/// Partitions (index of "took partition i/n" lines) a child's log says it took, in order.
-/// Partitions `name`d in the log lines of `log` that contain `event`, in order.
+/// The partitions (`partition=i/n`) of the lines of a child's `log` that contain `event`, in
+/// order.
 fn logged(log: &Path, event: &str) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
