@@ -11,10 +11,27 @@ struct Netns {
     name: String,
     host_if: String,
     peer_if: String,
+    /// The host's end is `<subnet>.1/30`, the namespace's `<subnet>.2/30`.
+    subnet: String,
 }
 
 impl Netns {
-    fn create(tag: u16) -> Netns {
+    /// A namespace under a tag no other test (of this or another process) holds: `ip netns
+    /// add` fails when the name exists, so whoever creates it first owns the tag. Tags picked
+    /// at random collided when two tests ran at once.
+    fn create() -> Netns {
+        let first = (std::process::id() % 250) as u16;
+        let tag = (0..250)
+            .map(|i| (first + i) % 250 + 1)
+            .find(|tag| {
+                Command::new("ip")
+                    .args(["netns", "add", &format!("nta-t{tag}")])
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success()
+            })
+            .expect("a free network namespace name nta-t1..nta-t250");
         let name = format!("nta-t{tag}");
         let host_if = format!("ntah{tag}");
         let peer_if = format!("ntap{tag}");
@@ -22,14 +39,14 @@ impl Netns {
             let ok = Command::new("sh").arg("-c").arg(args).status().unwrap().success();
             assert!(ok, "failed: {args}");
         };
-        sh(&format!("ip netns add {name}"));
-        let ns = Netns { name: name.clone(), host_if: host_if.clone(), peer_if: peer_if.clone() };
+        let subnet = format!("10.213.{}", tag % 250);
+        let ns =
+            Netns { name: name.clone(), host_if: host_if.clone(), peer_if: peer_if.clone(), subnet: subnet.clone() };
         sh(&format!("ip link add {host_if} type veth peer name {peer_if}"));
         sh(&format!("ip link set {peer_if} netns {name}"));
-        sh(&format!("ip addr add 10.213.{}.1/30 dev {host_if} && ip link set {host_if} up", tag % 250));
+        sh(&format!("ip addr add {subnet}.1/30 dev {host_if} && ip link set {host_if} up"));
         sh(&format!(
-            "ip netns exec {name} sh -c 'ip addr add 10.213.{}.2/30 dev {peer_if} && ip link set {peer_if} up && ip link set lo up'",
-            tag % 250
+            "ip netns exec {name} sh -c 'ip addr add {subnet}.2/30 dev {peer_if} && ip link set {peer_if} up && ip link set lo up'"
         ));
         ns
     }
@@ -50,9 +67,8 @@ async fn traffic_on_a_veth_is_captured_and_stored() {
     }
     let nats = NatsServer::start().unwrap();
     let db = TestDb::create().await.unwrap();
-    let tag = (free_port() % 250) + 1;
-    let ns = Netns::create(tag);
-    let subnet = format!("10.213.{}", tag % 250);
+    let ns = Netns::create();
+    let subnet = ns.subnet.clone();
     let _ingestor = start_ingestor(&nats.url, &db.url, &[]);
     let metrics_port = free_port();
     let _agent = Role(
@@ -129,8 +145,7 @@ async fn sigterm_stops_a_live_agent_on_a_quiet_interface() {
         panic!("live capture test needs root (CAP_NET_ADMIN/CAP_NET_RAW)");
     }
     let nats = NatsServer::start().unwrap();
-    let tag = (free_port() % 250) + 1;
-    let ns = Netns::create(tag);
+    let ns = Netns::create();
     // No traffic passes the filter: libpcap's read waits for a frame that never comes. Before
     // the capture was woken on stop, the agent then only ended at `nta run`'s forced exit
     // (status 130, no summary).
@@ -164,8 +179,7 @@ async fn two_live_agents_feed_one_windower() {
     const IDLE_S: u64 = 3;
     let nats = NatsServer::start().unwrap();
     let db = TestDb::create().await.unwrap();
-    let tags = [(free_port() % 120) + 1, (free_port() % 120) + 125];
-    let nss = [Netns::create(tags[0]), Netns::create(tags[1])];
+    let nss = [Netns::create(), Netns::create()];
     for ns in &nss {
         let ok = Command::new("ip")
             .args(["netns", "exec", &ns.name, "ip", "route", "add", "239.0.0.0/8", "dev", &ns.peer_if])
