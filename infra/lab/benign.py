@@ -177,17 +177,20 @@ class BenignTraffic:
 
     def _ssh(self, host, rng):
         svc, v = self.svc, self.lab.victim
+        # admins reach sshd on whichever port it listens on, like the guessers do
+        port = str(rng.choice(svc.ssh_ports))
         opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
         if rng.random() < 0.3:  # copy a file back, like fetching a log or a build
             dst = f"{self.tmp}/{host.role}-data.bin"
-            self._run(host, ["sshpass", "-p", svc.password, "scp", *opts,
+            self._run(host, ["sshpass", "-p", svc.password, "scp", "-P", port, *opts,
                              f"{svc.user}@{v.ip}:work/data.bin", dst], timeout=60)
         else:  # an interactive-ish session: a few commands with pauses between them
             cmds = rng.sample(["uptime", "ls -la", "df -h", "ps aux | head -20", "cat work/notes.txt | wc -l",
                                "free -m", "uname -a", "who", "tail -5 work/notes.txt", "date"], rng.randint(2, 5))
             script = "; ".join(f"{c}; sleep {rng.randint(1, 3)}" for c in cmds)
-            self._run(host, ["sshpass", "-p", svc.password, "ssh", *opts, f"{svc.user}@{v.ip}", script], timeout=90)
+            self._run(host, ["sshpass", "-p", svc.password, "ssh", "-p", port, *opts, f"{svc.user}@{v.ip}", script],
+                      timeout=90)
         return 10.0, 40.0
 
     def _oneshot(self, host, rng):

@@ -30,7 +30,7 @@ from services import Services  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CLASSES = {"Normal", "arp_spoof", "dns_tunnel", "icmp_flood", "port_scan", "slowloris", "ssh_brute",
            "syn_flood", "udp_flood"}
-TOOLS = ["tcpdump", "hping3", "nmap", "masscan", "hydra", "slowhttptest", "iodine", "iodined",
+TOOLS = ["tcpdump", "hping3", "nmap", "masscan", "hydra", "medusa", "ncrack", "patator", "slowhttptest", "iodine", "iodined",
          "arpspoof", "nginx", "/usr/sbin/sshd", "dnsmasq", "curl", "dig", "sshpass", "openssl"]
 
 
@@ -114,7 +114,9 @@ def main():
     ap.add_argument("--config", default=os.path.join(HERE, "lab.toml"))
     ap.add_argument("--quick", action="store_true", help="a few short attacks (the [quick] pick list)")
     ap.add_argument("--out", help="output directory (default .nta/lab/<run-id> in the checkout)")
-    ap.add_argument("--only", help="run only variations whose name or class contains this text")
+    ap.add_argument("--only", help="run only variations whose name or class contains one of these "
+                                   "comma-separated texts")
+    ap.add_argument("--skip", help="leave out variations whose name contains one of these comma-separated texts")
     ap.add_argument("--list", action="store_true", help="print the variations and exit")
     ap.add_argument("--no-benign", action="store_true", help="no benign background traffic")
     args = ap.parse_args()
@@ -123,7 +125,10 @@ def main():
         cfg = tomllib.load(f)
     variations = expand(cfg, args.quick)
     if args.only:
-        variations = [v for v in variations if args.only in v["name"] or args.only == v["class"]]
+        picks = args.only.split(",")
+        variations = [v for v in variations if any(t in v["name"] or t == v["class"] for t in picks)]
+    if args.skip:
+        variations = [v for v in variations if not any(t in v["name"] for t in args.skip.split(","))]
     if args.list:
         for v in variations:
             print(f"{v['class']:11} {v['tool']:12} {v.get('duration', '-'):>4}s  {v['name']}")

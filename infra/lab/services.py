@@ -44,7 +44,7 @@ http {{
 """
 
 SSHD_CONF = """\
-Port 22
+{ports}
 ListenAddress {ip}
 HostKey {d}/ssh_host_ed25519_key
 PidFile {d}/sshd.pid
@@ -83,6 +83,7 @@ class Services:
         self.tunnel_net = cfg.get("tunnel_net", "10.78.0.1/27")
         self.user = cfg.get("ssh_user", "ntalab")
         self.password = cfg.get("ssh_password", "Winter2024!")
+        self.ssh_ports = cfg.get("ssh_ports", [22])
         self.web_user, self.web_password = "admin", cfg.get("web_password", "s3cret")
         self.hosts_map = {}
         self.procs = {}
@@ -160,7 +161,10 @@ class Services:
         with open(f"{d}/nginx.conf", "w") as f:
             f.write(NGINX_CONF.format(d=d, ip=v.ip, zone=self.zone))
         with open(f"{d}/sshd_config", "w") as f:
-            f.write(SSHD_CONF.format(d=d, ip=v.ip, user=self.user,
+            # sshd also listens on non-standard ports: guessing against them must be caught by
+            # what the service speaks, not by its port
+            ports = "\n".join(f"Port {p}" for p in self.ssh_ports)
+            f.write(SSHD_CONF.format(d=d, ip=v.ip, user=self.user, ports=ports,
                                        max_auth_tries=self.cfg.get("ssh_max_auth_tries", 6)))
         if not os.path.exists(f"{d}/ssh_host_ed25519_key"):
             sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/ssh_host_ed25519_key")

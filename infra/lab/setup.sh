@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-PKGS=(iproute2 tcpdump tshark hping3 nmap masscan hydra slowhttptest iodine dsniff
+PKGS=(iproute2 tcpdump tshark hping3 nmap masscan hydra medusa ncrack patator slowhttptest iodine dsniff
       nginx-light openssh-server openssh-client sshpass dnsmasq-base dnsutils curl openssl
       python3 iputils-ping)
 missing=()
