@@ -4,39 +4,24 @@
 //! code paths as the services.
 
 use anyhow::{Context, Result};
-use predictor::model::{Model, Verdict};
-use predictor::rules::{self, RuleHit, RuleThresholds};
+use predictor::decide::{AlertPolicy, Effect};
+use predictor::model::{Model, NORMAL};
+use predictor::rules::RuleThresholds;
 use std::collections::BTreeMap;
 use std::io::Write;
+use train::detect::{judge, WindowVerdict};
 use wire::WindowRecord;
 
 use crate::cli::{AnalyzeArgs, AnalyzeFormat};
 
-/// Confidence given to a window only a rule flags (as the predictor service does).
-const RULE_CONFIDENCE: f64 = 0.75;
-/// Smallest model confidence that counts as a detection (as in the predictor service).
-const MIN_CONFIDENCE: f64 = predictor::service::MIN_CONFIDENCE;
-
-/// The verdict on one window: the model's label, or a rule's class where only a rule fires.
-pub struct WindowVerdict {
-    pub label: String,
-    pub confidence: Option<f64>,
-    pub rules: Vec<RuleHit>,
-    pub by_model: bool,
-}
-
-fn verdict(model_verdict: Option<Verdict>, hits: Vec<RuleHit>) -> WindowVerdict {
-    match model_verdict {
-        Some(v) if v.label != "Normal" || hits.is_empty() => {
-            WindowVerdict { label: v.label, confidence: Some(v.confidence), rules: hits, by_model: true }
-        }
-        _ if !hits.is_empty() => WindowVerdict {
-            label: hits[0].class.to_string(),
-            confidence: Some(RULE_CONFIDENCE),
-            rules: hits,
-            by_model: false,
+/// The class a window speaks for: its strongest alert, else the model's label.
+fn label(v: &WindowVerdict) -> (&str, Option<f64>) {
+    match v.alerts.iter().max_by(|a, b| a.2.total_cmp(&b.2)) {
+        Some((c, _, p)) => (c, Some(*p)),
+        None => match &v.model {
+            Some(m) => (&m.label, Some(m.confidence)),
+            None => (NORMAL, None),
         },
-        _ => WindowVerdict { label: "Normal".into(), confidence: None, rules: hits, by_model: false },
     }
 }
 
@@ -50,13 +35,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     let (windows, stats) = windows_with_progress(&args.file)?;
-    let thresholds = RuleThresholds::default();
-    let model_verdicts: Vec<Option<Verdict>> = match &model {
-        Some(m) => m.predict(&windows),
-        None => windows.iter().map(|_| None).collect(),
-    };
-    let verdicts: Vec<WindowVerdict> =
-        windows.iter().zip(model_verdicts).map(|(w, v)| verdict(v, rules::evaluate(w, &thresholds))).collect();
+    let verdicts = judge(model.as_ref(), &windows, &RuleThresholds::default(), AlertPolicy::default());
 
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -99,20 +78,25 @@ fn windows_with_progress(path: &std::path::Path) -> Result<(Vec<WindowRecord>, w
 
 /// One JSON line per window; `src_ip` names the key in either view (as the original's column).
 pub fn window_json(w: &WindowRecord, v: &WindowVerdict, with_features: bool) -> serde_json::Value {
+    let (label, confidence) = label(v);
+    let by_model = v.model.as_ref().is_some_and(|m| m.label == label);
     let mut o = serde_json::json!({
         "src_ip": w.key,
         "view": w.view.as_str(),
         "window_start": w.window_start,
         "window_size": w.window_size,
-        "label": v.label,
-        "confidence": v.confidence,
-        "detected_by": match (v.by_model && v.label != "Normal", v.rules.is_empty()) {
+        "label": label,
+        "confidence": confidence,
+        "detected_by": match (by_model && label != NORMAL, v.rules.is_empty()) {
             (true, true) => "model",
             (true, false) => "both",
             (false, false) => "rule",
             (false, true) => "none",
         },
         "rules": v.rules.iter().map(|h| h.rule).collect::<Vec<_>>(),
+        "alerts": v.alerts.iter().map(|(c, e, p)| serde_json::json!({
+            "class": c, "effect": match e { Effect::Opened => "opened", Effect::Extended => "extended" },
+            "confidence": p})).collect::<Vec<_>>(),
     });
     if with_features {
         o["features"] = serde_json::to_value(&w.features).unwrap_or_default();
@@ -120,7 +104,7 @@ pub fn window_json(w: &WindowRecord, v: &WindowVerdict, with_features: bool) -> 
     o
 }
 
-/// Per view, key and class: windows, first and last seen, peak confidence, packets.
+/// Per view, key and alerted class: windows, first and last seen, peak confidence, packets.
 fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[WindowVerdict]) -> Result<()> {
     #[derive(Default)]
     struct Row {
@@ -131,25 +115,24 @@ fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[Windo
         packets: f64,
     }
     let mut rows: BTreeMap<(&str, &str, &str), Row> = BTreeMap::new();
+    let mut keys = std::collections::BTreeSet::new();
     for (w, v) in windows.iter().zip(verdicts) {
-        let attack = v.label != "Normal" && (v.confidence.unwrap_or(0.0) >= MIN_CONFIDENCE || !v.rules.is_empty());
-        let class = if attack { v.label.as_str() } else { "Normal" };
-        let r = rows
-            .entry((w.view.as_str(), w.key.as_str(), class))
-            .or_insert(Row { first: i64::MAX, ..Default::default() });
-        r.windows += 1;
-        r.first = r.first.min(w.window_start);
-        r.last = r.last.max(w.window_start + w.window_size as i64);
-        if attack {
-            r.peak = r.peak.max(v.confidence.unwrap_or(0.0));
-        }
-        if w.window_size == 5 {
-            // 5 s windows do not overlap: their packets add up to the total exactly.
-            r.packets += w.features.get("packet_count").copied().flatten().unwrap_or(0.0);
+        keys.insert((w.view.as_str(), w.key.as_str()));
+        for (class, _, p) in &v.alerts {
+            let r = rows
+                .entry((w.view.as_str(), w.key.as_str(), class.as_str()))
+                .or_insert(Row { first: i64::MAX, ..Default::default() });
+            r.windows += 1;
+            r.first = r.first.min(w.window_start);
+            r.last = r.last.max(w.window_start + w.window_size as i64);
+            r.peak = r.peak.max(*p);
+            if w.window_size == 5 {
+                // 5 s windows do not overlap: their packets add up to the total exactly.
+                r.packets += w.features.get("packet_count").copied().flatten().unwrap_or(0.0);
+            }
         }
     }
-    let attacks: Vec<_> = rows.iter().filter(|((_, _, c), _)| *c != "Normal").collect();
-    if attacks.is_empty() {
+    if rows.is_empty() {
         writeln!(out, "no attack detected")?;
     } else {
         writeln!(
@@ -157,7 +140,7 @@ fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[Windo
             "{:<12} {:<40} {:<11} {:>7} {:>9} {:>5}  first .. last (UTC)",
             "view", "key", "class", "windows", "packets", "peak"
         )?;
-        for ((view, key, class), r) in attacks {
+        for ((view, key, class), r) in &rows {
             writeln!(
                 out,
                 "{view:<12} {key:<40} {class:<11} {:>7} {:>9} {:>5.2}  {} .. {}",
@@ -169,8 +152,8 @@ fn write_table(out: &mut impl Write, windows: &[WindowRecord], verdicts: &[Windo
             )?;
         }
     }
-    let normal_keys = rows.keys().filter(|(_, _, c)| *c == "Normal").count();
-    writeln!(out, "{normal_keys} (view, key) pairs with Normal windows")?;
+    let quiet = keys.iter().filter(|(v, k)| !rows.keys().any(|(rv, rk, _)| rv == v && rk == k)).count();
+    writeln!(out, "{quiet} (view, key) pairs without an alert")?;
     Ok(())
 }
 

@@ -178,6 +178,10 @@ pub struct TrainArgs {
     pub min_samples_leaf: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Captures of ordinary traffic (files, or directories read recursively for .pcap, .pcapng
+    /// and .cap files) on which the new model must raise no alert: the report lists any it raises.
+    #[arg(long)]
+    pub benign: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

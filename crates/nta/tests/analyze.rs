@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-/// (view, key, class) of every window labelled as an attack.
+/// (view, key, class) of every alert the capture raises.
 fn detections(file: &str) -> BTreeSet<(String, String, String)> {
     let path = testkit::pcaps_dir().join(file);
     let out = nta().arg("analyze").arg(&path).args(["--format", "jsonl"]).output().expect("nta analyze");
@@ -15,16 +15,11 @@ fn detections(file: &str) -> BTreeSet<(String, String, String)> {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|w| {
-            w["label"] != "Normal"
-                && (w["confidence"].as_f64().unwrap_or(0.0) >= 0.7 || !w["rules"].as_array().unwrap().is_empty())
-        })
-        .map(|w| {
-            (
-                w["view"].as_str().unwrap().to_string(),
-                w["src_ip"].as_str().unwrap().to_string(),
-                w["label"].as_str().unwrap().to_string(),
-            )
+        .flat_map(|w| {
+            let (view, key) = (w["view"].as_str().unwrap().to_string(), w["src_ip"].as_str().unwrap().to_string());
+            let classes: Vec<String> =
+                w["alerts"].as_array().unwrap().iter().map(|a| a["class"].as_str().unwrap().to_string()).collect();
+            classes.into_iter().map(move |c| (view.clone(), key.clone(), c))
         })
         .collect()
 }

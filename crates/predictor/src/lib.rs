@@ -3,6 +3,7 @@
 //! crate for the rule thresholds and the alert lifecycle. Training (lab captures -> model file)
 //! is the `train` crate (`crates/train`), so the service links no capture code.
 
+pub mod decide;
 pub mod forest;
 pub mod model;
 pub mod rules;

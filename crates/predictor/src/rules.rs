@@ -24,9 +24,10 @@ pub struct RuleHit {
 }
 
 /// Every rule: name, class, view.
-pub const RULES: [(&str, &str, View); 12] = [
+pub const RULES: [(&str, &str, View); 13] = [
     ("ssh_guessing", "ssh_brute", View::Source),
     ("port_scan", "port_scan", View::Source),
+    ("udp_port_scan", "port_scan", View::Source),
     ("arp_unsolicited_replies", "arp_spoof", View::Source),
     ("arp_binding_flaps", "arp_spoof", View::Source),
     ("syn_flood_source", "syn_flood", View::Source),
@@ -49,8 +50,15 @@ pub struct RuleThresholds {
     pub ssh_min_attempts: f64,
     /// Distinct destination ports of a scan (Zeek scan.zeek: 15 ports).
     pub scan_min_ports: f64,
-    /// Probes left half-open (SYN never followed by an ACK from the scanner).
-    pub scan_min_half_open: f64,
+    /// Probes left half-open (SYN never followed by an ACK from the scanner), probes without
+    /// SYN or ACK (NULL/FIN/Xmas), or ports that refused the scanner with a RST (ACK, window
+    /// and Maimon scans, and the closed ports of every TCP scan): at least this many.
+    pub scan_min_probes: f64,
+    /// UDP destination ports that never answered (no UDP packet came back from them).
+    pub udp_scan_min_unanswered: f64,
+    /// Distinct destination ports per destination host: a port scan probes many ports of few
+    /// hosts; peer-to-peer clients and WebRTC reach one or two ports on each of many peers.
+    pub scan_min_ports_per_target: f64,
     /// Unsolicited ARP replies (replies beyond the requests the key sent) per second ...
     pub arp_unsolicited_per_s: f64,
     /// ... and at least this many in the window.
@@ -98,7 +106,9 @@ impl Default for RuleThresholds {
             ssh_attempts_per_min: 10.0,
             ssh_min_attempts: 10.0,
             scan_min_ports: 15.0,
-            scan_min_half_open: 15.0,
+            scan_min_probes: 15.0,
+            udp_scan_min_unanswered: 15.0,
+            scan_min_ports_per_target: 10.0,
             arp_unsolicited_per_s: 0.05,
             arp_unsolicited_min: 4.0,
             arp_min_flaps: 2.0,
@@ -152,20 +162,41 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     "per_min": ssh * 60.0 / d, "distinct_targets": n("unique_dst_ips")}),
                 );
             }
-            // Port scan (Zeek scan.zeek: 15 distinct ports within 5 min): many ports, most
-            // probes never completed by the scanner (SYN scans, and the closed ports of
-            // connect() scans), or stealth probes (FIN/NULL/Xmas: TCP without SYN or ACK).
+            // Port scan (Zeek scan.zeek: 15 distinct ports within 5 min, counting attempts
+            // whatever their flags): many ports of few hosts, and the probes show it: left
+            // half-open (SYN scans, closed ports of connect() scans), without SYN or ACK
+            // (NULL/FIN/Xmas), or refused with RSTs (ACK/window/Maimon scans answer that way
+            // even on open ports).
             let ports = n("unique_dst_ports");
+            let targets = n("unique_dst_ips").max(1.0);
             let half_open = n("half_open_count");
-            let (tcp, syn, ack) = (n("tcp_count"), n("tcp_syn_count"), n("tcp_ack_count"));
-            let stealth = tcp >= t.scan_min_ports && syn == 0.0 && ack <= 0.1 * tcp;
-            if ports >= t.scan_min_ports && (half_open >= t.scan_min_half_open || stealth) {
+            let nosyn = n("tcp_nosyn_noack_count");
+            let refused = n("tcp_refused_ports");
+            let probes = half_open.max(nosyn).max(refused);
+            if ports >= t.scan_min_ports
+                && ports / targets >= t.scan_min_ports_per_target
+                && probes >= t.scan_min_probes
+            {
                 hit(
                     "port_scan",
                     "port_scan",
-                    json!({"unique_dst_ports": ports, "half_open_count": half_open,
-                    "sequential_port_count": n("sequential_port_count"), "stealth": stealth,
-                    "threshold_ports": t.scan_min_ports}),
+                    json!({"unique_dst_ports": ports, "unique_dst_ips": targets, "half_open_count": half_open,
+                    "tcp_nosyn_noack_count": nosyn, "tcp_refused_ports": refused,
+                    "sequential_port_count": n("sequential_port_count"), "threshold_ports": t.scan_min_ports,
+                    "threshold_probes": t.scan_min_probes}),
+                );
+            }
+            // UDP port scan: many UDP ports of few hosts that never answer (closed ports answer
+            // with ICMP port unreachable, which hosts rate-limit, so silence is what counts).
+            let udp_ports = n("udp_dest_port_count");
+            let unanswered = n("udp_unanswered_ports");
+            if unanswered >= t.udp_scan_min_unanswered && udp_ports / targets >= t.scan_min_ports_per_target {
+                hit(
+                    "udp_port_scan",
+                    "port_scan",
+                    json!({"udp_dest_port_count": udp_ports, "udp_unanswered_ports": unanswered,
+                    "unique_dst_ips": targets, "icmp_unreachable_received_count": n("icmp_unreachable_received_count"),
+                    "threshold_unanswered": t.udp_scan_min_unanswered}),
                 );
             }
             // ARP: unsolicited replies (Slips "unsolicited ARP"), and the key's IP bouncing
@@ -189,7 +220,8 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     "threshold": t.arp_min_flaps, "unique_macs_per_ip_max": n("unique_macs_per_ip_max")}),
                 );
             }
-            // Floods sent by the key (not spoofed): high rate, aimed at few hosts.
+            // Floods sent by the key (not spoofed): high rate, aimed at few hosts and ports (a
+            // fast sweep over many ports is a scan).
             let targets = n("unique_dst_ips");
             let syn_rate = n("syn_rate_pps");
             let syn_only = f("syn_only_ratio").unwrap_or(0.0);
@@ -206,7 +238,7 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                 );
             }
             let udp_rate = n("udp_rate_pps");
-            if udp_rate >= t.udp_flood_pps && targets <= t.flood_max_targets {
+            if udp_rate >= t.udp_flood_pps && targets <= t.flood_max_targets && udp_ports < t.flood_max_ports {
                 hit(
                     "udp_flood_source",
                     "udp_flood",
@@ -354,6 +386,7 @@ mod tests {
                 5,
                 &[
                     ("unique_dst_ports", 200.0),
+                    ("unique_dst_ips", 1.0),
                     ("half_open_count", 190.0),
                     ("tcp_count", 200.0),
                     ("tcp_syn_count", 200.0)
@@ -374,10 +407,42 @@ mod tests {
             ]
         ))
         .is_empty());
-        // FIN scan.
+        // FIN/NULL/Xmas scan: probes without SYN or ACK.
+        let stealth = [("unique_dst_ports", 100.0), ("unique_dst_ips", 1.0), ("tcp_nosyn_noack_count", 100.0)];
+        assert_eq!(fired(&w(View::Source, 5, &stealth)), ["port_scan"]);
+        // ACK/window scan: no SYN, every probe carries ACK, every port refuses with a RST.
+        let ack_scan = [("unique_dst_ports", 300.0), ("unique_dst_ips", 1.0), ("tcp_ack_count", 300.0)];
+        assert!(fired(&w(View::Source, 5, &ack_scan)).is_empty());
         assert_eq!(
-            fired(&w(View::Source, 5, &[("unique_dst_ports", 100.0), ("tcp_count", 100.0), ("tcp_syn_count", 0.0)])),
+            fired(&w(View::Source, 5, &[ack_scan.as_slice(), &[("tcp_refused_ports", 290.0)]].concat())),
             ["port_scan"]
+        );
+        // A BitTorrent client reaching one port on each of many peers, some of them gone (RST):
+        // many ports, but not many per host.
+        assert!(fired(&w(
+            View::Source,
+            5,
+            &[
+                ("unique_dst_ports", 60.0),
+                ("unique_dst_ips", 55.0),
+                ("tcp_refused_ports", 20.0),
+                ("half_open_count", 30.0)
+            ]
+        ))
+        .is_empty());
+        // UDP scan: ports that never answer; a DNS client's one answered port is not.
+        let udp_scan = [("udp_dest_port_count", 300.0), ("udp_unanswered_ports", 297.0), ("unique_dst_ips", 1.0)];
+        assert_eq!(fired(&w(View::Source, 5, &udp_scan)), ["udp_port_scan"]);
+        assert!(fired(&w(
+            View::Source,
+            5,
+            &[("udp_dest_port_count", 40.0), ("udp_unanswered_ports", 40.0), ("unique_dst_ips", 40.0)]
+        ))
+        .is_empty());
+        // A masscan UDP burst is fast, but it sweeps ports: a scan, not a flood.
+        assert_eq!(
+            fired(&w(View::Source, 5, &[udp_scan.as_slice(), &[("udp_rate_pps", 5000.0)]].concat())),
+            ["udp_port_scan"]
         );
         assert_eq!(
             fired(&w(View::Source, 5, &[("arp_reply_without_request_count", 4.0)])),
@@ -435,7 +500,11 @@ mod tests {
             ["icmp_flood_source"]
         );
         assert_eq!(
-            fired(&w(View::Source, 30, &[("udp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])),
+            fired(&w(
+                View::Source,
+                30,
+                &[("udp_rate_pps", 1000.0), ("unique_dst_ips", 1.0), ("udp_dest_port_count", 1.0)]
+            )),
             ["udp_flood_source"]
         );
         assert_eq!(

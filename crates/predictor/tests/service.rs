@@ -372,6 +372,34 @@ async fn alerts_open_extend_split_close_and_resolve() {
     task.await.unwrap().unwrap();
 }
 
+/// Hysteresis: a window the model alone flags (here: below `min_confidence`, above
+/// `sustain_confidence`) keeps an open alert of its key and class but never opens one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustaining_windows_extend_an_open_alert_but_never_open_one() {
+    let env = env().await;
+    let js = env.js().await;
+    let cfg = PredictorServiceConfig { min_confidence: 1.01, sustain_confidence: 0.5, ..env.cfg() };
+    let (stop, task) = start(cfg);
+    let c = env.db.client().await.unwrap();
+    // The model reads a scan (it does not look at targets); the rule does not: one port per host.
+    let model_only = |start: i64| {
+        let mut w = scan(start);
+        w.features.insert("unique_dst_ips".into(), Some(950.0));
+        w
+    };
+    publish(&js, &[model_only(T0)], "").await;
+    wait_for(&c, "SELECT count(*) FROM predictions", 1).await;
+    assert_eq!(count(&c, "SELECT count(*) FROM alerts").await, 0, "sustaining alone opened an alert");
+    // The rule opens it; the model-only window after it keeps it.
+    publish(&js, &[scan(T0 + 5)], "").await;
+    wait_for(&c, "SELECT count(*) FROM alerts WHERE state = 'open' AND window_count = 1", 1).await;
+    publish(&js, &[model_only(T0 + 10)], "").await;
+    wait_for(&c, "SELECT count(*) FROM alerts WHERE state = 'open' AND window_count = 2", 1).await;
+    assert_eq!(count(&c, "SELECT count(*) FROM alert_windows").await, 2);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_predict_every_window_exactly_once() {
     let env = env().await;

@@ -25,6 +25,8 @@ pub struct AlertDelta {
     pub rules: BTreeSet<String>,
     /// (window_start, window_size) of the windows.
     pub windows: Vec<(i64, i32)>,
+    /// Every window only sustains: extend the open alert, never open one.
+    pub extend_only: bool,
 }
 
 impl AlertDelta {
@@ -110,6 +112,18 @@ async fn close_if_gap(tx: &Transaction<'_>, k: &AlertKey, first_seen: i64, quiet
     Ok(rows.iter().map(|r| event_from_row(r, "closed")).collect())
 }
 
+/// Whether the alert of `k` is open (after [`close_if_gap`] closed a stale one).
+async fn is_open(tx: &Transaction<'_>, k: &AlertKey) -> Result<bool> {
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM alerts WHERE state = 'open' AND view = $1 AND key = $2 AND class = $3 LIMIT 1",
+            &[&k.0.as_str(), &k.1, &k.2],
+        )
+        .await
+        .context("looking up an open alert")?;
+    Ok(row.is_some())
+}
+
 /// Opens or extends the alert of every key (in key order, so concurrent replicas lock rows in
 /// the same order), records its windows; returns the events to publish after commit.
 pub async fn apply_alerts(
@@ -121,6 +135,9 @@ pub async fn apply_alerts(
     let mut events = Vec::new();
     for (k, d) in deltas {
         events.extend(close_if_gap(tx, k, d.first_seen, quiet_secs).await?);
+        if d.extend_only && !is_open(tx, k).await? {
+            continue;
+        }
         let summary_text = summary(k.0, &k.1, &k.2, d.distinct_sources);
         let rules: Vec<&str> = d.rules.iter().map(String::as_str).collect();
         let evidence = serde_json::Value::Object(d.evidence.clone());

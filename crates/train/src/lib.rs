@@ -10,6 +10,7 @@
 //! attack run are near-duplicates, and a random split would score the model on data it has
 //! practically seen. Identifiers (addresses, ports as values, timestamps) are never features.
 
+pub mod detect;
 pub mod eval;
 pub mod lab;
 pub mod label;

@@ -20,6 +20,8 @@ pub struct ArpBinding {
     pub suspicious_mac_changes: f64,
     pub duplicate_mac_ips: f64,
     pub mac_ip_ratio: Option<f64>,
+    /// ARP requests of the window, from any sender, asking for the key's address.
+    pub requests_for_key: f64,
 }
 
 fn ratio(num: f64, den: f64) -> Option<f64> {
@@ -89,7 +91,9 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("suspicious_mac_changes", Some(b.suspicious_mac_changes));
     put("duplicate_mac_ips", Some(b.duplicate_mac_ips));
     put("mac_ip_ratio", b.mac_ip_ratio);
-    put("arp_reply_without_request_count", Some(rep.saturating_sub(req) as f64));
+    // Replies nobody asked for: beyond the requests for the key's address seen in the window
+    // (an owner answering who-has for itself is solicited, however few requests it sent).
+    put("arp_reply_without_request_count", Some((rep as f64 - b.requests_for_key).max(0.0)));
     // DNS
     let dn = s.dns.as_deref();
     let q = dn.map_or(0, |x| x.queries) as f64;
@@ -130,6 +134,13 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("dns_responses_received", Some(recv.map_or(0, |r| r.dns_responses) as f64));
     put("http_responses_received", Some(recv.map_or(0, |r| r.http_responses) as f64));
     put("tcp_synack_received_count", Some(recv.map_or(0, |r| r.synack) as f64));
+    // Refused and unanswered attempts (Zeek's scan logic counts attempts whatever the protocol)
+    put("tcp_rst_received_count", Some(recv.map_or(0, |r| r.rst) as f64));
+    put("tcp_refused_ports", Some(recv.map_or(0, |r| r.rst_ports.len()) as f64));
+    put("icmp_unreachable_received_count", Some(recv.map_or(0, |r| r.unreachable) as f64));
+    put("udp_unanswered_ports", Some(s.udp_ports.count_missing_from(recv.map(|r| &r.udp_reply_ports)) as f64));
+    put("tcp_nosyn_noack_count", Some(s.nosyn_noack as f64));
+    put("tcp_conns_without_syn", Some(s.conns.count_where(|c| c.flags & C_SYN == 0)));
     o
 }
 

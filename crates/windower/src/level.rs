@@ -163,8 +163,12 @@ impl Level {
     fn arp_join(&self) -> HashMap<IpAddr, ArpBinding> {
         let mut ip_macs: HashMap<IpAddr, (Vec<u64>, f64)> = HashMap::new();
         let mut mac_ips: HashMap<u64, Vec<IpAddr>> = HashMap::new();
+        let mut asked: HashMap<IpAddr, u64> = HashMap::new();
         for (ip, s) in &self.src {
             let Some(a) = s.arp.as_deref() else { continue };
+            for (t, n) in &a.asked {
+                *asked.entry(*t).or_default() += n;
+            }
             if a.macs.stored() == 0 {
                 continue;
             }
@@ -179,8 +183,9 @@ impl Level {
         // Keys with the same MAC set have the same neighbourhood: compute it once.
         let mut memo: HashMap<&[u64], ArpBinding> = HashMap::new();
         for (ip, (macs, _)) in &ip_macs {
+            let requests_for_key = asked.get(ip).copied().unwrap_or(0) as f64;
             if let Some(b) = memo.get(macs.as_slice()) {
-                out.insert(*ip, *b);
+                out.insert(*ip, ArpBinding { requests_for_key, ..*b });
                 continue;
             }
             let mut nb: Vec<IpAddr> = macs.iter().flat_map(|m| mac_ips[m].iter().copied()).collect();
@@ -197,6 +202,7 @@ impl Level {
                 suspicious_mac_changes: sizes.iter().filter(|&&c| c > 1.0).count() as f64,
                 duplicate_mac_ips: macs.iter().map(|m| mac_ips[m].len()).filter(|&c| c > 1).sum::<usize>() as f64,
                 mac_ip_ratio: Some(all_macs.len() as f64 / n),
+                requests_for_key,
             };
             memo.insert(macs.as_slice(), b);
             out.insert(*ip, b);

@@ -281,6 +281,20 @@ impl PortSet {
         self.len() == 0
     }
 
+    /// Members of `self` not in `other` (all of them when `other` is None).
+    pub fn count_missing_from(&self, other: Option<&PortSet>) -> usize {
+        match other {
+            None => self.len(),
+            Some(o) => match self {
+                PortSet::Small(v) => v.iter().filter(|&&p| !o.contains(p)).count(),
+                PortSet::Bits(b, _) => match o {
+                    PortSet::Bits(ob, _) => b.iter().zip(ob.iter()).map(|(x, y)| (x & !y).count_ones() as usize).sum(),
+                    PortSet::Small(ov) => self.len() - ov.iter().filter(|&&p| self.contains(p)).count(),
+                },
+            },
+        }
+    }
+
     pub fn contains(&self, p: u16) -> bool {
         match self {
             PortSet::Small(v) => v.contains(&p),

@@ -107,13 +107,18 @@ pub struct ArpAcc {
     pub requests: u64,
     pub replies: u64,
     pub gratuitous: u64,
+    /// Requests the key sent, by the address asked for (at most `cap` addresses; an ARP
+    /// sweep beyond that is not tracked further): whose replies were solicited.
+    pub asked: std::collections::BTreeMap<std::net::IpAddr, u64>,
     /// Distinct sender MACs that claimed the key IP (hashes; see features' ARP join).
     pub macs: BottomK<()>,
     pub seq: ArpSeq,
 }
 
-/// What the key *received*: answers to its DNS queries, HTTP responses, SYN-ACKs. Filled
-/// from packets whose dst_ip is the key; these packets do not count as the key's traffic.
+/// What the key *received*: answers to its DNS queries, HTTP responses, SYN-ACKs, and the
+/// refusals a scanner collects (RSTs, ICMP unreachables) or the silence it meets (UDP ports
+/// that never answer). Filled from packets whose dst_ip is the key; these packets do not count
+/// as the key's traffic.
 #[derive(Debug, Clone, Default)]
 pub struct RecvAcc {
     pub dns_responses: u64,
@@ -122,6 +127,22 @@ pub struct RecvAcc {
     pub http_responses: u64,
     pub failed_login: u64,
     pub synack: u64,
+    pub rst: u64,
+    /// Source ports of the RSTs received: the ports that refused the key.
+    pub rst_ports: PortSet,
+    /// ICMP destination unreachable (ICMPv4 type 3, ICMPv6 type 1) received.
+    pub unreachable: u64,
+    /// Source ports of UDP packets received: the UDP services that answered the key.
+    pub udp_reply_ports: PortSet,
+}
+
+/// ICMP "destination unreachable": v4 type 3, v6 type 1 (RFC 792, RFC 4443).
+fn is_unreachable(r: &PacketRecord) -> bool {
+    match r.protocol {
+        Protocol::Icmp => r.icmp_type == Some(3),
+        Protocol::Icmpv6 => r.icmp_type == Some(1),
+        _ => false,
+    }
 }
 
 /// Source view state (key = src_ip, or the ARP sender for ARP frames).
@@ -149,6 +170,9 @@ pub struct SrcState {
     pub ssh: u64,
     pub ftp: u64,
     pub udp53: u64,
+    /// TCP segments with none of SYN, ACK, RST (NULL, FIN, Xmas probes: after the handshake
+    /// every legitimate segment but a RST carries an ACK, RFC 9293 3.10.7.4).
+    pub nosyn_noack: u64,
     pub conns: BottomK<Conn>,
     pub http_requests: u64,
     pub http_login: u64,
@@ -219,8 +243,10 @@ impl SrcState {
         self.syn += syn as u64;
         self.ack += ack as u64;
         self.synack += (syn && ack) as u64;
-        self.rst += (r.tcp_rst == Some(true)) as u64;
+        let rst = r.tcp_rst == Some(true);
+        self.rst += rst as u64;
         self.fin += (r.tcp_fin == Some(true)) as u64;
+        self.nosyn_noack += (!syn && !ack && !rst) as u64;
         let Some(dp) = r.dst_port else { return };
         self.tcp_ports.insert(dp);
         if syn && !ack {
@@ -254,7 +280,14 @@ impl SrcState {
         self.arp_frames += 1;
         let a = self.arp.get_or_insert_with(Default::default);
         match r.arp_op {
-            Some(1) => a.requests += 1,
+            Some(1) => {
+                a.requests += 1;
+                if let Some(t) = r.arp_pdst {
+                    if a.asked.len() < p.cap || a.asked.contains_key(&t) {
+                        *a.asked.entry(t).or_default() += 1;
+                    }
+                }
+            }
             Some(2) => a.replies += 1,
             _ => {}
         }
@@ -297,7 +330,10 @@ impl SrcState {
     pub fn wants_received(r: &PacketRecord) -> bool {
         r.dns_response == Some(true)
             || r.http_status_code.is_some()
-            || (r.protocol == Protocol::Tcp && r.tcp_syn == Some(true) && r.tcp_ack == Some(true))
+            || r.protocol == Protocol::Udp
+            || (r.protocol == Protocol::Tcp
+                && (r.tcp_syn == Some(true) && r.tcp_ack == Some(true) || r.tcp_rst == Some(true)))
+            || is_unreachable(r)
     }
 
     pub fn add_received(&mut self, r: &PacketRecord) {
@@ -313,8 +349,20 @@ impl SrcState {
             v.http_responses += 1;
             v.failed_login += matches!(code, 401 | 403) as u64;
         }
-        if r.protocol == Protocol::Tcp && r.tcp_syn == Some(true) && r.tcp_ack == Some(true) {
-            v.synack += 1;
+        match r.protocol {
+            Protocol::Tcp if r.tcp_rst == Some(true) => {
+                v.rst += 1;
+                if let Some(sp) = r.src_port {
+                    v.rst_ports.insert(sp);
+                }
+            }
+            Protocol::Tcp if r.tcp_syn == Some(true) && r.tcp_ack == Some(true) => v.synack += 1,
+            Protocol::Udp => {
+                if let Some(sp) = r.src_port {
+                    v.udp_reply_ports.insert(sp);
+                }
+            }
+            _ => v.unreachable += is_unreachable(r) as u64,
         }
     }
 
@@ -347,6 +395,7 @@ impl SrcState {
         self.ssh += o.ssh;
         self.ftp += o.ftp;
         self.udp53 += o.udp53;
+        self.nosyn_noack += o.nosyn_noack;
         self.conns.merge(o.conns, p.cap);
         self.http_requests += o.http_requests;
         self.http_login += o.http_login;
@@ -368,6 +417,11 @@ impl SrcState {
         });
         merge_opt(&mut self.arp, o.arp, |a, b| {
             a.requests += b.requests;
+            for (t, n) in b.asked {
+                if a.asked.len() < p.cap || a.asked.contains_key(&t) {
+                    *a.asked.entry(t).or_default() += n;
+                }
+            }
             a.replies += b.replies;
             a.gratuitous += b.gratuitous;
             a.macs.merge(b.macs, p.cap);
@@ -380,6 +434,10 @@ impl SrcState {
             a.http_responses += b.http_responses;
             a.failed_login += b.failed_login;
             a.synack += b.synack;
+            a.rst += b.rst;
+            a.rst_ports.merge(&b.rst_ports);
+            a.unreachable += b.unreachable;
+            a.udp_reply_ports.merge(&b.udp_reply_ports);
         });
     }
 }

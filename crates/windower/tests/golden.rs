@@ -212,3 +212,118 @@ fn every_shared_capture_windows_without_late_records() {
         }
     }
 }
+
+/// Per (key, size, start) of every record addressed to a key: the independent expectation of
+/// the "received" features.
+fn by_window<T: Default>(
+    recs: &[PacketRecord],
+    key: impl Fn(&PacketRecord) -> Option<IpAddr>,
+    mut add: impl FnMut(&mut T, &PacketRecord),
+) -> BTreeMap<(String, u32, i64), T> {
+    let mut out: BTreeMap<(String, u32, i64), T> = BTreeMap::new();
+    for r in recs {
+        let Some(k) = key(r) else { continue };
+        for size in [5u32, 30, 180] {
+            let start = (r.timestamp.floor() as i64).div_euclid(size as i64) * size as i64;
+            add(out.entry((k.to_string(), size, start)).or_default(), r);
+        }
+    }
+    out
+}
+
+#[test]
+fn scans_collect_refusals_and_silence() {
+    // SYN scan: the closed ports answer with RSTs; the scanner's refused ports are the RSTs'
+    // source ports, its RSTs received their number.
+    let recs = records_from_file(&pcap("port_scan-nmap-syn.pcap")).unwrap();
+    let rst = |r: &PacketRecord| r.tcp_rst == Some(true);
+    let want = by_window(
+        &recs,
+        |r| rst(r).then_some(r.dst_ip).flatten(),
+        |s: &mut (u64, BTreeSet<u16>), r| {
+            s.0 += 1;
+            s.1.insert(r.src_port.unwrap());
+        },
+    );
+    let ws = windows(&recs);
+    let mut checked = 0;
+    for w in ws.iter().filter(|w| w.view == View::Source) {
+        let (n, ports) = want.get(&(w.key.clone(), w.window_size, w.window_start)).cloned().unwrap_or_default();
+        assert_eq!(f(w, "tcp_rst_received_count"), Some(n as f64), "{} {}", w.key, w.window_start);
+        assert_eq!(f(w, "tcp_refused_ports"), Some(ports.len() as f64));
+        checked += (n > 0) as usize;
+    }
+    assert!(checked >= 3, "the scanner's windows saw RSTs");
+    let scanner =
+        ws.iter().filter(|w| w.view == View::Source).max_by_key(|w| f(w, "tcp_refused_ports").unwrap() as u64);
+    // The target filters most ports: five RSTs from four closed ports came back.
+    assert_eq!(f(scanner.unwrap(), "tcp_refused_ports"), Some(4.0));
+
+    // UDP version scan: the probed ports that never sent a UDP packet back.
+    let recs = records_from_file(&pcap("port_scan-nmap-version-udp.pcap")).unwrap();
+    let udp = |r: &PacketRecord| r.protocol == Protocol::Udp;
+    let sent = by_window(
+        &recs,
+        |r| udp(r).then_some(r.src_ip).flatten(),
+        |s: &mut BTreeSet<u16>, r| {
+            s.insert(r.dst_port.unwrap());
+        },
+    );
+    let answered = by_window(
+        &recs,
+        |r| udp(r).then_some(r.dst_ip).flatten(),
+        |s: &mut BTreeSet<u16>, r| {
+            s.insert(r.src_port.unwrap());
+        },
+    );
+    let unreachable = by_window(
+        &recs,
+        |r| (r.protocol == Protocol::Icmp && r.icmp_type == Some(3)).then_some(r.dst_ip).flatten(),
+        |n: &mut u64, _| *n += 1,
+    );
+    let mut most = 0.0f64;
+    for w in windows(&recs).iter().filter(|w| w.view == View::Source) {
+        let k = (w.key.clone(), w.window_size, w.window_start);
+        let ports = sent.get(&k).cloned().unwrap_or_default();
+        let back = answered.get(&k).cloned().unwrap_or_default();
+        let want = ports.difference(&back).count() as f64;
+        assert_eq!(f(w, "udp_unanswered_ports"), Some(want), "{k:?}");
+        assert_eq!(f(w, "icmp_unreachable_received_count"), Some(unreachable.get(&k).copied().unwrap_or(0) as f64));
+        most = most.max(want);
+    }
+    assert!(most >= 10.0, "the version scan probes silent ports: {most}");
+}
+
+#[test]
+fn tcp_probes_without_syn_or_ack_are_counted() {
+    // A FIN, a NULL and an Xmas probe, a RST and an ordinary ACK: three probes.
+    let mut recs = Vec::new();
+    for (i, flags) in [0x01u8, 0x00, 0x29, 0x04, 0x10].into_iter().enumerate() {
+        let mut r = PacketRecord::new(1_000.0 + i as f64, 60);
+        r.protocol = Protocol::Tcp;
+        r.src_ip = Some("10.0.0.66".parse().unwrap());
+        r.dst_ip = Some("10.0.0.10".parse().unwrap());
+        r.src_port = Some(40_000);
+        r.dst_port = Some(100 + i as u16);
+        r.set_tcp_flags(flags);
+        recs.push(r);
+    }
+    let ws = windows(&recs);
+    let w = ws.iter().find(|w| w.view == View::Source && w.window_size == 5).unwrap();
+    assert_eq!(f(w, "tcp_nosyn_noack_count"), Some(3.0));
+    assert_eq!(f(w, "tcp_conns_without_syn"), Some(5.0));
+}
+
+#[test]
+fn arp_replies_to_requests_for_the_key_are_solicited() {
+    // skype.pcap: 192.168.1.34 answers its neighbours' who-has for its address; it asks for
+    // few addresses itself, which made every answer look unsolicited.
+    let recs = records_from_file(&testkit::pcaps_dir().join("benign-corpus/skype.pcap")).unwrap();
+    let key: IpAddr = "192.168.1.34".parse().unwrap();
+    let replies = recs.iter().filter(|r| r.arp_op == Some(2) && r.arp_psrc == Some(key)).count();
+    let asked = recs.iter().filter(|r| r.arp_op == Some(1) && r.arp_pdst == Some(key)).count();
+    assert!(replies >= 4 && asked >= replies, "replies {replies}, requests for it {asked}");
+    for w in windows(&recs).iter().filter(|w| w.view == View::Source && w.key == key.to_string()) {
+        assert_eq!(f(w, "arp_reply_without_request_count"), Some(0.0), "{}", w.window_start);
+    }
+}

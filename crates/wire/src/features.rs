@@ -73,7 +73,7 @@ pub const ORIGINAL_FEATURES: [&str; 63] = [
 ];
 
 /// Source-view features beyond the original's 63.
-pub const EXTRA_SOURCE_FEATURES: [&str; 10] = [
+pub const EXTRA_SOURCE_FEATURES: [&str; 16] = [
     "tcp_synack_count",
     "tcp_rst_count",
     "tcp_fin_count",
@@ -84,6 +84,12 @@ pub const EXTRA_SOURCE_FEATURES: [&str; 10] = [
     "dns_responses_received",
     "http_responses_received",
     "tcp_synack_received_count",
+    "tcp_rst_received_count",
+    "tcp_refused_ports",
+    "icmp_unreachable_received_count",
+    "udp_unanswered_ports",
+    "tcp_nosyn_noack_count",
+    "tcp_conns_without_syn",
 ];
 
 /// Destination-view features (key = dst_ip; traffic received by the key).
@@ -129,7 +135,7 @@ mod tests {
             let distinct: HashSet<&str> = all.iter().copied().collect();
             assert_eq!(all.len(), distinct.len(), "{view:?}");
         }
-        assert_eq!(names(View::Source).count(), 73);
+        assert_eq!(names(View::Source).count(), 79);
         assert_eq!(names(View::Destination).count(), 16);
     }
 }

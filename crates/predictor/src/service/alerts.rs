@@ -4,21 +4,11 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use wire::{View, WindowRecord};
 
-use crate::model::{Verdict, NORMAL};
+pub use crate::decide::{detections, AlertPolicy};
+use crate::model::Verdict;
 use crate::rules::RuleHit;
 pub use store::alerts::{AlertDelta, AlertKey};
 pub use wire::alert::{severity, summary};
-
-/// How verdicts become detections.
-#[derive(Debug, Clone)]
-pub struct AlertPolicy {
-    /// A model verdict other than Normal opens or extends an alert from this probability on.
-    pub min_confidence: f64,
-    /// Confidence credited to a rule hit (the model's probability of the class when higher).
-    pub rule_confidence: f64,
-    /// Event-time gap after which a window opens a new alert instead of extending the open one.
-    pub quiet_period_secs: f64,
-}
 
 /// Index of a window size in the per-size packet and byte sums.
 pub fn size_slot(window_size: u32) -> Option<usize> {
@@ -34,32 +24,6 @@ fn count(w: &WindowRecord, name: &str) -> i64 {
     w.features.get(name).copied().flatten().filter(|v| v.is_finite()).map_or(0, |v| v.max(0.0).round() as i64)
 }
 
-/// Detections of one window: class -> (confidence, by model, rules).
-pub fn detections<'a>(
-    verdict: Option<&Verdict>,
-    hits: &'a [RuleHit],
-    classes: &[String],
-    policy: &AlertPolicy,
-) -> BTreeMap<String, (f64, bool, Vec<&'a RuleHit>)> {
-    let mut out: BTreeMap<String, (f64, bool, Vec<&RuleHit>)> = BTreeMap::new();
-    if let Some(v) = verdict {
-        if v.label != NORMAL && v.confidence >= policy.min_confidence {
-            out.insert(v.label.clone(), (v.confidence, true, Vec::new()));
-        }
-    }
-    for h in hits {
-        let model_p = verdict
-            .and_then(|v| {
-                classes.iter().position(|c| c == h.class).map(|i| v.probabilities.get(i).copied().unwrap_or(0.0))
-            })
-            .unwrap_or(0.0);
-        let e = out.entry(h.class.to_string()).or_insert((0.0, false, Vec::new()));
-        e.0 = e.0.max(policy.rule_confidence).max(model_p);
-        e.2.push(h);
-    }
-    out
-}
-
 /// The features (name, value) that decided a window's class, strongest first: the model's
 /// evidence recorded with an alert.
 pub type Explain<'e> = &'e dyn Fn(&WindowRecord, &str) -> Vec<(String, f64)>;
@@ -73,7 +37,8 @@ pub fn aggregate<'a>(
 ) -> BTreeMap<AlertKey, AlertDelta> {
     let mut out: BTreeMap<AlertKey, AlertDelta> = BTreeMap::new();
     for (w, verdict, hits) in items {
-        for (class, (conf, by_model, rule_hits)) in detections(verdict, hits, classes, policy) {
+        for (class, det) in detections(verdict, hits, classes, policy) {
+            let (conf, by_model, rule_hits) = (det.confidence, det.by_model, det.rules);
             let d = out.entry((w.view, w.key.clone(), class.clone())).or_insert_with(|| AlertDelta {
                 first_seen: i64::MAX,
                 last_seen: i64::MIN,
@@ -87,7 +52,9 @@ pub fn aggregate<'a>(
                 evidence: serde_json::Map::new(),
                 rules: BTreeSet::new(),
                 windows: Vec::new(),
+                extend_only: true,
             });
+            d.extend_only &= !det.opens;
             d.first_seen = d.first_seen.min(w.window_start);
             d.last_seen = d.last_seen.max(w.window_start + w.window_size as i64);
             d.window_count += 1;
@@ -151,16 +118,18 @@ mod tests {
         assert_eq!(summary(View::Source, "10.0.0.66", "port_scan", None), "port_scan from 10.0.0.66");
 
         let classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
-        let policy = AlertPolicy { min_confidence: 0.6, rule_confidence: 0.75, quiet_period_secs: 300.0 };
+        let policy = AlertPolicy { min_confidence: 0.6, ..Default::default() };
         let mut probabilities = vec![0.0; 9];
         probabilities[7] = 0.55;
         probabilities[0] = 0.45;
         let v = Verdict { label: "syn_flood".into(), class_index: 7, confidence: 0.55, probabilities };
-        // Below min_confidence and no rule: nothing.
-        assert!(detections(Some(&v), &[], &classes, &policy).is_empty());
+        // Below min_confidence and no rule: only sustains an open alert.
+        let d = detections(Some(&v), &[], &classes, &policy);
+        assert!(!d["syn_flood"].opens);
         let hit = RuleHit { rule: "syn_flood_victim", class: "syn_flood", evidence: json!({}) };
         let d = detections(Some(&v), std::slice::from_ref(&hit), &classes, &policy);
-        assert_eq!(d["syn_flood"].0, 0.75);
-        assert!(!d["syn_flood"].1);
+        assert_eq!(d["syn_flood"].confidence, 0.75);
+        assert!(!d["syn_flood"].by_model);
+        assert!(d["syn_flood"].opens);
     }
 }

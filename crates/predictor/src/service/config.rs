@@ -4,7 +4,7 @@ use bus::StreamLimits;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::MIN_CONFIDENCE;
+use crate::decide::{MIN_CONFIDENCE, RULE_CONFIDENCE, SUSTAIN_CONFIDENCE};
 use crate::rules::RuleThresholds;
 
 settings::settings! {
@@ -20,9 +20,13 @@ settings::settings! {
         /// from this probability on).
         #[setting(flag = "min-confidence")]
         pub min_confidence: f64 = MIN_CONFIDENCE,
+        /// An open alert is kept (extended) by a window of its key whose model probability of the
+        /// alert's class reaches this; it never opens an alert (see `crates/predictor/README.md`).
+        #[setting(flag = "sustain-confidence")]
+        pub sustain_confidence: f64 = SUSTAIN_CONFIDENCE,
         /// Confidence credited to a rule hit (the model's probability of that class when higher):
         /// 0.75 makes a rule-only alert HIGH.
-        pub rule_confidence: f64 = 0.75,
+        pub rule_confidence: f64 = RULE_CONFIDENCE,
         /// An alert with no new window for this long (s, processing time) is closed, and a window
         /// this long (event time) after an alert's last one opens a new alert.
         #[setting(flag = "alert-quiet-s")]

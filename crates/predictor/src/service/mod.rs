@@ -52,11 +52,7 @@ use metrics as m;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Smallest model confidence that raises an alert on its own (rules raise alerts regardless).
-/// 0.7 is the HIGH severity line: below it, single windows of ordinary traffic (one SSH login,
-/// a burst of mDNS) were sometimes labelled as attacks with 0.6-0.7, while the attacks of the
-/// lab's held-out runs and of the shared captures peak above it.
-pub const MIN_CONFIDENCE: f64 = 0.7;
+pub use crate::decide::MIN_CONFIDENCE;
 
 /// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
 /// `role` label of `nta_ready` and of the start-up log lines.
@@ -141,6 +137,7 @@ impl Service {
         info!(durable = %cfg.durable, model_version = %model.model_version, instance = %cfg.instance, "predictor started");
         let policy = AlertPolicy {
             min_confidence: cfg.min_confidence,
+            sustain_confidence: cfg.sustain_confidence,
             rule_confidence: cfg.rule_confidence,
             quiet_period_secs: cfg.quiet_period().as_secs_f64(),
         };
