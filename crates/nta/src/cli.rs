@@ -182,6 +182,10 @@ pub struct TrainArgs {
     /// and .cap files) on which the new model must raise no alert: the report lists any it raises.
     #[arg(long)]
     pub benign: Vec<PathBuf>,
+    /// Captures of ordinary traffic (files or directories, as --benign) used as Normal training
+    /// data: every window of them is Normal; a quarter of the files is held out for evaluation.
+    #[arg(long)]
+    pub normal: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

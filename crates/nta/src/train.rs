@@ -9,7 +9,8 @@ use wire::View;
 use crate::cli::TrainArgs;
 
 pub fn train(args: TrainArgs) -> Result<()> {
-    let intervals = tr::lab::load(&args.labs)?;
+    let mut intervals = tr::lab::load(&args.labs)?;
+    intervals.extend(tr::lab::normal_captures(&capture_files(&args.normal)?));
     let t = std::time::Instant::now();
     let data = tr::build(&intervals, &windower::WindowerConfig::default())?;
     eprintln!(
@@ -164,7 +165,7 @@ fn detection_report(
     for (v, f) in &false_alerts {
         let _ = writeln!(md, "* {v}: {f:?}");
     }
-    let files = benign_files(benign)?;
+    let files = capture_files(benign)?;
     let mut noisy = Vec::new();
     for f in &files {
         let a = tr::detect::alerts_in(Some(model), f, &thresholds, &policy)?;
@@ -195,7 +196,7 @@ fn detection_report(
 }
 
 /// Capture files under `paths` (files as given, directories walked), sorted.
-fn benign_files(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+fn capture_files(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
     let mut stack: Vec<std::path::PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {

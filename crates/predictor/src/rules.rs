@@ -90,11 +90,11 @@ pub struct RuleThresholds {
     /// Share of TXT queries, together with `dns_txt_min_subdomain` long names.
     pub dns_txt_share: f64,
     pub dns_txt_min_subdomain: f64,
-    /// Open TCP connections of a slowloris client ...
+    /// Connections (distinct source ports) of a slowloris client ...
     pub slowloris_min_conns: f64,
     /// ... to at most this many destination ports ...
     pub slowloris_max_ports: f64,
-    /// ... carrying at most this many bytes each (frames, TCP) ...
+    /// ... carrying at most this many bytes each (frames) ...
     pub slowloris_max_bytes_per_conn: f64,
     /// ... answered by at most this share of HTTP responses per connection.
     pub slowloris_max_response_share: f64,
@@ -126,7 +126,7 @@ impl Default for RuleThresholds {
             dns_min_null: 5.0,
             dns_txt_share: 0.5,
             dns_txt_min_subdomain: 20.0,
-            slowloris_min_conns: 50.0,
+            slowloris_min_conns: 30.0,
             slowloris_max_ports: 3.0,
             slowloris_max_bytes_per_conn: 1000.0,
             slowloris_max_response_share: 0.2,
@@ -246,7 +246,8 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     "threshold_pps": t.udp_flood_pps}),
                 );
             }
-            let icmp_rate = n("icmp_rate_pps");
+            // Echo replies are answers (the victim of a ping flood sends them), not a flood.
+            let icmp_rate = (n("icmp_count") - n("icmp_echo_reply_count")).max(0.0) / d;
             if icmp_rate >= t.icmp_flood_pps && targets <= t.flood_max_targets {
                 hit(
                     "icmp_flood_source",
@@ -276,10 +277,11 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     );
                 }
             }
-            // Slowloris / slow HTTP: many connections to one service, each carrying almost
-            // nothing and left unanswered.
-            let conns = n("open_conn_count");
-            let bpc = f("bytes_per_conn").unwrap_or(f64::INFINITY);
+            // Slowloris / slow HTTP: many connections (distinct source ports: `open_conn_count`
+            // groups by destination, so every connection to one server is one group) to one
+            // service, each carrying almost nothing and left unanswered.
+            let conns = n("unique_src_ports");
+            let bpc = if conns > 0.0 { n("byte_count") / conns } else { f64::INFINITY };
             let responses = n("http_responses_received");
             if conns >= t.slowloris_min_conns
                 && ports <= t.slowloris_max_ports
@@ -289,7 +291,7 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                 hit(
                     "slowloris",
                     "slowloris",
-                    json!({"open_conn_count": conns, "bytes_per_conn": bpc,
+                    json!({"connections": conns, "bytes_per_connection": bpc, "unique_dst_ports": ports,
                     "partial_http_count": n("partial_http_count"), "http_request_count": n("http_request_count"),
                     "http_responses_received": responses, "avg_conn_duration": f("avg_conn_duration")}),
                 );
@@ -321,7 +323,7 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     "threshold_pps": t.udp_flood_pps}),
                 );
             }
-            let icmp_rate = n("icmp_rate_pps");
+            let icmp_rate = (n("icmp_count") - n("icmp_echo_reply_count")).max(0.0) / d;
             if icmp_rate >= t.icmp_flood_pps {
                 hit(
                     "icmp_flood_victim",
@@ -494,11 +496,15 @@ mod tests {
             fired(&w(View::Destination, 5, &[("udp_rate_pps", 1250.0), ("unique_src_ips", 1.0)])),
             ["udp_flood_victim"]
         );
-        assert_eq!(fired(&w(View::Destination, 30, &[("icmp_rate_pps", 1000.0)])), ["icmp_flood_victim"]);
+        assert_eq!(fired(&w(View::Destination, 30, &[("icmp_count", 30_000.0)])), ["icmp_flood_victim"]);
         assert_eq!(
-            fired(&w(View::Source, 30, &[("icmp_rate_pps", 1000.0), ("unique_dst_ips", 1.0)])),
+            fired(&w(View::Source, 30, &[("icmp_count", 30_000.0), ("unique_dst_ips", 1.0)])),
             ["icmp_flood_source"]
         );
+        // The flood's victim answering with echo replies, and the pinger receiving them: no flood.
+        let replies = [("icmp_count", 30_000.0), ("icmp_echo_reply_count", 30_000.0), ("unique_dst_ips", 1.0)];
+        assert!(fired(&w(View::Source, 30, &replies)).is_empty());
+        assert!(fired(&w(View::Destination, 30, &replies)).is_empty());
         assert_eq!(
             fired(&w(
                 View::Source,
@@ -524,14 +530,17 @@ mod tests {
                 View::Source,
                 30,
                 &[
-                    ("open_conn_count", 400.0),
+                    ("unique_src_ports", 400.0),
                     ("unique_dst_ports", 1.0),
-                    ("bytes_per_conn", 180.0),
+                    ("byte_count", 72_000.0),
                     ("http_responses_received", 0.0)
                 ]
             )),
             ["slowloris"]
         );
+        // A page load over 40 connections: every one answered.
+        let page = [("unique_src_ports", 40.0), ("unique_dst_ports", 1.0), ("byte_count", 30_000.0)];
+        assert!(fired(&w(View::Source, 5, &[page.as_slice(), &[("http_responses_received", 40.0)]].concat())).is_empty());
         let hits = evaluate(&w(View::Source, 5, &[("ssh_connection_attempts", 12.0)]), &t);
         assert_eq!(hits[0].class, "ssh_brute");
         assert_eq!(hits[0].evidence["ssh_connection_attempts"], 12.0);

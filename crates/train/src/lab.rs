@@ -27,6 +27,10 @@ pub struct Interval {
     pub spoofed: bool,
     pub start_epoch: f64,
     pub end_epoch: f64,
+    /// Every window of the capture is Normal, whatever its key (captures of ordinary traffic
+    /// given with `nta train --normal`; lab labels name their hosts instead).
+    #[serde(default)]
+    pub all_keys: bool,
 }
 
 impl Interval {
@@ -53,4 +57,26 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Interval>> {
         }
     }
     Ok(out)
+}
+
+/// Captures of ordinary traffic as Normal intervals: one variation per file (scenario
+/// `benign-captures`, so a quarter of them is held out like any group).
+pub fn normal_captures(files: &[PathBuf]) -> Vec<Interval> {
+    files
+        .iter()
+        .map(|f| Interval {
+            capture: f.clone(),
+            variation: format!("benign-{}", f.file_name().unwrap_or_default().to_string_lossy()),
+            scenario: "benign-captures".into(),
+            class: "Normal".into(),
+            attacker_ips: vec![],
+            attacker_macs: vec![],
+            victim_ips: vec![],
+            target_ips: vec![],
+            spoofed: false,
+            start_epoch: f64::NEG_INFINITY,
+            end_epoch: f64::INFINITY,
+            all_keys: true,
+        })
+        .collect()
 }

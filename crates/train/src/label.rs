@@ -68,6 +68,6 @@ impl<'a> CaptureLabels<'a> {
                 return Some(iv.class.as_str());
             }
         }
-        self.known.contains(&w.key).then_some("Normal")
+        (self.known.contains(&w.key) || self.intervals.iter().any(|iv| iv.all_keys)).then_some("Normal")
     }
 }

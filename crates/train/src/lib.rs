@@ -57,7 +57,9 @@ pub struct Examples {
 pub struct LabData {
     pub source: Examples,
     pub destination: Examples,
-    /// Variation -> its attack class (or Normal), for the split.
+    /// Variation -> the group its hold-out is drawn from: the lab scenario (nmap UDP scans,
+    /// SSH guessing on other ports, ...) with its class, or the class alone when the labels
+    /// name no scenario.
     pub variation_class: BTreeMap<String, String>,
 }
 
@@ -74,9 +76,13 @@ pub fn build(intervals: &[Interval], cfg: &windower::WindowerConfig) -> Result<L
     };
     for (capture, ivs) in by_capture {
         let variation = ivs[0].variation.clone();
-        let class =
-            ivs.iter().find(|i| i.class != "Normal").map(|i| i.class.clone()).unwrap_or_else(|| "Normal".into());
-        data.variation_class.insert(variation.clone(), class);
+        let attack = ivs.iter().find(|i| i.class != "Normal").unwrap_or(&ivs[0]);
+        let group = if attack.scenario.is_empty() {
+            attack.class.clone()
+        } else {
+            format!("{}/{}", attack.class, attack.scenario)
+        };
+        data.variation_class.insert(variation.clone(), group);
         // The labels read only ARP frames (who claimed which address); windows stream out of
         // the file without holding its records.
         let mut arp = Vec::new();
@@ -101,9 +107,9 @@ pub fn build(intervals: &[Interval], cfg: &windower::WindowerConfig) -> Result<L
     Ok(data)
 }
 
-/// Held-out variations: per class, every fourth variation in a fixed pseudo-random order
-/// (at least one when the class has two or more), so each class is tested on runs the model
-/// never saw.
+/// Held-out variations: per group (lab scenario, or class), every fourth variation in a fixed
+/// pseudo-random order (at least one when the group has two or more), so each class and each
+/// style of attack is tested on runs the model never saw.
 pub fn held_out(variation_class: &BTreeMap<String, String>) -> BTreeSet<String> {
     let mut per_class: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
     for (v, c) in variation_class {

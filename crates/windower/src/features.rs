@@ -136,11 +136,12 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("tcp_synack_received_count", Some(recv.map_or(0, |r| r.synack) as f64));
     // Refused and unanswered attempts (Zeek's scan logic counts attempts whatever the protocol)
     put("tcp_rst_received_count", Some(recv.map_or(0, |r| r.rst) as f64));
-    put("tcp_refused_ports", Some(recv.map_or(0, |r| r.rst_ports.len()) as f64));
+    put("tcp_refused_ports", Some(recv.map_or(0, |r| r.rst_ports.count_missing_from(Some(&s.synack_ports))) as f64));
     put("icmp_unreachable_received_count", Some(recv.map_or(0, |r| r.unreachable) as f64));
     put("udp_unanswered_ports", Some(s.udp_ports.count_missing_from(recv.map(|r| &r.udp_reply_ports)) as f64));
     put("tcp_nosyn_noack_count", Some(s.nosyn_noack as f64));
     put("tcp_conns_without_syn", Some(s.conns.count_where(|c| c.flags & C_SYN == 0)));
+    put("icmp_echo_reply_count", Some(s.echo_replies as f64));
     o
 }
 
@@ -189,5 +190,6 @@ pub fn destination_features(s: &DstState, d: f64) -> Out {
         ("src_ip_diversity", ratio(srcs, n)),
         ("unique_dst_ports", Some(s.dst_ports.len() as f64)),
         ("half_open_count", Some(s.inbound.count_where(|f| f & (IN_SYN | IN_ACK) == IN_SYN))),
+        ("icmp_echo_reply_count", Some(s.echo_replies as f64)),
     ]
 }

@@ -136,6 +136,15 @@ pub struct RecvAcc {
     pub udp_reply_ports: PortSet,
 }
 
+/// ICMP echo reply: v4 type 0, v6 type 129.
+pub fn is_echo_reply(r: &PacketRecord) -> bool {
+    match r.protocol {
+        Protocol::Icmp => r.icmp_type == Some(0),
+        Protocol::Icmpv6 => r.icmp_type == Some(129),
+        _ => false,
+    }
+}
+
 /// ICMP "destination unreachable": v4 type 3, v6 type 1 (RFC 792, RFC 4443).
 fn is_unreachable(r: &PacketRecord) -> bool {
     match r.protocol {
@@ -173,6 +182,11 @@ pub struct SrcState {
     /// TCP segments with none of SYN, ACK, RST (NULL, FIN, Xmas probes: after the handshake
     /// every legitimate segment but a RST carries an ACK, RFC 9293 3.10.7.4).
     pub nosyn_noack: u64,
+    /// ICMP echo replies sent (type 0 / ICMPv6 129): answers, not traffic the key chose to send.
+    pub echo_replies: u64,
+    /// Destination ports of the SYN-ACKs sent: a server's RSTs received from these ports are
+    /// clients going away, not ports refusing the key.
+    pub synack_ports: PortSet,
     pub conns: BottomK<Conn>,
     pub http_requests: u64,
     pub http_login: u64,
@@ -217,7 +231,10 @@ impl SrcState {
                     }
                 }
             }
-            Protocol::Icmp | Protocol::Icmpv6 => self.icmp += 1,
+            Protocol::Icmp | Protocol::Icmpv6 => {
+                self.icmp += 1;
+                self.echo_replies += is_echo_reply(r) as u64;
+            }
             Protocol::Arp => self.add_arp(r, p),
             Protocol::Other => {}
         }
@@ -243,6 +260,9 @@ impl SrcState {
         self.syn += syn as u64;
         self.ack += ack as u64;
         self.synack += (syn && ack) as u64;
+        if let (true, true, Some(dp)) = (syn, ack, r.dst_port) {
+            self.synack_ports.insert(dp);
+        }
         let rst = r.tcp_rst == Some(true);
         self.rst += rst as u64;
         self.fin += (r.tcp_fin == Some(true)) as u64;
@@ -396,6 +416,8 @@ impl SrcState {
         self.ftp += o.ftp;
         self.udp53 += o.udp53;
         self.nosyn_noack += o.nosyn_noack;
+        self.echo_replies += o.echo_replies;
+        self.synack_ports.merge(&o.synack_ports);
         self.conns.merge(o.conns, p.cap);
         self.http_requests += o.http_requests;
         self.http_login += o.http_login;
@@ -468,6 +490,8 @@ pub struct DstState {
     pub dst_ports: PortSet,
     /// Inbound TCP (src_ip, src_port, dst_port) tuples with their SYN/ACK flags.
     pub inbound: BottomK<u8>,
+    /// ICMP echo replies received (answers to the key's own pings).
+    pub echo_replies: u64,
 }
 
 impl DstState {
@@ -492,7 +516,10 @@ impl DstState {
                 }
             }
             Protocol::Udp => self.udp += 1,
-            Protocol::Icmp | Protocol::Icmpv6 => self.icmp += 1,
+            Protocol::Icmp | Protocol::Icmpv6 => {
+                self.icmp += 1;
+                self.echo_replies += is_echo_reply(r) as u64;
+            }
             _ => {}
         }
     }
@@ -507,5 +534,6 @@ impl DstState {
         self.src_ips.merge(o.src_ips, p.cap);
         self.dst_ports.merge(&o.dst_ports);
         self.inbound.merge(o.inbound, p.cap);
+        self.echo_replies += o.echo_replies;
     }
 }

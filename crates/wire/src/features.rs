@@ -73,7 +73,7 @@ pub const ORIGINAL_FEATURES: [&str; 63] = [
 ];
 
 /// Source-view features beyond the original's 63.
-pub const EXTRA_SOURCE_FEATURES: [&str; 16] = [
+pub const EXTRA_SOURCE_FEATURES: [&str; 17] = [
     "tcp_synack_count",
     "tcp_rst_count",
     "tcp_fin_count",
@@ -90,10 +90,11 @@ pub const EXTRA_SOURCE_FEATURES: [&str; 16] = [
     "udp_unanswered_ports",
     "tcp_nosyn_noack_count",
     "tcp_conns_without_syn",
+    "icmp_echo_reply_count",
 ];
 
 /// Destination-view features (key = dst_ip; traffic received by the key).
-pub const DESTINATION_FEATURES: [&str; 16] = [
+pub const DESTINATION_FEATURES: [&str; 17] = [
     "packet_count",
     "packet_rate_pps",
     "byte_count",
@@ -110,6 +111,7 @@ pub const DESTINATION_FEATURES: [&str; 16] = [
     "src_ip_diversity",
     "unique_dst_ports",
     "half_open_count",
+    "icmp_echo_reply_count",
 ];
 
 /// Every feature a window of `view` carries, in order: [`ORIGINAL_FEATURES`] then
@@ -135,7 +137,7 @@ mod tests {
             let distinct: HashSet<&str> = all.iter().copied().collect();
             assert_eq!(all.len(), distinct.len(), "{view:?}");
         }
-        assert_eq!(names(View::Source).count(), 79);
-        assert_eq!(names(View::Destination).count(), 16);
+        assert_eq!(names(View::Source).count(), 80);
+        assert_eq!(names(View::Destination).count(), 17);
     }
 }
