@@ -126,7 +126,8 @@ async def one(i, tls):
                             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
                 else:
                     body = b""
-                    head = f"GET {path}?c={i}&since={int(time.time())} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: {ua}\r\n\r\n"
+                    head = (f"GET {path}?c={i}&since={int(time.time())} HTTP/1.1\r\nHost: {name}\r\n"
+                            f"User-Agent: {ua}\r\n\r\n")
                 writer.write(head.encode() + body)
                 await writer.drain()
                 hdr = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
@@ -405,15 +406,18 @@ class BenignTraffic:
             for k in range(rng.randint(3, 8)):
                 tls = rng.random() < 0.6
                 self._daemon(host, f"mqtt-sub{k}", [
-                    "mosquitto_sub", "-h", f"mqtt.{zone}", "-p", "8883" if tls else "1883", *(["--cafile", crt] if tls else []),
+                    "mosquitto_sub", "-h", f"mqtt.{zone}", "-p", "8883" if tls else "1883",
+                    *(["--cafile", crt] if tls else []),
                     "-k", rng.choice([15, 30, 45, 60]), "-q", rng.choice([0, 1]), "-i", f"{host.role}-app{k}",
                     "-t", f"lab/{host.role}/#", "-t", "lab/all/#"])
             return 2.0, 10.0
         tls = rng.random() < 0.6
         to = rng.choice([c.role for c in self.lab.clients] + ["all"])
-        msg = '{"from":"%s","text":"%s"}' % (host.role, "".join(rng.choice("abcdefghij klmnop") for _ in range(rng.randint(5, 200))))
+        text = "".join(rng.choice("abcdefghij klmnop") for _ in range(rng.randint(5, 200)))
+        msg = '{"from":"%s","text":"%s"}' % (host.role, text)
         self._run(host, ["mosquitto_pub", "-h", f"mqtt.{zone}", "-p", "8883" if tls else "1883",
-                         *(["--cafile", crt] if tls else []), "-q", rng.choice([0, 1]), "-t", f"lab/{to}/chat", "-m", msg],
+                         *(["--cafile", crt] if tls else []), "-q", rng.choice([0, 1]), "-t", f"lab/{to}/chat",
+                         "-m", msg],
                   timeout=15)
         return 5.0, 20.0
 
@@ -421,7 +425,10 @@ class BenignTraffic:
         """aria2c fetches a .torrent from the web site and joins the swarm (the victim's seeder,
         the other clients) through the tracker and local peer discovery; it seeds a little
         after completing, then the file is deleted. DHT is off: nothing leaves the lab."""
-        name = rng.choice(list(TORRENTS))
+        # one torrent is popular (both clients tend to fetch it at once, so they trade pieces with
+        # each other as well as with the seeder), the others come up now and then
+        names = list(TORRENTS)
+        name = names[1] if rng.random() < 0.6 else rng.choice(names)
         dl = f"{self.tmp}/torrent-{host.role}"
         rate = rng.choice(["1M", "2M", "3M"])
         self._run(host, [
@@ -499,7 +506,7 @@ class BenignTraffic:
             c = wg["clients"][host.role]
             ifn = c["ifname"]
             p = self._daemon(host, "wireguard-go", ["wireguard-go", "-f", ifn])
-            if not p or not self._wait(lambda: sh("ip", "-n", host.ns, "link", "show", ifn, check=False).returncode == 0):
+            if not p or not self._wait(lambda: self._has_link(host, ifn)):
                 return 5.0, 10.0
             sh(*host.cmd("wg", "set", ifn, "private-key", c["key_file"], "fwmark", VPN_MARK, "peer", wg["victim_pub"],
                          "endpoint", f"{self.lab.victim.ip}:{wg['port']}", "persistent-keepalive", "25",
@@ -517,13 +524,15 @@ class BenignTraffic:
             c = o["clients"][host.role]
             ifn = "ovpnc"
             p = self._daemon(host, "openvpn", ["openvpn", "--remote", self.lab.victim.ip, c["port"], "--nobind",
-                                               "--dev", ifn, "--ifconfig", c["ip"], c["peer_ip"], "--mark", int(VPN_MARK, 16),
+                                               "--dev", ifn, "--ifconfig", c["ip"], c["peer_ip"],
+                                               "--mark", int(VPN_MARK, 16),
                                                # the victim is the tunnel's end point and what it
                                                # carries traffic to; the mark keeps that loop-free
                                                "--allow-recursive-routing",
                                                *o["common"]])
             log = self._log(host, "openvpn")
-            if not p or not self._wait(lambda: "Initialization Sequence Completed" in open(log, errors="replace").read()):
+            done = lambda: "Initialization Sequence Completed" in open(log, errors="replace").read()
+            if not p or not self._wait(done):
                 return 5.0, 10.0
             self._vpn_route(host, ifn, c["ip"])
         return self._in_tunnel(host, rng)
@@ -534,6 +543,10 @@ class BenignTraffic:
             if time.time() > deadline or self.stop_event.wait(0.2):
                 return False
         return True
+
+    @staticmethod
+    def _has_link(host, ifn):
+        return sh("ip", "-n", host.ns, "link", "show", ifn, check=False).returncode == 0
 
     def _vpn_route(self, host, ifn, tunnel_ip):
         """Policy routing as wg-quick does it: packets without the tunnel's mark (i.e. not the
@@ -602,8 +615,8 @@ class BenignTraffic:
         page = rng.choice(GALLERY) if rng.random() < 0.8 else rng.choice(PAGES)
         warm = rng.random() < 0.4
         profile = f"{self.tmp}/chromium-{host.role}" + ("" if warm else f"-{rng.getrandbits(32):08x}")
-        self._run(host, [*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", f"{scheme}://www.{self.svc.zone}/{page}"],
-                  timeout=60, group=True)
+        url = f"{scheme}://www.{self.svc.zone}/{page}"
+        self._run(host, [*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", url], timeout=60, group=True)
         if not warm:
             shutil.rmtree(profile, ignore_errors=True)
         return 8.0, 25.0

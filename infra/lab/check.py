@@ -74,7 +74,8 @@ def evidence(cls, fr, lbl):
         c["distinct_dst_ports"] = len({f["tcp.dstport"] or f["udp.dstport"] for f in fr} - {""})
     c["distinct_src_ips"] = len({f["ip.src"] for f in fr} - {""})
     if cls == "Normal":
-        c["dns_distinct_names"] = len({f["dns.qry.name"] for f in fr if f["dns.flags.response"] in ("0", "False")} - {""})
+        queries = {f["dns.qry.name"] for f in fr if f["dns.flags.response"] in ("0", "False")}
+        c["dns_distinct_names"] = len(queries - {""})
         c["mbytes_sent"] = round(sum(int(f["frame.len"] or 0) for f in fr) / 1e6)
     return {k: v for k, v in c.items() if v}
 

@@ -23,7 +23,7 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from attacks import Runner  # noqa: E402
-from benign import ACTIVITIES, BenignTraffic, services_for, tools_for  # noqa: E402
+from benign import ACTIVITIES, ALL_ACTIVITIES, BenignTraffic, services_for, tools_for  # noqa: E402
 from netns import Lab  # noqa: E402
 from services import Services  # noqa: E402
 
@@ -141,6 +141,9 @@ def main():
     bg_activities = labcfg.get("benign_activities", ACTIVITIES) if benign_on else []
     # the wider benign activities need their own programs, only when a picked variation uses them
     used = set(bg_activities).union(*(v.get("activities", ACTIVITIES) for v in variations if v["tool"] == "benign"))
+    if used - set(ALL_ACTIVITIES):
+        raise SystemExit(f"unknown benign activities: {' '.join(sorted(used - set(ALL_ACTIVITIES)))}; "
+                         f"known: {' '.join(ALL_ACTIVITIES)}")
     missing = [t for t in TOOLS + tools_for(used) if not shutil.which(t)]
     if missing:
         raise SystemExit(f"missing tools: {' '.join(missing)}; run: bash {HERE}/setup.sh")
@@ -195,8 +198,8 @@ def main():
                       f"{res['packets']} packets, {res['dropped']} dropped, rc={res['exit_code']}", flush=True)
                 if benign_on and background is None:
                     svc.want(bg_services)
-                    background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0) + i, log_tag=f"background-{i + 1:03d}",
-                                               **benign_kw).start()
+                    background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0) + i,
+                                               log_tag=f"background-{i + 1:03d}", **benign_kw).start()
             if background:
                 background.stop()
                 background = None

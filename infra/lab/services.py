@@ -152,13 +152,14 @@ certfile {crt}
 keyfile {key}
 """
 
-# chronyd without control of the clock (-x): it serves its own time as a local stratum-8 source.
+# chronyd without control of the clock (-x): it serves its own time as a local stratum-8 source,
+# to the lab and to clients coming through a VPN tunnel (172.30/172.31).
 # cmdport 0 and bindcmdaddress / turn off the command sockets, which would be shared by every
 # chronyd on the machine.
 CHRONY_SERVER_CONF = """\
 pidfile {d}/chronyd.pid
 local stratum 8
-allow {subnet}.0/24
+allow all
 bindaddress {ip}
 port 123
 cmdport 0
@@ -246,7 +247,8 @@ class Services:
                     f.write(("".join(f".c{i} {{ margin: {i}px; color: #{rng.getrandbits(24):06x}; }}\n"
                                      for i in range(rng.randint(50, 800)))).encode())
                 else:
-                    f.write(("".join(f"var v{i} = {rng.random()!r};\n" for i in range(rng.randint(100, 3000)))).encode())
+                    lines = (f"var v{i} = {rng.random()!r};\n" for i in range(rng.randint(100, 3000)))
+                    f.write("".join(lines).encode())
         url = lambda p: f"//{rng.choice(SHARDS)}.{self.zone}/{p}"
         for page in GALLERY:
             css = "".join(f'<link rel="stylesheet" href="{url(c)}">\n' for c in GALLERY_CSS)
@@ -391,7 +393,7 @@ class Services:
             sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                "-days", "30", "-keyout", key, "-out", crt, "-subj", f"/CN=www.{self.zone}",
                "-addext", f"subjectAltName=DNS:*.{self.zone},DNS:{self.zone}")
-            os.chmod(key, 0o644)  # nginx reads it as root, but keep the lab simple
+            os.chmod(key, 0o644)  # a throwaway key; readable whichever user a server drops to
         return crt, key
 
     def _start_tls(self):
@@ -415,13 +417,13 @@ class Services:
     def _start_ntp(self):
         d, v = self.d, self.lab.victim
         with open(f"{d}/chrony-server.conf", "w") as f:
-            f.write(CHRONY_SERVER_CONF.format(d=d, ip=v.ip, subnet=self.lab.subnet))
+            f.write(CHRONY_SERVER_CONF.format(d=d, ip=v.ip))
         p = self._spawn("ntp", ["chronyd", "-x", "-d", "-u", "root", "-f", f"{d}/chrony-server.conf"], "chronyd.log")
         self._until("chronyd", lambda: ":123 " in sh("ip", "netns", "exec", v.ns, "ss", "-lun").stdout, [p])
 
     def _start_torrent(self):
-        """opentracker on :6969 and :2710 (HTTP announces; UDP 6969 too) and an aria2c seeding TORRENTS; the
-        .torrent files are on the web site (/torrents/), where clients fetch them."""
+        """opentracker on :6969 and :2710 (HTTP announces; UDP 6969 too) and an aria2c seeding
+        TORRENTS; the .torrent files are on the web site (/torrents/), where clients fetch them."""
         d, v = self.d, self.lab.victim
         tdir, www = f"{d}/torrent", f"{d}/www/torrents"
         if not os.path.isdir(www):
@@ -436,8 +438,8 @@ class Services:
                 sh("mktorrent", "-a", tracker, "-l", "18", "-c", "lab swarm", "-o", f"{www}/{name}.torrent",
                    f"{tdir}/{name}")
         os.makedirs(f"{d}/tracker", exist_ok=True)
-        tr = self._spawn("torrent", ["opentracker", "-i", v.ip, "-p", "6969", "-p", "2710", "-P", "6969", "-d", f"{d}/tracker"],
-                         "opentracker.log")
+        tr = self._spawn("torrent", ["opentracker", "-i", v.ip, "-p", "6969", "-p", "2710", "-P", "6969",
+                                     "-d", f"{d}/tracker"], "opentracker.log")
         self._until("opentracker", lambda: self._tcp_ok(v, 6969), [tr])
         with open(f"{d}/seed.list", "w") as f:
             f.write("".join(f"{www}/{name}.torrent\n" for name in TORRENTS))
@@ -528,7 +530,8 @@ class Services:
             self.ovpn["clients"][c.role] = {"port": port, "ip": f"172.31.{i}.2", "peer_ip": f"172.31.{i}.1",
                                             "ifname": f"ovpn{i}"}
             procs.append(self._spawn("openvpn", [
-                "openvpn", "--local", v.ip, "--lport", port, "--dev", f"ovpn{i}",
+                # --float: a client that reconnects (next capture) comes from a new port
+                "openvpn", "--local", v.ip, "--lport", port, "--dev", f"ovpn{i}", "--float",
                 "--ifconfig", f"172.31.{i}.1", f"172.31.{i}.2", *self.ovpn["common"]], f"openvpn-{c.role}.log"))
         self._until("openvpn", lambda: all(f"ovpn{i}" in sh("ip", "-n", v.ns, "link", check=False).stdout
                                            for i in range(len(self.lab.clients))), procs)
