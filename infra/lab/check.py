@@ -16,8 +16,11 @@ import sys
 FIELDS = ["frame.time_epoch", "eth.src", "ip.src", "ip.dst", "tcp.dstport", "tcp.flags.syn",
           "tcp.flags.ack", "tcp.flags.reset", "udp.dstport", "icmp.type", "arp.opcode",
           "arp.src.proto_ipv4", "dns.qry.type", "dns.flags.response", "http.request.method",
-          "http.response.code", "frame.len"]
-QTYPES = {"1": "A", "5": "CNAME", "10": "NULL", "15": "MX", "16": "TXT", "28": "AAAA", "33": "SRV"}
+          "http.response.code", "frame.len", "dns.qry.name", "tls.handshake.type", "bittorrent.msg.type",
+          "bittorrent.protocol.name", "ntp.flags.mode", "wg.type"]
+WG_TYPES = {"1": "handshake_init", "2": "handshake_resp", "3": "cookie", "4": "data"}
+QTYPES = {"1": "A", "5": "CNAME", "10": "NULL", "12": "PTR", "15": "MX", "16": "TXT", "28": "AAAA", "33": "SRV",
+          "65": "HTTPS", "255": "ANY"}
 
 
 def frames(pcap):
@@ -49,11 +52,31 @@ def evidence(cls, fr, lbl):
                 c["arp_reply_claiming_other_ip"] += 1
         if f["dns.qry.type"] and f["dns.flags.response"] in ("0", "False"):
             c[f"dns_query_{QTYPES.get(f['dns.qry.type'], f['dns.qry.type'])}"] += 1
-        if f["http.request.method"]:
+        if f["http.request.method"] in ("M-SEARCH", "NOTIFY"):  # SSDP rides on HTTP's syntax
+            c[f"ssdp_{f['http.request.method'].lower()}"] += 1
+        elif f["http.request.method"]:
             c["http_requests"] += 1
+        if f["tls.handshake.type"] == "1":
+            c["tls_client_hello"] += 1
+        if f["bittorrent.protocol.name"]:
+            c["bittorrent_handshake"] += 1
+        if f["bittorrent.msg.type"] == "7":
+            c["bittorrent_piece"] += 1
+        if f["ntp.flags.mode"] == "3":
+            c["ntp_client_req"] += 1
+        if f["wg.type"]:
+            c[f"wireguard_{WG_TYPES.get(f['wg.type'], f['wg.type'])}"] += 1
+        if f["udp.dstport"] in ("1194", "1195"):
+            c["openvpn_udp"] += 1
+        if f["udp.dstport"] == "6771":
+            c["bittorrent_lpd"] += 1
     if cls == "port_scan":
         c["distinct_dst_ports"] = len({f["tcp.dstport"] or f["udp.dstport"] for f in fr} - {""})
     c["distinct_src_ips"] = len({f["ip.src"] for f in fr} - {""})
+    if cls == "Normal":
+        queries = {f["dns.qry.name"] for f in fr if f["dns.flags.response"] in ("0", "False")}
+        c["dns_distinct_names"] = len(queries - {""})
+        c["mbytes_sent"] = round(sum(int(f["frame.len"] or 0) for f in fr) / 1e6)
     return {k: v for k, v in c.items() if v}
 
 
@@ -84,7 +107,7 @@ def main():
             pc["source_packets"] += len(fr)
             pc["seconds"] += round(e - s)
             for k, v in ev.items():
-                if k not in ("distinct_src_ips", "distinct_dst_ports"):
+                if k not in ("distinct_src_ips", "distinct_dst_ports", "dns_distinct_names"):
                     pc[k] += v
             print(f"{lbl['variation'][:48]:48} {lbl['class']:10} {len(fr):7} pkts {e - s:6.1f}s  "
                   + " ".join(f"{k}={v}" for k, v in sorted(ev.items())), flush=True)

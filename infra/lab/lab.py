@@ -23,7 +23,7 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from attacks import Runner  # noqa: E402
-from benign import ACTIVITIES, BenignTraffic  # noqa: E402
+from benign import ACTIVITIES, ALL_ACTIVITIES, BenignTraffic, services_for, tools_for  # noqa: E402
 from netns import Lab  # noqa: E402
 from services import Services  # noqa: E402
 
@@ -136,11 +136,18 @@ def main():
         return 0
     if os.geteuid() != 0:
         raise SystemExit("lab.py needs root (network namespaces, raw sockets)")
-    missing = [t for t in TOOLS if not shutil.which(t)]
+    labcfg = cfg.get("lab", {})
+    benign_on = labcfg.get("benign_background", True) and not args.no_benign
+    bg_activities = labcfg.get("benign_activities", ACTIVITIES) if benign_on else []
+    # the wider benign activities need their own programs, only when a picked variation uses them
+    used = set(bg_activities).union(*(v.get("activities", ACTIVITIES) for v in variations if v["tool"] == "benign"))
+    if used - set(ALL_ACTIVITIES):
+        raise SystemExit(f"unknown benign activities: {' '.join(sorted(used - set(ALL_ACTIVITIES)))}; "
+                         f"known: {' '.join(ALL_ACTIVITIES)}")
+    missing = [t for t in TOOLS + tools_for(used) if not shutil.which(t)]
     if missing:
         raise SystemExit(f"missing tools: {' '.join(missing)}; run: bash {HERE}/setup.sh")
 
-    labcfg = cfg.get("lab", {})
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     out = os.path.abspath(args.out or os.path.join(ROOT, ".nta", "lab", run_id))
     for d in ("captures", "logs"):
@@ -148,7 +155,6 @@ def main():
     labels_path = os.path.join(out, "labels.jsonl")
     open(labels_path, "w").close()
     work = tempfile.mkdtemp(prefix="ntalab-")
-    benign_on = labcfg.get("benign_background", True) and not args.no_benign
     pre, post = labcfg.get("pre_seconds", 2), labcfg.get("post_seconds", 3)
     if args.quick:
         pre, post = cfg["quick"].get("pre_seconds", pre), cfg["quick"].get("post_seconds", post)
@@ -167,10 +173,14 @@ def main():
             svc.start(seed=labcfg.get("seed", 0))
             manifest["hosts"] = {h.role: {"ns": h.ns, "ips": h.ips, "mac": h.mac} for h in lab.hosts}
             runner = Runner(lab, svc, os.path.join(out, "logs"))
-            benign_kw = dict(activities=labcfg.get("benign_activities", ACTIVITIES),
-                             think_scale=labcfg.get("benign_think_scale", 1.0))
+            benign_kw = dict(activities=bg_activities, think_scale=labcfg.get("benign_think_scale", 1.0),
+                             logdir=os.path.join(out, "logs"))
+            # optional victim services run only while an activity of the capture needs them
+            bg_services = services_for(bg_activities)
             if benign_on:
-                background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0), **benign_kw).start()
+                svc.want(bg_services)
+                background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0), log_tag="background-000",
+                                           **benign_kw).start()
                 time.sleep(labcfg.get("warmup_seconds", 3))
             for i, var in enumerate(variations):
                 var["id"] = f"{i + 1:03d}-{var['name']}"
@@ -178,6 +188,7 @@ def main():
                 if var["tool"] == "benign" and background:  # a Normal capture has its own mix
                     background.stop()
                     background = None
+                svc.want(services_for(var.get("activities", ACTIVITIES)) if var["tool"] == "benign" else bg_services)
                 res = run_one(lab, svc, runner, var, out, pre, post, background)
                 manifest["captures"].append(res)
                 with open(labels_path, "a") as f:
@@ -186,12 +197,17 @@ def main():
                 print(f"lab: [{i + 1}/{len(variations)}] {var['id']}: {res['seconds']:.1f}s, "
                       f"{res['packets']} packets, {res['dropped']} dropped, rc={res['exit_code']}", flush=True)
                 if benign_on and background is None:
-                    background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0) + i, **benign_kw).start()
+                    svc.want(bg_services)
+                    background = BenignTraffic(lab, svc, seed=labcfg.get("seed", 0) + i,
+                                               log_tag=f"background-{i + 1:03d}", **benign_kw).start()
             if background:
                 background.stop()
                 background = None
             svc.stop()
-            for name in ("nginx-access.log", "sshd.log", "dnsmasq.log", "iodined.log", "nginx-error.log"):
+            for name in ("nginx-access.log", "sshd.log", "dnsmasq.log", "iodined.log", "nginx-error.log",
+                         "nginx-tls-access.log", "nginx-tls-error.log", "mosquitto.log", "chronyd.log",
+                         "opentracker.log", "aria2-seed.log", "minidlna.out", "wireguard-go.log",
+                         *(f"openvpn-{c.role}.log" for c in lab.clients)):
                 if os.path.exists(os.path.join(work, name)):
                     shutil.copy(os.path.join(work, name), os.path.join(out, "logs", "victim-" + name))
         manifest["status"] = "ok"
@@ -229,7 +245,8 @@ def run_one(lab, svc, runner, var, out, pre, post, background):
         time.sleep(pre)
         if var["tool"] == "benign":
             mix = BenignTraffic(lab, svc, seed=var["seed"], activities=var.get("activities", ACTIVITIES),
-                                think_scale=var.get("think_scale", 1.0), idle_prob=var.get("idle_prob", 0.08))
+                                think_scale=var.get("think_scale", 1.0), idle_prob=var.get("idle_prob", 0.08),
+                                logdir=os.path.join(out, "logs"), log_tag=var["id"])
             start = time.time()
             mix.start()
             time.sleep(var.get("duration", 30))
