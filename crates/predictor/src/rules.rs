@@ -277,13 +277,16 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
                     );
                 }
             }
-            // Slowloris / slow HTTP: many connections (distinct source ports: `open_conn_count`
-            // groups by destination, so every connection to one server is one group) to one
-            // service, each carrying almost nothing and left unanswered.
-            let conns = n("unique_src_ports");
+            // Slowloris / slow HTTP: many connections (distinct TCP source ports:
+            // `open_conn_count` groups by destination, so every connection to one server is one
+            // group) to one service, each carrying almost nothing and left unanswered.
+            let conns = n("tcp_src_port_count");
             let bpc = if conns > 0.0 { n("byte_count") / conns } else { f64::INFINITY };
             let responses = n("http_responses_received");
+            // Established: a SYN flood also opens many connections that carry nothing.
+            let established = f("syn_only_ratio").is_some_and(|r| r < 0.5);
             if conns >= t.slowloris_min_conns
+                && established
                 && ports <= t.slowloris_max_ports
                 && bpc <= t.slowloris_max_bytes_per_conn
                 && responses <= t.slowloris_max_response_share * conns
@@ -530,7 +533,8 @@ mod tests {
                 View::Source,
                 30,
                 &[
-                    ("unique_src_ports", 400.0),
+                    ("tcp_src_port_count", 400.0),
+                    ("syn_only_ratio", 0.1),
                     ("unique_dst_ports", 1.0),
                     ("byte_count", 72_000.0),
                     ("http_responses_received", 0.0)
@@ -539,7 +543,7 @@ mod tests {
             ["slowloris"]
         );
         // A page load over 40 connections: every one answered.
-        let page = [("unique_src_ports", 40.0), ("unique_dst_ports", 1.0), ("byte_count", 30_000.0)];
+        let page = [("tcp_src_port_count", 40.0), ("syn_only_ratio", 0.1), ("unique_dst_ports", 1.0), ("byte_count", 30_000.0)];
         assert!(fired(&w(View::Source, 5, &[page.as_slice(), &[("http_responses_received", 40.0)]].concat())).is_empty());
         let hits = evaluate(&w(View::Source, 5, &[("ssh_connection_attempts", 12.0)]), &t);
         assert_eq!(hits[0].class, "ssh_brute");

@@ -61,8 +61,8 @@ pub fn judge(
 pub struct AttackResult {
     pub variation: String,
     pub class: String,
-    /// 5 s time slots in which a window of the attacker (source view) or of a flood's target
-    /// (destination view) is labelled with the attack.
+    /// 5 s time slots, at least half inside the attack, in which a window of the attacker
+    /// (source view) or of a flood's target (destination view) is labelled with the attack.
     pub slots: usize,
     /// Slots in which one of those windows raised or kept an alert of the attack's class.
     pub alerted_slots: usize,
@@ -114,7 +114,10 @@ pub fn evaluate_capture(
                 let end = (w.window_start + w.window_size as i64) as f64 - iv.start_epoch;
                 first = Some(first.map_or(end, |f: f64| f.min(end)));
             }
-            if w.window_size == 5 {
+            // A slot is one of the attack's 5 s windows when at least half of it lies inside the
+            // attack (the partial windows at its edges hold a few packets of it).
+            let inside = (w.window_start as f64 + 5.0).min(iv.end_epoch) - (w.window_start as f64).max(iv.start_epoch);
+            if w.window_size == 5 && inside >= 2.5 {
                 let s = slots.entry(w.window_start).or_default();
                 s.0 |= hit;
                 s.1 |= v0.alerts.iter().any(|(c, _, _)| *c == iv.class);

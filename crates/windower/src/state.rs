@@ -170,6 +170,8 @@ pub struct SrcState {
     pub tcp_ports: PortSet,
     pub udp_ports: PortSet,
     pub src_ports: PortSet,
+    /// Source ports of TCP packets sent: the key's connections (a client's ephemeral ports).
+    pub tcp_src_ports: PortSet,
     pub remote_hits: u64,
     pub syn: u64,
     pub ack: u64,
@@ -254,6 +256,9 @@ impl SrcState {
 
     fn add_tcp(&mut self, r: &PacketRecord, p: &Params) {
         self.tcp += 1;
+        if let Some(sp) = r.src_port {
+            self.tcp_src_ports.insert(sp);
+        }
         self.tcp_bytes += r.length as u64;
         let syn = r.tcp_syn == Some(true);
         let ack = r.tcp_ack == Some(true);
@@ -406,6 +411,7 @@ impl SrcState {
         self.tcp_ports.merge(&o.tcp_ports);
         self.udp_ports.merge(&o.udp_ports);
         self.src_ports.merge(&o.src_ports);
+        self.tcp_src_ports.merge(&o.tcp_src_ports);
         self.remote_hits += o.remote_hits;
         self.syn += o.syn;
         self.ack += o.ack;
