@@ -262,6 +262,8 @@ pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> 
                 src_mac: mac(row.get(34)),
                 dst_mac: mac(row.get(35)),
                 vlan: u16_(row.get(36)),
+                app_proto: None,
+                tls_sni: None,
             };
             (row.get(0), row.get(1), r)
         })
