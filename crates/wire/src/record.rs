@@ -77,7 +77,7 @@ pub enum AppProto {
 impl AppProto {
     pub const ALL: [AppProto; 5] = [AppProto::Ssh, AppProto::Http, AppProto::Tls, AppProto::Dns, AppProto::Quic];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             AppProto::Ssh => "ssh",
             AppProto::Http => "http",
