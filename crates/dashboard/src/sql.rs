@@ -97,16 +97,6 @@ impl From<tokio_postgres::Error> for ApiError {
                     "{msg} (the role that creates it has not run against this database yet)"
                 ))
             }
-            // A column added by a later migration (raw_packets.app_proto, say): this
-            // dashboard is newer than the schema, which the roles that migrate (ingestor,
-            // windower, predictor) bring up to date when this release of them starts.
-            Some(c) if *c == SqlState::UNDEFINED_COLUMN => {
-                let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
-                ApiError::MissingTable(format!(
-                    "{msg} (the database schema is older than this dashboard; it is migrated when an ingestor, \
-                     windower or predictor of this release starts)"
-                ))
-            }
             Some(c) if *c == SqlState::QUERY_CANCELED => {
                 ApiError::Unavailable("query took longer than 20 s; narrow the time range or filters".into())
             }
