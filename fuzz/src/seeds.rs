@@ -1,7 +1,8 @@
 //! Writes the seed corpora of the fuzz targets into `<out>/<target>/` from capture files (the
 //! shared captures): frames for `decode_frame` (every link type, IP packets re-wrapped in the
-//! link types the captures lack), file heads for `read_capture`, encoded batches of the decoded
-//! records for `packet_batch`, windows for `window_record`, and a small trained model for
+//! link types the captures lack, and a few frames of each application protocol identified),
+//! file heads for `read_capture`, encoded batches of the decoded records for `packet_batch`
+//! (one per capture in the shorter form of agents older than `app_proto` and `tls_sni`), windows for `window_record`, and a small trained model for
 //! `model_file` (the shipped model is 370 KB: too slow to mutate).
 //!
 //! Usage: seeds OUT_DIR CAPTURE_DIR...
@@ -19,6 +20,8 @@ use wire::{PacketBatch, View, WindowRecord};
 const FRAMES_PER_CAPTURE: usize = 24;
 const CAPTURE_HEAD: usize = 16 * 1024;
 const RECORDS_PER_BATCH: usize = 6;
+/// Frames kept per capture for each (app_proto, with a server name) seen.
+const IDENTIFIED_PER_KIND: usize = 3;
 const BATCHES_PER_CAPTURE: usize = 4;
 
 struct Out {
@@ -75,7 +78,21 @@ fn frames(out: &mut Out, path: &Path) {
         all.push(f.data.to_vec());
     }
     let step = (all.len() / FRAMES_PER_CAPTURE).max(1);
-    for frame in all.iter().step_by(step).take(FRAMES_PER_CAPTURE) {
+    let spread = all.iter().step_by(step).take(FRAMES_PER_CAPTURE);
+    // Frames identified by content (TLS ClientHellos above all) are rare in a capture: a few of
+    // each kind are added so the identifiers are fuzzed from real input.
+    let decoder = agent::decode::Decoder::new(src.linktype);
+    let mut kinds: BTreeMap<(Option<wire::AppProto>, bool), usize> = BTreeMap::new();
+    let identified = all.iter().filter(|f| match decoder.decode(1.0, f.len() as u32, f) {
+        Ok(r) if r.app_proto.is_some() => {
+            let n = kinds.entry((r.app_proto, r.tls_sni.is_some())).or_default();
+            *n += 1;
+            *n <= IDENTIFIED_PER_KIND
+        }
+        _ => false,
+    });
+    let chosen: Vec<&Vec<u8>> = spread.chain(identified.collect::<Vec<_>>()).collect();
+    for frame in chosen {
         out.write("decode_frame", &[&[sel][..], frame].concat());
         // The same IP packet under every other link type.
         if src.linktype == dlt::EN10MB && frame.len() > 14 {
@@ -105,15 +122,38 @@ fn frames(out: &mut Out, path: &Path) {
 fn batches(out: &mut Out, path: &Path) {
     let Ok(records) = agent::records_from_file(path) else { return };
     // Records with DNS or HTTP fields first: they exercise the string fields.
-    let (mut rich, plain): (Vec<_>, Vec<_>) = records
-        .into_iter()
-        .partition(|r| r.dns_qname.is_some() || r.http_method.is_some() || r.http_status_code.is_some());
+    let (mut rich, plain): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
+        r.dns_qname.is_some() || r.http_method.is_some() || r.http_status_code.is_some() || r.tls_sni.is_some()
+    });
     rich.extend(plain);
     for (i, chunk) in rich.chunks(RECORDS_PER_BATCH).take(BATCHES_PER_CAPTURE).enumerate() {
         let mut b = PacketBatch::new("seed-agent", "0123456789abcdef", i as u64);
         b.records = chunk.to_vec();
         out.write("packet_batch", &b.encode().expect("encoding a batch"));
+        if i == 0 {
+            out.write("packet_batch", &older_agent_batch(&b));
+        }
     }
+}
+
+/// `b` as an agent from before `app_proto` and `tls_sni` wrote it: records of 36 fields.
+fn older_agent_batch(b: &PacketBatch) -> Vec<u8> {
+    let mut head = b.clone();
+    head.records.clear();
+    let mut out = head.encode().expect("encoding a batch");
+    assert_eq!(out.pop(), Some(0x90), "an empty record array ends the batch");
+    out.extend_from_slice(&[0xdc, 0, b.records.len() as u8]);
+    for r in &b.records {
+        let mut old = r.clone();
+        (old.app_proto, old.tls_sni) = (None, None);
+        let mut rec = Vec::new();
+        old.encode_msgpack(&mut rec);
+        assert_eq!(rec[..3], [0xdc, 0, 38]);
+        rec[2] = 36;
+        rec.truncate(rec.len() - 2); // the two trailing nils
+        out.extend_from_slice(&rec);
+    }
+    out
 }
 
 fn window(view: View, size: u32, value: impl Fn(usize) -> Option<f64>) -> WindowRecord {

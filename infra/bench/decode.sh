@@ -41,7 +41,8 @@ FIELDS=(frame.time_epoch frame.len eth.src eth.dst vlan.id ip.src ip.dst ipv6.sr
         tcp.srcport tcp.dstport udp.srcport udp.dstport tcp.flags tcp.seq_raw tcp.ack_raw
         icmp.type icmp.code icmpv6.type icmpv6.code arp.opcode arp.src.proto_ipv4 arp.dst.proto_ipv4
         arp.src.hw_mac arp.dst.hw_mac dns.flags.response dns.qry.name dns.qry.type dns.count.answers
-        dns.resp.len http.request.method http.request.uri http.response.code http.host)
+        dns.resp.len http.request.method http.request.uri http.response.code http.host
+        ssh.protocol tls.record.content_type tls.handshake.extensions_server_name quic.long.packet_type)
 ARGS=()
 for f in "${FIELDS[@]}"; do ARGS+=(-e "$f"); done
 START=$(date +%s.%N)

@@ -20,10 +20,12 @@ fn jsonl_one_object_per_frame_with_all_fields() {
     for l in &lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         let o = v.as_object().unwrap();
-        assert_eq!(o.len(), 36, "{l}");
+        assert_eq!(o.len(), 38, "{l}");
         assert_eq!(o["interface"], "benign-mdns.pcap");
         assert!(o["dst_mac"].is_null());
         assert!(o["src_mac"].is_string());
+        assert!(o["tls_sni"].is_null());
+        assert!(o["app_proto"].is_null() || o["app_proto"] == "dns", "{l}");
     }
 }
 
@@ -37,11 +39,12 @@ fn msgpack_named_maps_concatenated() {
     let mut methods = 0;
     while (rd.position() as usize) < out.len() {
         let at = rd.position() as usize;
-        // map16 marker with 36 entries: a self-describing map, not an array.
-        assert_eq!(&out[at..at + 3], &[0xde, 0, 36]);
+        // map16 marker with 38 entries: a self-describing map, not an array.
+        assert_eq!(&out[at..at + 3], &[0xde, 0, 38]);
         let r: wire::PacketRecord = rmp_serde::decode::from_read(&mut rd).unwrap();
         assert_eq!(&*r.interface, "benign-http-auth.pcap");
         methods += r.http_method.is_some() as usize;
+        assert_eq!(r.app_proto == Some(wire::AppProto::Http), r.http_method.is_some() || r.http_status_code.is_some());
         n += 1;
     }
     assert_eq!(n, 33);

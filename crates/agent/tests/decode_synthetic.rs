@@ -7,7 +7,7 @@ use etherparse::PacketBuilder;
 use simple_dns::rdata::{RData, A};
 use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, TYPE};
 use std::net::IpAddr;
-use wire::{PacketRecord, Protocol};
+use wire::{AppProto, PacketRecord, Protocol};
 
 const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -350,6 +350,73 @@ fn http_on_any_port_both_directions() {
     ] {
         let r = decode(101, &ipv4_tcp_data(50000, 80, p));
         assert_eq!((r.http_method.clone(), r.http_status_code), (None, None), "{p:?}");
+    }
+}
+
+/// `app_proto` comes from the payload on any port, in either direction; DNS from the DNS
+/// decode; nothing from the ports alone.
+#[test]
+fn app_proto_by_content_on_any_port() {
+    let hello = bench::capture::tls_client_hello("api.example.org");
+    for (sport, dport) in [(50000, 443), (50000, 8443), (443, 50000), (50000, 22)] {
+        let r = decode(101, &ipv4_tcp_data(sport, dport, &hello));
+        assert_eq!(r.app_proto, Some(AppProto::Tls), "{sport}->{dport}");
+        assert_eq!(r.tls_sni.as_deref(), Some("api.example.org"), "{sport}->{dport}");
+        assert_eq!((r.http_method.as_deref(), r.http_status_code), (None, None));
+    }
+    let mut f = Vec::new();
+    PacketBuilder::ipv6(v6(1), v6(2), 64).tcp(50000, 993, 1, 1000).write(&mut f, &hello).unwrap();
+    let r = decode(101, &f);
+    assert_eq!((r.app_proto, r.tls_sni.as_deref()), (Some(AppProto::Tls), Some("api.example.org")));
+
+    let r = decode(101, &ipv4_tcp_data(2222, 50000, b"SSH-2.0-OpenSSH_9.6\r\n"));
+    assert_eq!((r.app_proto, r.tls_sni), (Some(AppProto::Ssh), None));
+    let r = decode(101, &ipv4_tcp_data(50000, 8080, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    assert_eq!(r.app_proto, Some(AppProto::Http));
+    let r = decode(101, &ipv4_tcp_data(8080, 50000, b"HTTP/1.1 204 No Content\r\n\r\n"));
+    assert_eq!(r.app_proto, Some(AppProto::Http));
+    let r = decode(101, &ipv4_udp(40000, 53, &dns_query("x.example", TYPE::A)));
+    assert_eq!(r.app_proto, Some(AppProto::Dns));
+    let r = decode(101, &ipv4_udp(40000, 4433, &bench::capture::quic_initial()));
+    assert_eq!(r.app_proto, Some(AppProto::Quic));
+
+    // The well-known ports with other content, or none, are nothing.
+    for (sport, dport, payload) in [
+        (50000, 443, &b"\x5a\x5a\x5a\x5a\x5a\x5a"[..]),
+        (50000, 22, b"hello there, not a banner"),
+        (50000, 80, b"GET / HTTP/2.0\r\n\r\n"),
+        (50000, 443, b""),
+    ] {
+        let r = decode(101, &ipv4_tcp_data(sport, dport, payload));
+        assert_eq!((r.app_proto, r.tls_sni.clone()), (None, None), "{dport} {payload:?}");
+    }
+    let r = decode(101, &ipv4_udp(40000, 443, &[0x5a; 1200]));
+    assert_eq!(r.app_proto, None);
+    let r = decode(101, &ipv4_udp(40000, 53, b"\x01\x02g"));
+    assert_eq!(r.app_proto, None, "too short for DNS");
+    // A TLS record inside an ICMP error's quote is not this frame's payload.
+    let mut quoted = ipv4_tcp_data(50000, 443, &hello);
+    quoted.truncate(20 + 20 + 8);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quoted);
+    let mut f = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64).write(&mut f, 1.into(), &icmp).unwrap();
+    assert_eq!(decode(101, &f).app_proto, None);
+}
+
+/// A ClientHello cut by the snap length: the frame keeps what was captured, the server name
+/// is read when all of it was.
+#[test]
+fn client_hello_cut_by_the_snap_length() {
+    let hello = bench::capture::tls_client_hello("cut.example.net");
+    let frame = eth(0x0800, &ipv4_tcp_data(50000, 443, &hello));
+    let name_end = frame.windows(15).position(|w| w == b"cut.example.net").unwrap() + 15;
+    for snap in 14 + 20 + 20..=frame.len() {
+        let r = Decoder::new(1).decode(1.0, frame.len() as u32, &frame[..snap]).unwrap();
+        assert_eq!(r.length, frame.len() as u32);
+        let want = (snap >= name_end).then_some("cut.example.net");
+        assert_eq!(r.tls_sni.as_deref(), want, "snap {snap}");
+        assert_eq!(r.app_proto, (snap >= 14 + 40 + 5).then_some(AppProto::Tls), "snap {snap}");
     }
 }
 

@@ -24,6 +24,23 @@
 //!    dissector on other UDP ports is disabled (`--disable-heuristic dns_udp`).
 //! 7. tshark only dissects HTTP on its registered ports; HTTP on other ports is enabled with
 //!    `-d tcp.port==N,http` for the ports listed in `HTTP_PORTS` (we detect HTTP on any port).
+//! 8. `app_proto` is derived from the layer tshark puts directly above the transport: `dns` when
+//!    the DNS fields are (rule 6), `http` when a request or status line is, `ssh` when tshark
+//!    shows the identification string (`ssh.protocol`), `tls` when a TLS record header starts
+//!    the payload (`tls.record.content_type`, or `opaque_type` for TLS 1.3's encrypted records;
+//!    without reassembly tshark reads a record only there) with a version from 3.0 to 3.4 (in a
+//!    conversation it knows is TLS, tshark takes any first byte 20 to 23 for a record, whatever
+//!    follows), `quic` when the first QUIC packet of the datagram is a long-header Initial.
+//!    `tls_sni` is tshark's first `tls.handshake.extensions_server_name` (TLS over TCP only:
+//!    the server name of QUIC's encrypted Initial is not ours).
+//! 9. A TLS record that is not whole in its segment: tshark without reassembly does not dissect
+//!    it at all, we identify it by its header (`tls`) and read a ClientHello as far as it goes.
+//!    Allowed only where tshark's own `tcp.payload` starts with a record header (content type
+//!    20 to 23, major version 3) whose length runs past `tcp.len`.
+//! 10. The benign corpus is compared on `app_proto` and `tls_sni` only (the other fields are
+//!     compared on the shared captures), with tshark told where TLS runs on ports it does not
+//!     associate with TLS (`TLS_PORTS`: RDP's TLS inside its TPKT port, KakaoTalk on 8080,
+//!     Skype's TLS-framed exchanges on 12350 and 13392).
 
 use agent::decode::Decoder;
 use agent::source::{Next, Source};
@@ -31,7 +48,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
-use wire::{PacketRecord, Protocol};
+use wire::{AppProto, PacketRecord, Protocol};
 
 const FIELDS: &[&str] = &[
     "frame.number",
@@ -74,6 +91,15 @@ const FIELDS: &[&str] = &[
     "http.request.uri",
     "http.response.code",
     "http.host",
+    "ssh.protocol",
+    "tls.record.content_type",
+    "tls.record.opaque_type",
+    "tls.record.version",
+    "tls.handshake.extensions_server_name",
+    "tcp.len",
+    "tcp.payload",
+    "quic.long.packet_type",
+    "quic.version",
     "_ws.unreassembled",
     "_ws.short",
 ];
@@ -81,12 +107,17 @@ const FIELDS: &[&str] = &[
 /// Non-standard TCP ports carrying HTTP in the shared captures (rule 7).
 const HTTP_PORTS: &[u16] = &[];
 
+/// Per capture of the benign corpus, TCP ports where it carries TLS that tshark does not
+/// dissect as TLS by itself (rule 10).
+const TLS_PORTS: &[(&str, u16)] =
+    &[("rdp.pcap", 3389), ("KakaoTalk_talk.pcap", 8080), ("skype.pcap", 12350), ("skype.pcap", 13392)];
+
 /// Aggregator between occurrences of a field (not a character found in names).
 const AGG: char = '\u{1f}';
 
 type Row = BTreeMap<&'static str, Vec<String>>;
 
-fn tshark(path: &Path) -> Vec<Row> {
+fn tshark(path: &Path, decode_as: &[String]) -> Vec<Row> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-n").arg("-r").arg(path);
     for o in [
@@ -103,6 +134,9 @@ fn tshark(path: &Path) -> Vec<Row> {
     cmd.args(["--disable-heuristic", "dns_udp"]);
     for p in HTTP_PORTS {
         cmd.arg("-d").arg(format!("tcp.port=={p},http"));
+    }
+    for d in decode_as {
+        cmd.arg("-d").arg(d);
     }
     cmd.args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E"]);
     cmd.arg(format!("aggregator={AGG}"));
@@ -153,8 +187,17 @@ fn bool_of(s: Option<&str>) -> Option<bool> {
 
 const TRANSPORTS: &[&str] = &["tcp", "udp", "icmp", "icmpv6", "arp", "igmp", "gre", "sctp", "esp", "ah"];
 
-/// The record tshark's fields describe (rules 1-5).
-fn expected(row: &Row) -> (PacketRecord, bool) {
+/// What tshark's fields say of a frame.
+struct Expected {
+    record: PacketRecord,
+    /// A DNS message cut short (rule 2).
+    dns_cut: bool,
+    /// A TLS record not whole in the segment (rule 9).
+    tls_cut: bool,
+}
+
+/// The record tshark's fields describe (rules 1-9).
+fn expected(row: &Row) -> Expected {
     let layers: Vec<&str> = first(row, "frame.protocols").unwrap_or("").split(':').collect();
     let ts: f64 = first(row, "frame.time_epoch").unwrap().parse().unwrap();
     let mut r = PacketRecord::new(ts, num(first(row, "frame.len")).unwrap());
@@ -265,8 +308,44 @@ fn expected(row: &Row) -> (PacketRecord, bool) {
         r.http_status_code = num(first(row, "http.response.code"));
         r.http_host = first(row, "http.host").map(str::to_owned);
     }
+    // Rule 8.
+    if r.dns_query.is_some() {
+        r.app_proto = Some(AppProto::Dns);
+    }
+    if r.http_method.is_some() || r.http_status_code.is_some() {
+        r.app_proto = Some(AppProto::Http);
+    }
+    if transport == Some("tcp") && app == Some("ssh") && first(row, "ssh.protocol").is_some() {
+        r.app_proto = Some(AppProto::Ssh);
+    }
+    let tls_record = first(row, "tls.record.content_type").or(first(row, "tls.record.opaque_type"));
+    let tls_version = num::<u16>(first(row, "tls.record.version"));
+    if transport == Some("tcp")
+        && app == Some("tls")
+        && tls_record.is_some()
+        && tls_version.is_some_and(|v| (0x0300..=0x0304).contains(&v))
+    {
+        r.app_proto = Some(AppProto::Tls);
+        r.tls_sni = first(row, "tls.handshake.extensions_server_name").map(str::to_owned);
+    }
+    if transport == Some("udp")
+        && app == Some("quic")
+        && first(row, "quic.long.packet_type") == Some("0")
+        && first(row, "quic.version").is_some_and(|v| v != "0x00000000")
+    {
+        r.app_proto = Some(AppProto::Quic);
+    }
     let dns_cut = first(row, "_ws.unreassembled").is_some() || first(row, "_ws.short").is_some();
-    (r, dns_cut)
+    let mut tls_cut = false;
+    if transport == Some("tcp") {
+        let head = first(row, "tcp.payload").and_then(|h| h.get(..10)).map(|h| u64::from_str_radix(h, 16).unwrap());
+        let payload_len: Option<u64> = num(first(row, "tcp.len"));
+        if let (Some(head), Some(payload_len)) = (head, payload_len) {
+            let (content_type, major, record_len) = (head >> 32, (head >> 24) & 0xff, head & 0xffff);
+            tls_cut = (20..=23).contains(&content_type) && major == 3 && 5 + record_len > payload_len;
+        }
+    }
+    Expected { record: r, dns_cut, tls_cut }
 }
 
 fn as_map(r: &PacketRecord) -> BTreeMap<String, serde_json::Value> {
@@ -276,10 +355,17 @@ fn as_map(r: &PacketRecord) -> BTreeMap<String, serde_json::Value> {
     }
 }
 
-/// Compares every frame of `path`; returns the number of frames.
-fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String, usize>) -> usize {
+/// Compares every frame of `path`, all fields or the `only` ones; returns the number of frames.
+fn compare_file(
+    path: &Path,
+    only: Option<&[&str]>,
+    diffs: &mut Vec<String>,
+    seen: &mut BTreeMap<String, usize>,
+) -> usize {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let rows = tshark(path);
+    let decode_as: Vec<String> =
+        TLS_PORTS.iter().filter(|(f, _)| *f == name).map(|(_, p)| format!("tcp.port=={p},tls")).collect();
+    let rows = tshark(path, &decode_as);
     let mut src = Source::open_file(path).unwrap();
     let dec = Decoder::new(src.linktype);
     let mut i = 0usize;
@@ -291,7 +377,7 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
         };
         let row = rows.get(i).unwrap_or_else(|| panic!("{name}: tshark has fewer frames than libpcap"));
         i += 1;
-        let (exp, dns_cut) = expected(row);
+        let Expected { record: exp, dns_cut, tls_cut } = expected(row);
         let ours = match dec.decode(frame.timestamp, frame.wire_len, frame.data) {
             Ok(r) => r,
             Err(e) => {
@@ -304,11 +390,14 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
         }
         let (om, em) = (as_map(&ours), as_map(&exp));
         for (k, ev) in &em {
-            if k == "timestamp" || k == "interface" {
+            if k == "timestamp" || k == "interface" || only.is_some_and(|o| !o.contains(&k.as_str())) {
                 continue;
             }
             if !ev.is_null() {
                 *seen.entry(k.clone()).or_default() += 1;
+                if k == "app_proto" {
+                    *seen.entry(format!("app_proto={}", ev.as_str().unwrap())).or_default() += 1;
+                }
             }
             let ov = &om[k];
             if ov == ev {
@@ -322,6 +411,9 @@ fn compare_file(path: &Path, diffs: &mut Vec<String>, seen: &mut BTreeMap<String
             }
             if dns_cut && k == "dns_answer_size" && ov.is_null() {
                 continue; // rule 2
+            }
+            if tls_cut && ev.is_null() && ((k == "app_proto" && ov == "tls") || k == "tls_sni") {
+                continue; // rule 9
             }
             diffs.push(format!("{name} #{i} {k}: ours={ov} tshark={ev}"));
         }
@@ -347,7 +439,7 @@ fn decoder_matches_tshark_on_every_shared_capture() {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut total = 0usize;
     for path in &files {
-        total += compare_file(path, &mut diffs, &mut seen);
+        total += compare_file(path, None, &mut diffs, &mut seen);
     }
     report(&diffs, total);
     for f in [
@@ -364,6 +456,11 @@ fn decoder_matches_tshark_on_every_shared_capture() {
         "http_host",
         "http_status_code",
         "src_mac",
+        "tls_sni",
+        "app_proto=ssh",
+        "app_proto=tls",
+        "app_proto=http",
+        "app_proto=dns",
     ] {
         assert!(seen.get(f).copied().unwrap_or(0) > 0, "field {f} was never compared: {seen:?}");
     }
@@ -371,17 +468,52 @@ fn decoder_matches_tshark_on_every_shared_capture() {
     eprintln!("{total} frames of {} files match tshark", files.len());
 }
 
+/// `app_proto` and `tls_sni` on the benign corpus (rule 10): many more TLS clients (browsers,
+/// apps), QUIC Initials, STARTTLS, TLS on other ports.
+#[test]
+fn app_proto_and_sni_match_tshark_on_the_benign_corpus() {
+    let dir = testkit::pcaps_dir().join("benign-corpus");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .collect();
+    files.sort();
+    assert!(files.len() > 10, "benign-corpus holds {} captures", files.len());
+    let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
+    let mut total = 0;
+    for path in &files {
+        total += compare_file(path, Some(&["app_proto", "tls_sni"]), &mut diffs, &mut seen);
+    }
+    report(&diffs, total);
+    eprintln!("non-null values compared per field: {seen:?}");
+    for (f, min) in [("tls_sni", 200), ("app_proto=tls", 1000), ("app_proto=quic", 5), ("app_proto=http", 1)] {
+        assert!(seen.get(f).copied().unwrap_or(0) >= min, "{f} compared fewer than {min} times: {seen:?}");
+    }
+}
+
 /// The benchmark's synthetic capture adds what the shared captures lack (802.1Q tags, IPv6
-/// DNS, ICMPv6 echo).
+/// DNS, ICMPv6 echo, QUIC).
 #[test]
 fn decoder_matches_tshark_on_generated_capture() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("generated.pcap");
     bench::generate_capture(&path, 4000).unwrap();
     let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
-    let total = compare_file(&path, &mut diffs, &mut seen);
+    let total = compare_file(&path, None, &mut diffs, &mut seen);
     report(&diffs, total);
-    for f in ["vlan", "http_method", "http_status_code", "dns_answer_size", "arp_op", "icmp_type"] {
+    for f in [
+        "vlan",
+        "http_method",
+        "http_status_code",
+        "dns_answer_size",
+        "arp_op",
+        "icmp_type",
+        "tls_sni",
+        "app_proto=tls",
+        "app_proto=ssh",
+        "app_proto=quic",
+    ] {
         assert!(seen.get(f).copied().unwrap_or(0) > 0, "field {f} was never compared: {seen:?}");
     }
 }

@@ -46,9 +46,59 @@ fn dns_response(id: u16, name: &str, answers: u8) -> Vec<u8> {
     p.build_bytes_vec_compressed().expect("dns response")
 }
 
+/// A TLS record holding a ClientHello with a server_name extension for `sni` among others, as a
+/// TLS 1.3 client sends it.
+pub fn tls_client_hello(sni: &str) -> Vec<u8> {
+    fn ext(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+    let mut exts = Vec::new();
+    ext(&mut exts, 0x000a, &[0, 4, 0, 0x1d, 0, 0x17]); // supported_groups
+    let mut names = vec![0];
+    names.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    names.extend_from_slice(sni.as_bytes());
+    let mut server_name = (names.len() as u16).to_be_bytes().to_vec();
+    server_name.extend_from_slice(&names);
+    ext(&mut exts, 0x0000, &server_name);
+    ext(&mut exts, 0x0010, b"\x00\x0c\x02h2\x08http/1.1"); // ALPN
+    ext(&mut exts, 0x002b, &[2, 3, 4]); // supported_versions
+    ext(&mut exts, 0x0033, &[0; 38]); // key_share (zeros: never used)
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0x42; 32]); // random
+    body.push(32);
+    body.extend_from_slice(&[0x24; 32]); // session id
+    body.extend_from_slice(&[0, 6, 0x13, 0x01, 0x13, 0x02, 0x13, 0x03]);
+    body.extend_from_slice(&[1, 0]); // null compression
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut record = vec![22, 3, 1];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    record
+}
+
+/// The start of a QUIC version 1 Initial packet (long header, 8-byte connection ids, no
+/// token) padded to 1200 bytes, its protected payload filler.
+pub fn quic_initial() -> Vec<u8> {
+    let mut p = vec![0xc3, 0, 0, 0, 1, 8];
+    p.extend_from_slice(&[0x11; 8]);
+    p.push(8);
+    p.extend_from_slice(&[0x22; 8]);
+    p.push(0); // token length
+    p.extend_from_slice(&[0x44, 0x9e]); // payload length 1182
+    p.resize(1200, 0x5a);
+    p
+}
+
 /// Writes a pcap (microsecond, Ethernet) of `frames` varied frames: TCP handshakes and data
-/// (some HTTP requests and responses), UDP DNS queries and responses, other UDP, ICMP echo,
-/// ARP, IPv6 TCP/UDP/ICMPv6 and 802.1Q-tagged traffic. Deterministic.
+/// (some HTTP requests and responses, TLS ClientHellos and records, SSH identification
+/// strings), UDP DNS queries and responses, QUIC Initials and other UDP, ICMP echo, ARP, IPv6
+/// TCP/UDP/ICMPv6 and 802.1Q-tagged traffic. Deterministic.
 pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -69,6 +119,11 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
     let http_resp: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1024\r\n\r\n<html><body>hello</body></html>";
     let data = [0x5au8; 1400];
+    let hellos: Vec<Vec<u8>> = names.iter().map(|n| tls_client_hello(n)).collect();
+    let mut tls_data = vec![23, 3, 3, 0, 115];
+    tls_data.extend_from_slice(&data[..115]);
+    let ssh_banner: &[u8] = b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n";
+    let quic = quic_initial();
 
     let mut rng = Prng(0x9e37_79b9_7f4a_7c15);
     let mut frame = Vec::with_capacity(2048);
@@ -86,10 +141,15 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
         let ack = rng.next() as u32;
         let eth = PacketBuilder::ethernet2(cmac, smac);
         let res = match i % 20 {
-            // Bulk TCP: data segments and pure ACKs.
+            // Bulk TCP: data segments (some starting with a TLS record) and pure ACKs.
             0..=5 => {
-                let len = [0usize, 0, 536, 1400, 1400, 120][i % 6];
-                eth.ipv4(client, server, 64).tcp(sport, 443, seq, 64240).ack(ack).psh().write(&mut frame, &data[..len])
+                let payload = match i % 6 {
+                    0 | 1 => &data[..0],
+                    2 => &data[..536],
+                    5 => &tls_data[..],
+                    _ => &data[..],
+                };
+                eth.ipv4(client, server, 64).tcp(sport, 443, seq, 64240).ack(ack).psh().write(&mut frame, payload)
             }
             6 => eth.ipv4(client, server, 64).tcp(sport, 443, seq, 64240).syn().write(&mut frame, &[]),
             7 => eth.ipv4(server, client, 64).tcp(443, sport, seq, 65535).syn().ack(ack).write(&mut frame, &[]),
@@ -124,8 +184,17 @@ pub fn generate_capture(path: &Path, frames: usize) -> Result<()> {
                 .ipv4(client, server, 64)
                 .tcp(sport, 22, seq, 64240)
                 .ack(ack)
-                .write(&mut frame, &data[..64]),
-            _ => eth.ipv4(client, server, 64).udp(sport, 443).write(&mut frame, &data[..1200]),
+                .write(&mut frame, if (i / 20) % 4 == 0 { ssh_banner } else { &data[..64] }),
+            _ => match (i / 20) % 4 {
+                0 => eth.ipv4(client, server, 64).udp(sport, 443).write(&mut frame, &quic),
+                1 => eth
+                    .ipv4(client, server, 64)
+                    .tcp(sport, 443, seq, 64240)
+                    .ack(ack)
+                    .psh()
+                    .write(&mut frame, &hellos[(i / 80) % hellos.len()]),
+                _ => eth.ipv4(client, server, 64).udp(sport, 443).write(&mut frame, &data[..1200]),
+            },
         };
         res.map_err(|e| anyhow::anyhow!("building frame {i}: {e}"))?;
         let len = frame.len() as u32;

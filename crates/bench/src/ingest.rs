@@ -229,15 +229,22 @@ pub fn synth_batch(seed: u64, n: usize) -> Vec<PacketRecord> {
                 r.seq = Some(rng.next() as u32);
                 r.ack = Some(rng.next() as u32);
                 if kind < 8 {
+                    r.app_proto = Some(wire::AppProto::Http);
                     r.http_method = Some("GET".into());
                     r.http_path = Some(format!("/api/v1/items/{}", rng.below(10000)));
                     r.http_host = Some("intranet.example".into());
+                } else if kind < 38 {
+                    r.app_proto = Some(wire::AppProto::Tls);
+                    if kind < 10 {
+                        r.tls_sni = Some(format!("svc{}.cloud.example", rng.below(200)));
+                    }
                 }
             } else if kind < 95 {
                 r.protocol = Protocol::Udp;
                 r.length = 60 + rng.below(500) as u32;
                 r.src_port = Some(1024 + rng.below(60000) as u16);
                 r.dst_port = Some(53);
+                r.app_proto = Some(wire::AppProto::Dns);
                 r.dns_query = Some(true);
                 r.dns_response = Some(false);
                 r.dns_qname = Some(format!("host{}.corp.example", rng.below(500)));
@@ -312,6 +319,8 @@ fn csv_row(out: &mut String, r: &PacketRecord, agent: &str, batch_id: &str, idx:
     opt(out, r.src_mac);
     opt(out, r.dst_mac);
     opt(out, r.vlan);
+    opt_text(out, r.app_proto.map(|p| p.as_str()));
+    opt_text(out, r.tls_sni.as_deref());
     out.pop(); // trailing comma
     out.push('\n');
 }

@@ -1,6 +1,7 @@
 // NTA dashboard: a small single-page app without a build step.
 // Every piece of data is inserted with textContent / createTextNode (never innerHTML), so
-// attacker-controlled strings (DNS names, HTTP paths and hosts, MAC strings) stay text.
+// attacker-controlled strings (DNS names, HTTP paths and hosts, TLS server names, MAC strings)
+// stay text.
 "use strict";
 
 const S = {
@@ -356,6 +357,8 @@ async function pageHosts(main, ip) {
   const attack = src.filter(w => w.label && w.label !== "Normal");
   const peerTable = rows => table(["Peer", { label: "Packets", num: 1 }, { label: "Bytes", num: 1 }], rows.map(r => el("tr", null, td(hostLink(r.peer)), td(fmtNum(r.packets, 0), "num"), td(fmtBytes(r.bytes), "num"))));
   const portTable = rows => table(["Port", "Service", "Protocol", { label: "Packets", num: 1 }], rows.map(r => el("tr", null, td(r.port), td(r.service), td(r.protocol), td(fmtNum(r.packets, 0), "num"))));
+  const sniHref = (side, sni) => "/packets?" + new URLSearchParams({ [side]: ip, app_proto: "tls", sni: sni, from: Math.floor(d.range.from), to: Math.ceil(d.range.to) }).toString();
+  const sniTable = (rows, side, id) => table(["TLS server name", { label: "ClientHellos", num: 1 }], rows.map(r => el("tr", null, td(hashLink(sniHref(side, r.sni), r.sni)), td(fmtNum(r.packets, 0), "num"))), { id: id, empty: "No TLS ClientHello with a server name in this range." });
   const labelled = d.windows.filter(w => w.label).slice(-200).reverse();
   main.appendChild(el("div", { class: "grid" },
     el("section", { class: "card wide" }, el("h2", { text: `Windows over time (${d.window_size} s windows)` }),
@@ -365,7 +368,9 @@ async function pageHosts(main, ip) {
       labelled.map(w => el("tr", null, td(fmtTime(w.window_start)), td(w.view), td(fmtNum(w.packet_count, 0), "num"), td(w.label), td(fmtNum(w.confidence * 100, 1) + "%", "num"))), { empty: "No predictions for this address in this range." })),
     card("Alerts", table(["Id", "Severity", "Class", "State", "Last seen"], d.alerts.map(a => el("tr", null, td(hashLink("/alerts/" + a.id, "#" + a.id)), td(sevBadge(a.severity)), td(a.class), td(a.state), td(fmtTime(a.last_seen)))), { empty: "No alerts for this address." })),
     card("Sent to", peerTable(d.peers.sent_to)), card("Received from", peerTable(d.peers.received_from)),
-    card("Ports it contacted", portTable(d.ports.contacted)), card("Its ports contacted by others", portTable(d.ports.served))));
+    card("Ports it contacted", portTable(d.ports.contacted)), card("Its ports contacted by others", portTable(d.ports.served)),
+    card("TLS server names it asked for", sniTable(d.server_names.requested, "src", "sni-requested")),
+    card("TLS server names asked of it", sniTable(d.server_names.served, "dst", "sni-served"))));
   newChart(chart, { type: "line", data: { datasets: [
     { label: "packets sent per window", data: src.map(w => ({ x: w.window_start, y: w.packet_count })), borderColor: palette[0], pointRadius: 0 },
     { label: "packets received per window", data: dst.map(w => ({ x: w.window_start, y: w.packet_count })), borderColor: palette[2], pointRadius: 0 },
@@ -373,7 +378,10 @@ async function pageHosts(main, ip) {
     options: { scales: { x: Object.assign({ min: d.range.from, max: d.range.to }, timeAxis), y: { ticks: { color: "#94a3b8" } } } } });
 }
 
-const PACKET_FILTERS = ["ip", "port", "protocol", "dns", "http_path", "http_host"];
+const PACKET_FILTERS = ["ip", "src", "dst", "port", "protocol", "app_proto", "dns", "http_path", "http_host", "sni"];
+const PACKET_FILTER_LABELS = { ip: "Address", src: "Source", dst: "Destination", port: "Port", protocol: "Protocol", app_proto: "Application", dns: "DNS name contains",
+  http_path: "HTTP path contains", http_host: "HTTP host contains", sni: "TLS server name contains" };
+const SELECT_FILTERS = { protocol: ["TCP", "UDP", "ICMP", "ICMPv6", "ARP", "OTHER"], app_proto: ["tls", "http", "dns", "ssh", "quic"] };
 async function pagePackets(main, query) {
   const q = new URLSearchParams(query || "");
   if (q.get("from") && q.get("to")) { setCustomRange(Number(q.get("from")), Number(q.get("to"))); q.delete("from"); q.delete("to"); }
@@ -385,11 +393,14 @@ async function pagePackets(main, query) {
     location.hash = "#/packets?" + p.toString();
   } });
   for (const k of PACKET_FILTERS) {
-    inputs[k] = k === "protocol"
-      ? el("select", { id: "pf-" + k }, el("option", { value: "", text: "any" }), ["TCP", "UDP", "ICMP", "ICMPv6", "ARP", "OTHER"].map(p => el("option", { value: p, text: p })))
-      : el("input", { id: "pf-" + k, size: k === "ip" ? 16 : 10 });
+    // Source and destination have no field of their own: links (the host page's server
+    // names) set them, and the form keeps them while they are in the URL.
+    if ((k === "src" || k === "dst") && !q.get(k)) { inputs[k] = { value: "" }; continue; }
+    inputs[k] = SELECT_FILTERS[k]
+      ? el("select", { id: "pf-" + k }, el("option", { value: "", text: "any" }), SELECT_FILTERS[k].map(p => el("option", { value: p, text: p })))
+      : el("input", { id: "pf-" + k, size: k === "ip" || k === "src" || k === "dst" ? 16 : 10 });
     inputs[k].value = q.get(k) || "";
-    form.appendChild(el("label", null, { ip: "Address", port: "Port", protocol: "Protocol", dns: "DNS name contains", http_path: "HTTP path contains", http_host: "HTTP host contains" }[k], inputs[k]));
+    form.appendChild(el("label", null, PACKET_FILTER_LABELS[k], inputs[k]));
   }
   form.appendChild(el("button", { type: "submit", text: "Search" }));
   const page = Math.max(1, Number(q.get("page") || 1));
@@ -406,12 +417,13 @@ async function pagePackets(main, query) {
     if (p.dns_qname) return "DNS " + (p.dns_response ? "response " : "query ") + p.dns_qname;
     if (p.http_method || p.http_path) return "HTTP " + (p.http_method || "") + " " + (p.http_host || "") + (p.http_path || "");
     if (p.http_status_code) return "HTTP " + p.http_status_code;
+    if (p.tls_sni !== null && p.tls_sni !== undefined) return "TLS ClientHello, server name " + p.tls_sni;
     if (p.arp_op) return "ARP " + (p.arp_op === 1 ? "who-has " : "is-at ") + (p.arp_pdst || "") + " from " + (p.arp_hwsrc || "");
     if (p.icmp_type !== null && p.icmp_type !== undefined) return "ICMP type " + p.icmp_type + " code " + p.icmp_code;
     return "";
   };
-  box.appendChild(table(["Time", "Source", "Destination", "Protocol", { label: "Src port", num: 1 }, { label: "Dst port", num: 1 }, { label: "Length", num: 1 }, "Flags", "Info"],
-    d.packets.map(p => el("tr", null, td(fmtTime(p.ts)), td(hostLink(p.src_ip)), td(hostLink(p.dst_ip)), td(p.protocol), td(p.src_port, "num"), td(p.dst_port, "num"),
+  box.appendChild(table(["Time", "Source", "Destination", "Protocol", "App", { label: "Src port", num: 1 }, { label: "Dst port", num: 1 }, { label: "Length", num: 1 }, "Flags", "Info"],
+    d.packets.map(p => el("tr", null, td(fmtTime(p.ts)), td(hostLink(p.src_ip)), td(hostLink(p.dst_ip)), td(p.protocol), td(p.app_proto, "app"), td(p.src_port, "num"), td(p.dst_port, "num"),
       td(p.length, "num"), td(p.tcp_flags), el("td", { class: "info" }, document.createTextNode(info(p))))), { id: "packets-table", empty: "No packets match." }));
   const go = pg => { const p = new URLSearchParams(q); p.set("page", String(pg)); location.hash = "#/packets?" + p.toString(); };
   box.appendChild(el("div", { class: "pager" },

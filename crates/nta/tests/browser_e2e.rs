@@ -2,8 +2,9 @@
 //! dashboard roles (password login); an agent replays a shared attack capture while the alerts
 //! page is open, and the alert must appear without a reload within a second of its publication;
 //! its detail page must show the windows that raised it. Then an agent replays a capture made
-//! here whose DNS names, HTTP path and Host carry script payloads: the packets page must show
-//! them as text, with no element injected and no script run. Screenshots land in
+//! here whose DNS names, HTTP path and Host and TLS server name carry script payloads: the
+//! packets page must show them as text, with no element injected and no script run, and find
+//! the ClientHellos by application protocol and server name. Screenshots land in
 //! `$CARGO_TARGET_DIR/dashboard-e2e/`.
 
 mod common;
@@ -24,6 +25,8 @@ const QNAME_IMG: &str = "<img src=x onerror=window.__xss=1>.evil.test";
 const QNAME_SCRIPT: &str = "<script>window.__xss=2</script>.evil.test";
 const HTTP_PATH: &str = "/search?q=<script>window.__xss=3</script>";
 const HTTP_HOST: &str = "<b onmouseover=window.__xss=4>evil</b>";
+const SNI_IMG: &str = "<img src=x onerror=window.__xss=5>.sni.test";
+const SNI_PLAIN: &str = "www.example.org";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
@@ -117,7 +120,7 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     let pcap = dir.path().join("hostile.pcap");
     let frames = write_hostile_capture(&pcap);
     let decoded = String::from_utf8(nta().args(["decode"]).arg(&pcap).output().unwrap().stdout).unwrap();
-    for s in [QNAME_IMG, QNAME_SCRIPT, HTTP_PATH, HTTP_HOST] {
+    for s in [QNAME_IMG, QNAME_SCRIPT, HTTP_PATH, HTTP_HOST, SNI_IMG, SNI_PLAIN] {
         assert!(decoded.contains(&serde_json::to_string(s).unwrap()), "decoder lost {s:?}: {decoded}");
     }
     replay(&nats.url, &pcap, "e2e-hostile");
@@ -130,23 +133,39 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     assert!(stored.is_some(), "hostile capture not stored");
     let ip = std::net::Ipv4Addr::from(HOSTILE_SRC);
     d.exec(&format!("location.hash = '#/packets?ip={ip}'; return 0;")).await;
-    d.wait_for("document.querySelectorAll('#packets-table tbody tr').length >= 3", Duration::from_secs(10)).await;
+    d.wait_for("document.querySelectorAll('#packets-table tbody tr').length >= 5", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let table = d.exec("return document.getElementById('packets-table').innerText;").await;
     let table = table.as_str().unwrap();
-    for s in [QNAME_IMG, QNAME_SCRIPT, HTTP_PATH, HTTP_HOST] {
+    for s in [QNAME_IMG, QNAME_SCRIPT, HTTP_PATH, HTTP_HOST, SNI_IMG, SNI_PLAIN] {
         assert!(table.contains(s), "{s:?} not shown as text: {table}");
     }
     assert_eq!(d.exec("return typeof window.__xss;").await, json!("undefined"), "injected script ran");
     assert_eq!(d.exec("return document.querySelectorAll('#main img, #main script, #main b').length;").await, json!(0));
     let shot = d.screenshot("e2e-hostile-packets.png").await;
     eprintln!("screenshot: {}", shot.display());
+    // The ClientHellos by application protocol (identified by content: one is on port 8443),
+    // then one of them by its server name.
+    d.exec(&format!("location.hash = '#/packets?ip={ip}&app_proto=tls'; return 0;")).await;
+    d.wait_for(
+        "document.querySelectorAll('#packets-table td.app').length === 2 \
+         && [...document.querySelectorAll('#packets-table td.app')].every(t => t.textContent === 'tls')",
+        Duration::from_secs(10),
+    )
+    .await;
+    d.exec(&format!("location.hash = '#/packets?ip={ip}&sni=example.org'; return 0;")).await;
+    d.wait_for(
+        "document.querySelectorAll('#packets-table td.app').length === 1 \
+         && document.getElementById('packets-table').innerText.includes('server name www.example.org')",
+        Duration::from_secs(10),
+    )
+    .await;
     d.quit().await;
 }
 
-/// Writes a pcap (Ethernet, IPv4) from 10.66.0.5: two DNS queries whose names carry markup and
-/// an HTTP request with markup in its path and Host, timestamped now so the default range shows
-/// them. Returns the number of frames.
+/// Writes a pcap (Ethernet, IPv4) from 10.66.0.5: two DNS queries whose names carry markup, an
+/// HTTP request with markup in its path and Host and two TLS ClientHellos (one server name
+/// with markup), timestamped now so the default range shows them. Returns the number of frames.
 fn write_hostile_capture(path: &Path) -> usize {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let (dns_server, web) = ([10, 66, 0, 53], [10, 66, 0, 80]);
@@ -175,6 +194,16 @@ fn write_hostile_capture(path: &Path) -> usize {
     tcp.extend_from_slice(&[5 << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
     tcp.extend_from_slice(http.as_bytes());
     frames.push(ethernet_ipv4(6, HOSTILE_SRC, web, &tcp));
+    for (i, (name, port)) in [(SNI_IMG, 8443u16), (SNI_PLAIN, 443)].into_iter().enumerate() {
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&(41000 + i as u16).to_be_bytes());
+        tcp.extend_from_slice(&port.to_be_bytes());
+        tcp.extend_from_slice(&3000u32.to_be_bytes());
+        tcp.extend_from_slice(&4000u32.to_be_bytes());
+        tcp.extend_from_slice(&[5 << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(&bench::capture::tls_client_hello(name));
+        frames.push(ethernet_ipv4(6, HOSTILE_SRC, web, &tcp));
+    }
 
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());

@@ -20,9 +20,9 @@ pub const COLUMNS: &str = "ts, interface, src_ip, dst_ip, protocol, length, src_
      tcp_flags, tcp_syn, tcp_ack, tcp_fin, tcp_rst, tcp_psh, seq, ack, icmp_type, icmp_code, arp_op, \
      arp_psrc, arp_pdst, arp_hwsrc, arp_hwdst, dns_query, dns_qname, dns_qtype, dns_response, \
      dns_answer_count, dns_answer_size, http_method, http_path, http_status_code, http_host, \
-     agent_id, batch_id, idx, src_mac, dst_mac, vlan";
+     agent_id, batch_id, idx, src_mac, dst_mac, vlan, app_proto, tls_sni";
 
-const TYPES: [Type; 39] = [
+const TYPES: [Type; 41] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::INET,
@@ -62,6 +62,8 @@ const TYPES: [Type; 39] = [
     Type::MACADDR,
     Type::MACADDR,
     Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 /// Microseconds between 1970-01-01 and PostgreSQL's 2000-01-01 epoch.
@@ -204,8 +206,10 @@ async fn write_row(
     let dst_mac = r.dst_mac.map(PgMac);
     let vlan = r.vlan.map(i32::from);
     let protocol = r.protocol.as_str();
+    let app_proto = r.app_proto.map(|p| p.as_str());
+    let tls_sni = r.tls_sni.as_deref().map(pg_text);
     let batch_id: &str = &b.batch_id;
-    let values: [&(dyn ToSql + Sync); 39] = [
+    let values: [&(dyn ToSql + Sync); 41] = [
         &ts,
         &interface,
         &r.src_ip as &Option<IpAddr>,
@@ -245,6 +249,8 @@ async fn write_row(
         &src_mac,
         &dst_mac,
         &vlan,
+        &app_proto,
+        &tls_sni,
     ];
     w.write(&values).await
 }

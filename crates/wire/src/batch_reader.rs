@@ -1,6 +1,8 @@
 //! A direct reader of [`PacketBatch`] in the exact MessagePack shape agents write
 //! (`rmp_serde::to_vec`: structs as arrays, `IpAddr` as a one-entry map `{"V4"|"V6": [bytes]}`,
-//! [`Protocol`] as its name, MAC addresses as 6-byte `bin`, absent values as `nil`).
+//! [`Protocol`] and [`AppProto`] as their names, MAC addresses as 6-byte `bin`, absent values as
+//! `nil`), and the shorter records of older agents, which lack the fields added since (read as
+//! `None`, as `#[serde(default)]` makes `rmp_serde` read them).
 //!
 //! Decoding through serde cost the windower and the ingestor about 1 µs per record, 40% of the
 //! windower's CPU: every field goes through `deserialize_any` and a visitor. This reader walks
@@ -13,12 +15,14 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
+use crate::{AppProto, MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
 
 /// Fields of a [`PacketRecord`] on the wire.
-const RECORD_FIELDS: usize = 36;
-/// Smallest encoded record (array header, f64, empty string, 34 one-byte fields): bounds the
-/// capacity reserved for a claimed record count.
+const RECORD_FIELDS: usize = 38;
+/// Fields of the records of the first agents, up to `vlan`: each later field is optional.
+const FIRST_RECORD_FIELDS: usize = 36;
+/// Smallest encoded record (array header, f64, empty string, 34 one-byte fields: the shortest,
+/// first form): bounds the capacity reserved for a claimed record count.
 const MIN_RECORD_BYTES: usize = 3 + 9 + 1 + 34;
 
 /// The batch in `bytes`, or `None` when they are not exactly the agents' encoding of one.
@@ -184,10 +188,18 @@ impl<'a> Reader<'a> {
         Protocol::from_name(self.str()?)
     }
 
+    fn opt_app_proto(&mut self) -> Option<Option<AppProto>> {
+        if self.nil() {
+            return Some(None);
+        }
+        Some(Some(AppProto::from_name(self.str()?)?))
+    }
+
     /// One record, its fields in declaration order; `interface` is the previous record's,
     /// shared when equal.
     fn record(&mut self, interface: &mut Arc<str>) -> Option<PacketRecord> {
-        if self.array_len()? != RECORD_FIELDS || self.byte()? != 0xcb {
+        let fields = self.array_len()?;
+        if !(FIRST_RECORD_FIELDS..=RECORD_FIELDS).contains(&fields) || self.byte()? != 0xcb {
             return None;
         }
         let timestamp = f64::from_be_bytes(self.be()?);
@@ -195,7 +207,7 @@ impl<'a> Reader<'a> {
         if **interface != *name {
             *interface = Arc::from(name);
         }
-        Some(PacketRecord {
+        let mut r = PacketRecord {
             timestamp,
             interface: interface.clone(),
             src_ip: self.opt_ip()?,
@@ -232,7 +244,16 @@ impl<'a> Reader<'a> {
             src_mac: self.opt_mac()?,
             dst_mac: self.opt_mac()?,
             vlan: self.opt_uint()?,
-        })
+            app_proto: None,
+            tls_sni: None,
+        };
+        if fields > FIRST_RECORD_FIELDS {
+            r.app_proto = self.opt_app_proto()?;
+        }
+        if fields > FIRST_RECORD_FIELDS + 1 {
+            r.tls_sni = self.opt_string()?;
+        }
+        Some(r)
     }
 }
 
@@ -319,6 +340,8 @@ mod tests {
         r.http_status_code = rng.some(|rng| uint(rng, 65_535) as u16);
         r.http_host = rng.some(text);
         r.vlan = rng.some(|rng| uint(rng, 4095) as u16);
+        r.app_proto = rng.some(|rng| AppProto::ALL[rng.below(AppProto::ALL.len() as u64) as usize]);
+        r.tls_sni = rng.some(text);
         r
     }
 
@@ -338,6 +361,65 @@ mod tests {
             assert_eq!(read, b);
             assert_eq!(read, PacketBatch::decode_generic(&bytes).unwrap());
         }
+    }
+
+    /// `bytes` (a batch the current encoder wrote, every record without the later fields) with
+    /// its records cut to their first `fields` fields, as an older agent wrote them.
+    fn shortened(b: &PacketBatch, fields: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut head = b.clone();
+        head.records.clear();
+        head.encode_into(&mut out);
+        // Re-open the record array: the empty one is a single byte (0x90) at the end.
+        assert_eq!(out.pop(), Some(0x90));
+        out.push(0xdc);
+        out.extend_from_slice(&(b.records.len() as u16).to_be_bytes());
+        for r in &b.records {
+            assert!(r.app_proto.is_none() && r.tls_sni.is_none());
+            let mut rec = Vec::new();
+            r.encode_msgpack(&mut rec);
+            assert_eq!(rec[..3], [0xdc, 0, RECORD_FIELDS as u8]);
+            // The later fields are nil, one byte each, at the end.
+            rec.truncate(rec.len() - (RECORD_FIELDS - fields));
+            rec[2] = fields as u8;
+            out.extend_from_slice(&rec);
+        }
+        out
+    }
+
+    /// Older agents' records (36 fields, before `app_proto` and `tls_sni`) read with those
+    /// fields `None`, by both readers alike; a count outside what any agent wrote is refused.
+    #[test]
+    fn reads_records_of_older_agents() {
+        let mut rng = Lcg(5);
+        let mut b = batch(&mut rng, 40);
+        for r in &mut b.records {
+            (r.app_proto, r.tls_sni) = (None, None);
+        }
+        for fields in FIRST_RECORD_FIELDS..=RECORD_FIELDS {
+            let bytes = shortened(&b, fields);
+            assert_eq!(read_batch(&bytes).as_ref(), Some(&b), "{fields} fields");
+            assert_eq!(PacketBatch::decode_generic(&bytes).unwrap(), b, "{fields} fields");
+            assert_eq!(PacketBatch::decode(&bytes).unwrap(), b, "{fields} fields");
+        }
+        assert_eq!(shortened(&b, RECORD_FIELDS), b.encode().unwrap());
+        let too_short = shortened(&b, FIRST_RECORD_FIELDS - 1);
+        assert_eq!(read_batch(&too_short), None);
+        assert!(PacketBatch::decode(&too_short).is_err());
+    }
+
+    /// An older reader (a struct that ends before the later fields) refuses a current record
+    /// rather than misreading it: what lets the fields be added without a version bump.
+    #[test]
+    fn older_readers_refuse_longer_records() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Old(f64, String);
+        #[derive(serde::Serialize)]
+        struct New(f64, String, Option<String>);
+        let bytes = rmp_serde::to_vec(&New(1.0, "eth0".into(), None)).unwrap();
+        let e = rmp_serde::from_slice::<Old>(&bytes).err().expect("an older reader must refuse");
+        assert!(e.to_string().contains("length"), "{e}");
     }
 
     /// Damaged and altered encodings: whatever the direct reader accepts, `rmp_serde` reads

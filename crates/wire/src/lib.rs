@@ -12,13 +12,21 @@ mod record;
 pub mod time;
 pub mod window;
 pub use alert::AlertEvent;
-pub use record::{MacAddr, PacketRecord, Protocol, TcpFlags};
+pub use record::{AppProto, MacAddr, PacketRecord, Protocol, TcpFlags};
 pub use window::{View, WindowRecord};
 
 use serde::{Deserialize, Serialize};
 
 /// Version of the batch encoding; bumped whenever [`PacketBatch`] or [`PacketRecord`] change
-/// shape so that consumers reject (and dead-letter) what they cannot read instead of misreading it.
+/// shape in a way a reader could misread, so that consumers reject (and dead-letter) what they
+/// cannot read instead of misreading it.
+///
+/// Fields appended at the end of [`PacketRecord`] (`app_proto`, `tls_sni`) did not bump it: a
+/// record is an array, so an older reader meets a longer array than it knows and rejects the
+/// batch (`rmp_serde` checks that every element was read), it cannot misread it; and this
+/// reader takes the shorter arrays of older agents, the later fields `None`
+/// (`#[serde(default)]`, and `batch_reader` likewise). A bump would instead have made every
+/// reader of one version refuse the other's batches.
 pub const BATCH_FORMAT_VERSION: u8 = 1;
 
 /// Earliest capture time a batch may carry: 1900-01-01T00:00:00Z, in epoch seconds.
@@ -198,17 +206,19 @@ mod tests {
         r.http_method = Some("M".repeat(limits::MAX_HTTP_METHOD_LEN));
         r.http_path = Some("/".repeat(limits::MAX_HTTP_PATH_LEN));
         r.http_host = Some("h".repeat(limits::MAX_HTTP_HOST_LEN));
+        r.tls_sni = Some("s".repeat(limits::MAX_TLS_SNI_LEN));
         b.records.push(PacketRecord::new(1.0, 60));
         b.records.push(r.clone());
         assert_eq!(b.validate(), Ok(()));
 
         type Setter = fn(&mut PacketRecord, String);
-        let cases: [(&str, usize, Setter); 5] = [
+        let cases: [(&str, usize, Setter); 6] = [
             ("interface", limits::MAX_INTERFACE_LEN, |r, s| r.interface = s.into()),
             ("dns_qname", limits::MAX_DNS_QNAME_LEN, |r, s| r.dns_qname = Some(s)),
             ("http_method", limits::MAX_HTTP_METHOD_LEN, |r, s| r.http_method = Some(s)),
             ("http_path", limits::MAX_HTTP_PATH_LEN, |r, s| r.http_path = Some(s)),
             ("http_host", limits::MAX_HTTP_HOST_LEN, |r, s| r.http_host = Some(s)),
+            ("tls_sni", limits::MAX_TLS_SNI_LEN, |r, s| r.tls_sni = Some(s)),
         ];
         for (field, max, set) in cases {
             let mut c = b.clone();

@@ -29,6 +29,10 @@ pub const MAX_HTTP_PATH_LEN: usize = 2048;
 /// `http_host`: a DNS name (at most 255 bytes) and a port.
 pub const MAX_HTTP_HOST_LEN: usize = 255 + ":65535".len();
 
+/// `tls_sni`: a host name, at most 255 bytes like a DNS name (RFC 6066 3 forbids anything
+/// else, but the field is whatever a client sent, so it is cut like the others).
+pub const MAX_TLS_SNI_LEN: usize = 255;
+
 /// `agent_id` and `boot_id` of a batch: ids, not text (they become subject tokens, message ids
 /// and ledger keys).
 pub const MAX_ID_LEN: usize = 128;
@@ -48,13 +52,14 @@ pub fn truncate_str(s: &str, max: usize) -> &str {
 
 impl PacketRecord {
     /// Every string field with its name and cap, in declaration order.
-    pub fn string_fields(&self) -> [(&'static str, Option<&str>, usize); 5] {
+    pub fn string_fields(&self) -> [(&'static str, Option<&str>, usize); 6] {
         [
             ("interface", Some(&*self.interface), MAX_INTERFACE_LEN),
             ("dns_qname", self.dns_qname.as_deref(), MAX_DNS_QNAME_LEN),
             ("http_method", self.http_method.as_deref(), MAX_HTTP_METHOD_LEN),
             ("http_path", self.http_path.as_deref(), MAX_HTTP_PATH_LEN),
             ("http_host", self.http_host.as_deref(), MAX_HTTP_HOST_LEN),
+            ("tls_sni", self.tls_sni.as_deref(), MAX_TLS_SNI_LEN),
         ]
     }
 

@@ -8,7 +8,7 @@
 //! - a struct is an array of its fields in declaration order (compact form) or a map from
 //!   field name to value (named form, `rmp_serde::encode::write_named`);
 //! - `None` is nil, `Some(v)` is `v`; integers take their smallest encoding; `f64` is always
-//!   a float 64; `Protocol` is its variant name as a string;
+//!   a float 64; `Protocol` and `AppProto` are their names as strings;
 //! - `IpAddr` is serde's non-human-readable form: a one-entry map from `"V4"`/`"V6"` to an
 //!   array of the address octets (each an unsigned integer);
 //! - `MacAddr` is a 6-byte bin, `TcpFlags` its flag byte.
@@ -41,7 +41,7 @@ macro_rules! key {
 
 const NIL: u8 = 0xc0;
 /// Number of fields of [`PacketRecord`], the length of its array or map.
-const RECORD_FIELDS: u16 = 36;
+const RECORD_FIELDS: u16 = 38;
 /// Encoded size of a record without its strings (all fields present, IPv6 addresses,
 /// integers at their widest, keys included), so one reservation covers a whole record.
 const RECORD_FIXED_MAX: usize = 1024;
@@ -207,12 +207,15 @@ impl PacketRecord {
             src_mac,
             dst_mac,
             vlan,
+            app_proto,
+            tls_sni,
         } = self;
         let strings = interface.len()
             + dns_qname.as_ref().map_or(0, String::len)
             + http_method.as_ref().map_or(0, String::len)
             + http_path.as_ref().map_or(0, String::len)
-            + http_host.as_ref().map_or(0, String::len);
+            + http_host.as_ref().map_or(0, String::len)
+            + tls_sni.as_ref().map_or(0, String::len);
         out.reserve(RECORD_FIXED_MAX + strings);
 
         macro_rules! field {
@@ -297,6 +300,10 @@ impl PacketRecord {
         opt_mac(out, *dst_mac);
         field!("vlan");
         opt_uint(out, *vlan);
+        field!("app_proto");
+        opt_str(out, app_proto.map(|p| p.as_str()));
+        field!("tls_sni");
+        opt_str(out, tls_sni.as_deref());
     }
 }
 

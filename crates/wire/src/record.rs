@@ -1,5 +1,6 @@
-//! One decoded frame: the original sniffer's 33 fields (same names) plus `src_mac`, `dst_mac`
-//! and `vlan`. Absent values are `None` (JSON `null`), never a placeholder like `0` or `"0"`.
+//! One decoded frame: the original sniffer's 33 fields (same names) plus `src_mac`, `dst_mac`,
+//! `vlan`, `app_proto` and `tls_sni`. Absent values are `None` (JSON `null`), never a
+//! placeholder like `0` or `"0"`.
 //!
 //! Values are kept in their native types (addresses, flag bits) so decoding does not allocate
 //! for them; they print as the familiar strings in human-readable formats (JSON) and stay
@@ -54,6 +55,50 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// What a frame's payload speaks, recognised by its content (never by port numbers): the
+/// first bytes of a TCP payload or UDP datagram, except DNS, which has no signature and is
+/// what the decoder parsed as DNS on the DNS ports. Serialized as the lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProto {
+    /// An SSH identification string, `SSH-<version>-` (RFC 4253 4.2).
+    Ssh,
+    /// An HTTP/1.x request line or status line.
+    Http,
+    /// A TLS record header (content type 20 to 23, version 3.0 to 3.4, a length of at most
+    /// 2^14 + 2048).
+    Tls,
+    /// A DNS message (UDP or TCP on ports 53, 5353, 5355).
+    Dns,
+    /// A QUIC long-header Initial packet of a known version (RFC 9000 17.2.2, RFC 9369).
+    Quic,
+}
+
+impl AppProto {
+    pub const ALL: [AppProto; 5] = [AppProto::Ssh, AppProto::Http, AppProto::Tls, AppProto::Dns, AppProto::Quic];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Ssh => "ssh",
+            AppProto::Http => "http",
+            AppProto::Tls => "tls",
+            AppProto::Dns => "dns",
+            AppProto::Quic => "quic",
+        }
+    }
+
+    /// The protocol named `name` ([`AppProto::as_str`]'s spelling).
+    pub fn from_name(name: &str) -> Option<AppProto> {
+        AppProto::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for AppProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PacketRecord {
     /// Capture time, epoch seconds.
@@ -97,6 +142,16 @@ pub struct PacketRecord {
     pub dst_mac: Option<MacAddr>,
     /// Outermost 802.1Q VLAN id.
     pub vlan: Option<u16>,
+    // The fields below were added after the first release. `default` lets a record encoded
+    // without them (an older agent's: a shorter array) read with them `None`; see
+    // `crate::BATCH_FORMAT_VERSION`. New fields go after them, with the same attribute.
+    /// What the payload speaks, by content.
+    #[serde(default)]
+    pub app_proto: Option<AppProto>,
+    /// The server_name (host_name) of a TLS ClientHello carried whole or in part by this frame,
+    /// in the `dns_qname` text form.
+    #[serde(default)]
+    pub tls_sni: Option<String>,
 }
 
 impl PacketRecord {
@@ -271,7 +326,8 @@ mod tests {
         r.arp_hwsrc = Some("00:1a:2b:3c:4d:5e".parse().unwrap());
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         let obj = v.as_object().unwrap();
-        assert_eq!(obj.len(), 36);
+        assert_eq!(obj.len(), 38);
+        assert!(obj["app_proto"].is_null() && obj["tls_sni"].is_null());
         assert_eq!(obj["protocol"], "ICMPv6");
         assert_eq!(obj["tcp_flags"], "SYN,ACK");
         assert_eq!(obj["tcp_syn"], true);
@@ -279,6 +335,33 @@ mod tests {
         assert!(obj["dns_qname"].is_null());
         let back: PacketRecord = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn app_proto_names_are_lowercase() {
+        for p in AppProto::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+            assert_eq!(AppProto::from_name(p.as_str()), Some(p));
+            assert_eq!(p.to_string(), p.as_str());
+        }
+        assert_eq!(AppProto::from_name("TLS"), None);
+        assert_eq!(AppProto::from_name(""), None);
+        let mut r = PacketRecord::new(1.0, 60);
+        r.app_proto = Some(AppProto::Tls);
+        r.tls_sni = Some("example.com".into());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["app_proto"], "tls");
+        assert_eq!(v["tls_sni"], "example.com");
+    }
+
+    /// JSON written before the two fields existed still reads, with them absent.
+    #[test]
+    fn records_without_the_later_fields_read() {
+        let mut v = serde_json::to_value(PacketRecord::new(1.0, 60)).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("app_proto");
+        obj.remove("tls_sni");
+        assert_eq!(serde_json::from_value::<PacketRecord>(v).unwrap(), PacketRecord::new(1.0, 60));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-use wire::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
+use wire::{AppProto, MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
 
 fn serde_compact(r: &PacketRecord) -> Vec<u8> {
     rmp_serde::to_vec(r).unwrap()
@@ -85,6 +85,8 @@ fn full_record() -> PacketRecord {
     r.src_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
     r.dst_mac = Some(MacAddr([0x80, 0x7f, 0, 0xff, 1, 2]));
     r.vlan = Some(4095);
+    r.app_proto = Some(AppProto::Tls);
+    r.tls_sni = Some("sni.example.org".into());
     r
 }
 
@@ -97,6 +99,13 @@ fn all_absent_and_all_present() {
         let mut r = full_record();
         r.protocol = p;
         assert_identical(&r);
+    }
+    for p in AppProto::ALL.into_iter().map(Some).chain([None]) {
+        for base in [PacketRecord::default(), full_record()] {
+            let mut r = base;
+            r.app_proto = p;
+            assert_identical(&r);
+        }
     }
 }
 
@@ -131,12 +140,13 @@ fn every_field_at_its_edges() {
     assert_identical(&PacketRecord { vlan: Some(u16::MAX), ..Default::default() });
 
     type SetStr = fn(&mut PacketRecord, Option<String>);
-    let strings: [SetStr; 5] = [
+    let strings: [SetStr; 6] = [
         |r, s| r.interface = Arc::from(s.unwrap_or_default()),
         |r, s| r.dns_qname = s,
         |r, s| r.http_method = s,
         |r, s| r.http_path = s,
         |r, s| r.http_host = s,
+        |r, s| r.tls_sni = s,
     ];
     for set in strings {
         for s in string_edges().into_iter().map(Some).chain([None]) {
@@ -258,6 +268,12 @@ fn random_records_and_batches() {
         if some(pick(99)) {
             r.http_path = Some(strings[pick(strings.len() as u64) as usize].clone());
             r.http_status_code = Some(int(pick(u64::MAX)) as u16);
+        }
+        if some(pick(99)) {
+            r.app_proto = Some(AppProto::ALL[pick(AppProto::ALL.len() as u64) as usize]);
+            if some(pick(99)) {
+                r.tls_sni = Some(strings[pick(strings.len() as u64) as usize].clone());
+            }
         }
         if some(pick(99)) {
             r.src_mac = Some(MacAddr((pick(u64::MAX) << 16).to_be_bytes()[..6].try_into().unwrap()));

@@ -1,7 +1,7 @@
 //! Application layer: DNS (simple-dns) and HTTP/1.x first lines (httparse).
 
 use wire::limits::{self, MAX_DNS_QNAME_LEN, MAX_HTTP_HOST_LEN, MAX_HTTP_METHOD_LEN, MAX_HTTP_PATH_LEN};
-use wire::PacketRecord;
+use wire::{AppProto, PacketRecord};
 
 /// `s` cut to at most `max` bytes (on a character boundary), as a record field. Consumers
 /// reject longer strings ([`wire::PacketBatch::validate`]); each cut is counted in
@@ -20,11 +20,19 @@ pub(super) fn is_dns_port(p: u16) -> bool {
     matches!(p, 53 | 5353 | 5355)
 }
 
-/// Fills the DNS fields from a DNS message. A message cut by the snap length or by
+/// Fills the DNS fields from a DNS message, and `app_proto` when there was one (at least the
+/// 4 bytes of the id and flags). A message cut by the snap length or by
 /// fragmentation still has its header and, usually, its question: those are kept (the answer
 /// size stays unknown) and the partial decode is counted. Tunnels hide in query names, so
 /// losing them to a short snaplen would blind detection.
 pub(super) fn decode_dns(rec: &mut PacketRecord, msg: &[u8]) {
+    decode_dns_fields(rec, msg);
+    if rec.dns_query.is_some() {
+        rec.app_proto = Some(AppProto::Dns);
+    }
+}
+
+fn decode_dns_fields(rec: &mut PacketRecord, msg: &[u8]) {
     let packet = match simple_dns::Packet::parse(msg) {
         Ok(p) => p,
         Err(_) => {
@@ -98,7 +106,7 @@ fn fill_question(rec: &mut PacketRecord, packet: &simple_dns::Packet) -> bool {
 /// master files and `dig`, so no information is lost to a replacement character: tunnel
 /// detection measures the entropy and length of exactly these names. Control characters are
 /// escaped the same way in either case.
-fn push_label(name: &mut String, label: &[u8]) {
+pub(super) fn push_label(name: &mut String, label: &[u8]) {
     use std::fmt::Write;
     match std::str::from_utf8(label) {
         Ok(text) if !text.chars().any(char::is_control) => name.push_str(text),
@@ -152,8 +160,16 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// HTTP/1.x request or status line at the start of a TCP payload, on any port.
+/// HTTP/1.x request or status line at the start of a TCP payload, on any port; `app_proto`
+/// is `http` when there is one.
 pub(super) fn decode_http(rec: &mut PacketRecord, payload: &[u8]) {
+    decode_http_line(rec, payload);
+    if rec.http_method.is_some() || rec.http_status_code.is_some() {
+        rec.app_proto = Some(AppProto::Http);
+    }
+}
+
+fn decode_http_line(rec: &mut PacketRecord, payload: &[u8]) {
     // Cheap pre-check: a status line starts with "HTTP/1.", a request line with an
     // upper-case method token followed by a space.
     if payload.len() < 14 {

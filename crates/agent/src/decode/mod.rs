@@ -12,6 +12,9 @@
 //! * DNS (UDP and single-segment TCP on 53, 5353, 5355 either side) is parsed with
 //!   `simple-dns`, HTTP/1.x request and status lines (any TCP port) with `httparse`.
 //!
+//! * `app_proto` by content (never by port, see [`ident`]): SSH identification strings, TLS
+//!   records (with the server name of a ClientHello in `tls_sni`), HTTP lines, QUIC Initial
+//!   packets; DNS is what was parsed as DNS.
 //! * String fields are cut to the caps of [`wire::limits`] (see [`bounded`]).
 //!
 //! A frame is an error ([`DecodeError`]) only when its link or network header is truncated or
@@ -19,6 +22,7 @@
 //! record with what could be read.
 
 mod app;
+mod ident;
 pub(crate) use app::bounded;
 
 use etherparse::{ip_number, ArpPacketSlice, IpNumber, LaxIpSlice};
@@ -454,7 +458,9 @@ fn decode_tcp(rec: &mut PacketRecord, b: &[u8]) {
             }
         }
     }
-    app::decode_http(rec, payload);
+    if !ident::identify_tcp(rec, payload) {
+        app::decode_http(rec, payload);
+    }
 }
 
 fn decode_udp(rec: &mut PacketRecord, b: &[u8]) {
@@ -468,5 +474,7 @@ fn decode_udp(rec: &mut PacketRecord, b: &[u8]) {
     let (sp, dp) = (udp.source_port(), udp.destination_port());
     if app::is_dns_port(sp) || app::is_dns_port(dp) {
         app::decode_dns(rec, udp.payload());
+    } else {
+        ident::identify_udp(rec, udp.payload());
     }
 }

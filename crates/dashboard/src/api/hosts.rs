@@ -2,7 +2,7 @@
 
 use super::*;
 /// `GET /api/hosts/{ip}`: windows over time with their verdicts (5 s windows up to 1 h, 30 s
-/// up to 6 h, 3 min beyond), peers, ports and alerts of one address.
+/// up to 6 h, 3 min beyond), peers, ports, TLS server names and alerts of one address.
 pub async fn host(State(state): State<AppState>, Path(ip): Path<String>, Query(q): Q) -> JsonResult {
     let addr: std::net::IpAddr =
         ip.parse().map_err(|_| ApiError::bad(format!("not an IPv4 or IPv6 address: {ip:?}")))?;
@@ -57,18 +57,24 @@ pub async fn host(State(state): State<AppState>, Path(ip): Path<String>, Query(q
     let tr = "ts >= to_timestamp($2) AND ts < to_timestamp($3)";
     let peer = "host({}) AS peer, count(*)::int8 AS packets, sum(length)::int8 AS bytes";
     let port = "dst_port AS port, protocol, count(*)::int8 AS packets";
-    let mut sections = Vec::with_capacity(4);
+    // TLS server names of the ClientHellos it sent (the services it reached, as ntopng lists
+    // them) and of those sent to it (the names it is asked for).
+    let sni = "tls_sni AS sni, count(*)::int8 AS packets";
+    let sni_tail = "tls_sni IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 25";
+    let mut sections = Vec::with_capacity(6);
     for (select, side, tail) in [
         (peer.replace("{}", "dst_ip"), "src_ip", "dst_ip IS NOT NULL GROUP BY dst_ip ORDER BY 2 DESC LIMIT 25"),
         (peer.replace("{}", "src_ip"), "dst_ip", "src_ip IS NOT NULL GROUP BY src_ip ORDER BY 2 DESC LIMIT 25"),
         (port.to_string(), "src_ip", "dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
         (port.to_string(), "dst_ip", "dst_port IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 25"),
+        (sni.to_string(), "src_ip", sni_tail),
+        (sni.to_string(), "dst_ip", sni_tail),
     ] {
         let sql = format!("SELECT {select} FROM raw_packets WHERE {side} = $1 AND {tr} AND {tail}");
         sections.push(section_rows(c.query(&sql, &[&addr, &range.from, &range.to]).await, &mut notes)?);
     }
-    let [peers_out, peers_in, ports_contacted, ports_served]: [Vec<Value>; 4] =
-        sections.try_into().expect("four sections");
+    let [peers_out, peers_in, ports_contacted, ports_served, sni_requested, sni_served]: [Vec<Value>; 6] =
+        sections.try_into().expect("six sections");
     let with_service = |v: Vec<Value>| -> Vec<Value> {
         v.into_iter()
             .map(|mut o| {
@@ -92,6 +98,7 @@ pub async fn host(State(state): State<AppState>, Path(ip): Path<String>, Query(q
         },
         "peers": {"sent_to": peers_out, "received_from": peers_in},
         "ports": {"contacted": with_service(ports_contacted), "served": with_service(ports_served)},
+        "server_names": {"requested": sni_requested, "served": sni_served},
         "alerts": alerts, "notes": notes,
     })))
 }

@@ -31,6 +31,11 @@ pub const DEFAULT_RANGE: f64 = 3600.0;
 pub const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
 pub const STATES: [&str; 3] = ["open", "resolved", "closed"];
 pub const PROTOCOLS: [&str; 6] = ["TCP", "UDP", "ICMP", "ICMPv6", "ARP", "OTHER"];
+/// `app_proto` values ([`wire::AppProto`]'s names).
+pub const APP_PROTOS: [&str; 5] = {
+    let all = wire::AppProto::ALL;
+    [all[0].as_str(), all[1].as_str(), all[2].as_str(), all[3].as_str(), all[4].as_str()]
+};
 
 /// Columns of a packet as the API returns it.
 pub(crate) const PACKET_COLS: &str = "extract(epoch from ts)::float8 AS ts, interface, host(src_ip) AS src_ip, \
@@ -38,7 +43,7 @@ pub(crate) const PACKET_COLS: &str = "extract(epoch from ts)::float8 AS ts, inte
     host(arp_psrc) AS arp_psrc, host(arp_pdst) AS arp_pdst, arp_hwsrc::text AS arp_hwsrc, \
     arp_hwdst::text AS arp_hwdst, dns_qname, dns_qtype, dns_query, dns_response, dns_answer_count, \
     http_method, http_path, http_status_code, http_host, src_mac::text AS src_mac, dst_mac::text AS dst_mac, \
-    vlan, agent_id";
+    vlan, app_proto, tls_sni, agent_id";
 
 /// Columns of an alert as the API returns it.
 pub(crate) const ALERT_COLS: &str = "id, view, key, class, state, severity, detected_by, \

@@ -56,6 +56,14 @@ fn packet_filter_in(p: &Params, range: TimeRange) -> ApiResult<(Where, TimeRange
         w.push("http_host ILIKE $?", like_substring(&host));
         echo.insert("http_host".into(), json!(host));
     }
+    if let Some(app) = p.opt_enum("app_proto", &APP_PROTOS)? {
+        w.push("app_proto = $?", app.to_string());
+        echo.insert("app_proto".into(), json!(app));
+    }
+    if let Some(sni) = p.opt_text("sni")? {
+        w.push("tls_sni ILIKE $?", like_substring(&sni));
+        echo.insert("sni".into(), json!(sni));
+    }
     Ok((w, range, Value::Object(echo)))
 }
 

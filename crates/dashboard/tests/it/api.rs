@@ -198,6 +198,79 @@ async fn endpoints_return_fixture_data() {
     f.stop().await;
 }
 
+/// `app_proto` and `sni` filters (bound parameters, LIKE wildcards taken literally), the two
+/// fields in search results, the CSV and the newest packets, and the host page's server names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_by_app_proto_and_server_name() {
+    let f = Fixture::start(None, Some(TOKEN)).await;
+    let db = f.db.client().await.unwrap();
+    let rows = insert_app_packets(&db, f.now, 40.0).await;
+    let ip = APP_CLIENT;
+
+    let v = get_ok(&f, &format!("/api/packets?ip={ip}")).await;
+    assert_eq!(v["total"], rows);
+    let v = get_ok(&f, &format!("/api/packets?ip={ip}&app_proto=tls")).await;
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["filters"]["app_proto"], "tls");
+    assert_eq!(v["packets"][0]["tls_sni"], XSS_SNI, "returned verbatim as a JSON string");
+    assert_eq!(v["packets"][0]["app_proto"], "tls");
+    assert!(v["packets"][2]["tls_sni"].is_null());
+    let v = get_ok(&f, "/api/packets?app_proto=SSH").await;
+    assert_eq!((v["total"].as_i64(), v["packets"][0]["dst_port"].as_i64()), (Some(1), Some(22)));
+    let v = get_ok(&f, "/api/packets?app_proto=quic").await;
+    assert_eq!(v["packets"][0]["protocol"], "UDP");
+    let v = get_ok(&f, "/api/packets?app_proto=http").await;
+    assert_eq!(v["total"], 0, "the fixture's HTTP row was stored without app_proto");
+    let (st, v) = get(&f, "/api/packets?app_proto=ftp").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("app_proto"), "{v}");
+
+    // Substrings, case-insensitive; `%` and `_` are characters, not wildcards; quotes and
+    // markup are only data.
+    let v = get_ok(&f, "/api/packets?sni=ONERROR").await;
+    assert_eq!((v["total"].as_i64(), v["packets"][0]["tls_sni"].as_str()), (Some(1), Some(XSS_SNI)));
+    let v = get_ok(&f, "/api/packets?sni=api.example&app_proto=tls&dst=10.0.0.44").await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["filters"]["sni"], "api.example");
+    for literal in ["%25", "'%20OR%20'1'='1", "%5C"] {
+        let v = get_ok(&f, &format!("/api/packets?sni={literal}")).await;
+        assert_eq!(v["total"], 0, "sni={literal}");
+    }
+    // As a wildcard `_` would match both names; only XSS_SNI has one (`__xss`).
+    let v = get_ok(&f, "/api/packets?sni=_").await;
+    assert_eq!((v["total"].as_i64(), v["packets"][0]["tls_sni"].as_str()), (Some(1), Some(XSS_SNI)));
+    let (st, _) = get(&f, "/api/packets?sni=%01").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "control characters");
+
+    let r = client()
+        .get(format!("{}/api/packets.csv?app_proto=tls", f.base))
+        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let csv = r.text().await.unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"app_proto") && header.contains(&"tls_sni"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.contains("\"api.example.org\""), "{csv}");
+    let v = get_ok(&f, "/api/raw_packets/last/1000").await;
+    assert!(v["packets"].as_array().unwrap().iter().any(|p| p["tls_sni"] == XSS_SNI));
+
+    // Host page: the names a client asked for, and those asked of a server.
+    let v = get_ok(&f, &format!("/api/hosts/{ip}?range=15m")).await;
+    let requested = v["server_names"]["requested"].as_array().unwrap();
+    assert_eq!(requested.len(), 2, "{v}");
+    let mut names: Vec<&str> = requested.iter().map(|r| r["sni"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, [XSS_SNI, "api.example.org"]);
+    assert!(requested.iter().all(|r| r["packets"] == 1));
+    assert!(v["server_names"]["served"].as_array().unwrap().is_empty());
+    let v = get_ok(&f, &format!("/api/hosts/{TLS_SERVER}?range=15m")).await;
+    assert_eq!(v["server_names"]["served"].as_array().unwrap().len(), 2);
+    assert!(v["server_names"]["requested"].as_array().unwrap().is_empty());
+    f.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_every_route() {
     let f = Fixture::start(None, Some(TOKEN)).await;

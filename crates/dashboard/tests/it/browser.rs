@@ -1,6 +1,7 @@
 //! End to end in headless Chromium, driven over WebDriver (raw HTTP to chromedriver): sign in,
 //! watch an alert raised through SQL + NATS appear live, open its detail page, and check that
-//! hostile DNS names and HTTP paths render as text with no script run.
+//! hostile DNS names, HTTP paths and TLS server names render as text with no script run, and
+//! that packets are found by application protocol and server name.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test is skipped with a
 //! message, unless `NTA_REQUIRE_BROWSER=1` (or `CI`) is set, in which case it fails.
@@ -89,6 +90,50 @@ async fn browser_login_live_alert_detail_and_xss() {
     assert_eq!(d.exec("return document.querySelectorAll('#main img, #main script, #main b').length;").await, json!(0));
     let shot = d.screenshot("packets-xss.png").await;
     eprintln!("screenshot: {}", shot.display());
+
+    // Application protocol and TLS server name: shown, filterable from the form, and a server
+    // name carrying markup stays text.
+    let app_rows = insert_app_packets(&db, now(), 20.0).await;
+    d.exec(&format!("location.hash = '#/packets?ip={APP_CLIENT}'; return 0;")).await;
+    d.wait_for(
+        &format!("document.querySelectorAll('#packets-table tbody tr').length === {app_rows}"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = d.exec("return document.getElementById('packets-table').innerText;").await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains(&format!("TLS ClientHello, server name {XSS_SNI}")), "{text}");
+    assert!(text.contains("TLS ClientHello, server name api.example.org"), "{text}");
+    let apps = d.exec("return [...document.querySelectorAll('#packets-table td.app')].map(t => t.textContent);").await;
+    assert_eq!(apps, json!(["tls", "tls", "tls", "ssh", "quic"]));
+    assert_eq!(d.exec("return typeof window.__xss;").await, json!("undefined"), "injected script ran");
+    assert_eq!(d.exec("return document.querySelectorAll('#main img, #main script, #main b').length;").await, json!(0));
+    d.exec("document.getElementById('pf-app_proto').value = 'tls'; document.getElementById('pf-sni').value = 'onerror'; return 0;")
+        .await;
+    d.click("#packet-filters button[type=submit]").await;
+    d.wait_for(
+        "location.hash.includes('sni=onerror') && document.querySelectorAll('#packets-table tbody tr').length === 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = d.exec("return document.getElementById('packets-table').innerText;").await;
+    assert!(text.as_str().unwrap().contains(XSS_SNI), "{text}");
+    d.screenshot("packets-sni.png").await;
+    // The client's host page lists the names it asked for, as text, each a link to its packets.
+    d.exec(&format!("location.hash = '#/hosts/{APP_CLIENT}'; return 0;")).await;
+    d.wait_for("document.querySelectorAll('#sni-requested tbody tr a').length === 2", Duration::from_secs(10)).await;
+    let names = d
+        .exec("return [...document.querySelectorAll('#sni-requested tbody tr a')].map(a => a.textContent).sort();")
+        .await;
+    assert_eq!(names, json!([XSS_SNI, "api.example.org"]));
+    assert_eq!(d.exec("return document.querySelectorAll('#main img, #main script, #main b').length;").await, json!(0));
+    d.click("#sni-requested tbody tr a").await;
+    d.wait_for(
+        "location.hash.startsWith('#/packets') && document.querySelectorAll('#packets-table tbody tr').length === 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(d.exec("return typeof window.__xss;").await, json!("undefined"));
 
     // The host page renders (chart + tables).
     d.exec("location.hash = '#/hosts/10.0.0.1'; return 0;").await;

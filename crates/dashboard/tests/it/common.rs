@@ -12,6 +12,30 @@ pub const XSS_QNAME: &str = "<script>window.__xss=1</script>.evil.example";
 pub const XSS_PATH: &str = "/<img src=x onerror=\"window.__xss=2\">";
 pub const XSS_HOST: &str = "<b onmouseover=alert(1)>host</b>";
 pub const CSV_QNAME: &str = "=HYPERLINK(\"http://evil\",\"x\")";
+/// A TLS server name a client chose: any bytes the ClientHello carried.
+pub const XSS_SNI: &str = "<img src=x onerror=window.__xss=3>.sni.example";
+/// Where [`insert_app_packets`] puts its rows.
+pub const APP_CLIENT: &str = "10.0.0.4";
+pub const TLS_SERVER: &str = "10.0.0.44";
+
+/// Packets identified by content, from [`APP_CLIENT`], `secs_ago` seconds before `now`: two
+/// ClientHellos to [`TLS_SERVER`] (server names [`XSS_SNI`] and `api.example.org`), a TLS
+/// record without one, an SSH identification string and a QUIC Initial. Not in the shared
+/// fixture, whose counts other tests check. Returns the number of rows.
+pub async fn insert_app_packets(c: &tokio_postgres::Client, now: f64, secs_ago: f64) -> i64 {
+    c.execute(
+        "INSERT INTO raw_packets (ts, interface, src_ip, dst_ip, protocol, length, src_port, dst_port, app_proto, tls_sni, agent_id, batch_id, idx)
+         VALUES (to_timestamp($1::float8 - $2), 'eth0', $3::text::inet, $4::text::inet, 'TCP', 583, 51000, 443, 'tls', $5, 'a', 'b6', 0),
+                (to_timestamp($1::float8 - $2 - 1), 'eth0', $3::text::inet, $4::text::inet, 'TCP', 517, 51001, 443, 'tls', 'api.example.org', 'a', 'b6', 1),
+                (to_timestamp($1::float8 - $2 - 2), 'eth0', $3::text::inet, $4::text::inet, 'TCP', 120, 51001, 443, 'tls', NULL, 'a', 'b6', 2),
+                (to_timestamp($1::float8 - $2 - 3), 'eth0', $3::text::inet, '10.0.0.22', 'TCP', 80, 51002, 22, 'ssh', NULL, 'a', 'b6', 3),
+                (to_timestamp($1::float8 - $2 - 4), 'eth0', $3::text::inet, $4::text::inet, 'UDP', 1242, 51003, 443, 'quic', NULL, 'a', 'b6', 4)",
+        &[&now, &secs_ago, &APP_CLIENT, &TLS_SERVER, &XSS_SNI],
+    )
+    .await
+    .unwrap();
+    5
+}
 
 pub struct Fixture {
     pub db: TestDb,

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use testkit::wait_until;
 use testkit::{NatsServer, TestDb};
 use tokio::task::JoinHandle;
-use wire::{MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
+use wire::{AppProto, MacAddr, PacketBatch, PacketRecord, Protocol, TcpFlags};
 
 pub fn config(nats: &NatsServer, db: &TestDb) -> ingestor::IngestorConfig {
     ingestor::IngestorConfig {
@@ -98,8 +98,8 @@ pub async fn wait_drained(js: &jetstream::Context, durable: &str, timeout: Durat
     .await;
 }
 
-/// A batch exercising every column: TCP with HTTP, UDP/DNS over IPv6, ICMP, ARP (no IPs), a
-/// bare record with every option None, NUL in a name, VLAN and MACs.
+/// A batch exercising every column: TCP with HTTP, TLS with a server name, UDP/DNS over IPv6,
+/// ICMP, ARP (no IPs), a bare record with every option None, NUL in names, VLAN and MACs.
 pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
     let mut b = PacketBatch::new(agent, "boot1", seq);
     let base = 1_767_225_600.0 + seq as f64 * 10.0;
@@ -118,6 +118,7 @@ pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
     tcp.http_method = Some("POST".into());
     tcp.http_path = Some("/login?next=%2F&q=\"x\"".into());
     tcp.http_host = Some("example.com".into());
+    tcp.app_proto = Some(AppProto::Http);
     tcp.src_mac = Some(MacAddr([0x00, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e]));
     tcp.dst_mac = Some(MacAddr([0xff; 6]));
     tcp.vlan = Some(100);
@@ -132,7 +133,20 @@ pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
     resp.dst_port = Some(51515);
     resp.tcp_flags = Some(TcpFlags(0));
     resp.http_status_code = Some(401);
+    resp.app_proto = Some(AppProto::Http);
     b.records.push(resp);
+
+    let mut tls = PacketRecord::new(base + 0.75, 583);
+    tls.interface = iface.clone();
+    tls.protocol = Protocol::Tcp;
+    tls.src_ip = Some("192.168.1.10".parse().unwrap());
+    tls.dst_ip = Some("2.16.1.1".parse().unwrap());
+    tls.src_port = Some(51516);
+    tls.dst_port = Some(8443);
+    tls.set_tcp_flags(0x18);
+    tls.app_proto = Some(AppProto::Tls);
+    tls.tls_sni = Some("<b>x</b>.example\\255\"'".into());
+    b.records.push(tls);
 
     let mut dns = PacketRecord::new(base + 0.125, 120);
     dns.interface = Arc::from("wlan0 (replay.pcap)");
@@ -147,6 +161,7 @@ pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
     dns.dns_qtype = Some(16);
     dns.dns_answer_count = Some(3);
     dns.dns_answer_size = Some(u32::MAX);
+    dns.app_proto = Some(AppProto::Dns);
     b.records.push(dns);
 
     let mut icmp = PacketRecord::new(base + 1.0, 98);
@@ -179,6 +194,8 @@ pub fn varied_batch(agent: &str, seq: u64) -> PacketBatch {
     odd.protocol = Protocol::Udp;
     odd.src_ip = Some(IpAddr::from([10, 0, 0, 3]));
     odd.dns_qname = Some("a\0b".into());
+    odd.app_proto = Some(AppProto::Quic);
+    odd.tls_sni = Some("n\0ul".into());
     b.records.push(odd);
     b
 }
@@ -209,7 +226,7 @@ pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> 
                     seq, ack, icmp_type, icmp_code, arp_op, host(arp_psrc), host(arp_pdst),
                     arp_hwsrc::text, arp_hwdst::text, dns_query, dns_qname, dns_qtype, dns_response,
                     dns_answer_count, dns_answer_size, http_method, http_path, http_status_code, http_host,
-                    src_mac::text, dst_mac::text, vlan, idx
+                    src_mac::text, dst_mac::text, vlan, idx, app_proto, tls_sni
              FROM raw_packets WHERE batch_id = $1 ORDER BY idx",
             &[&batch_id],
         )
@@ -262,6 +279,8 @@ pub async fn stored_records(client: &tokio_postgres::Client, batch_id: &str) -> 
                 src_mac: mac(row.get(34)),
                 dst_mac: mac(row.get(35)),
                 vlan: u16_(row.get(36)),
+                app_proto: row.get::<_, Option<String>>(38).map(|p| AppProto::from_name(&p).unwrap()),
+                tls_sni: row.get(39),
             };
             (row.get(0), row.get(1), r)
         })

@@ -33,6 +33,7 @@ async fn stores_every_column_exactly() {
             let mut want = want.clone();
             // PostgreSQL text cannot hold NUL; it is stored as U+FFFD.
             want.dns_qname = want.dns_qname.map(|q| q.replace('\0', "\u{FFFD}"));
+            want.tls_sni = want.tls_sni.map(|q| q.replace('\0', "\u{FFFD}"));
             assert_eq!(got, want);
         }
     }

@@ -105,7 +105,7 @@ pub async fn stored_rows(
             host(arp_pdst) AS arp_pdst, arp_hwsrc::text AS arp_hwsrc, arp_hwdst::text AS arp_hwdst,
             dns_query, dns_qname, dns_qtype, dns_response, dns_answer_count, dns_answer_size,
             http_method, http_path, http_status_code, http_host, src_mac::text AS src_mac,
-            dst_mac::text AS dst_mac, vlan
+            dst_mac::text AS dst_mac, vlan, app_proto, tls_sni
         FROM raw_packets WHERE agent_id = $1
         ORDER BY split_part(batch_id, '.', 3)::bigint, idx) t";
     db.query(sql, &[&agent_id])
