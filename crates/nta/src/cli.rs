@@ -182,6 +182,11 @@ pub struct TrainArgs {
     /// and .cap files) on which the new model must raise no alert: the report lists any it raises.
     #[arg(long)]
     pub benign: Vec<PathBuf>,
+    /// The alert decision replayed by the report (the predictor's settings of the same names).
+    #[arg(long, default_value_t = predictor::decide::MIN_CONFIDENCE)]
+    pub min_confidence: f64,
+    #[arg(long, default_value_t = predictor::decide::SUSTAIN_CONFIDENCE)]
+    pub sustain_confidence: f64,
     /// Captures of ordinary traffic (files or directories, as --benign) used as Normal training
     /// data: every window of them is Normal; a quarter of the files is held out for evaluation.
     #[arg(long)]

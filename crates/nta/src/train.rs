@@ -77,7 +77,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
         serde_json::to_value(&params)?,
         serde_json::Value::Object(metrics.clone()),
     )?;
-    let detection = detection_report(&model, &intervals, &test, &args.benign)?;
+    let policy = predictor::decide::AlertPolicy {
+        min_confidence: args.min_confidence,
+        sustain_confidence: args.sustain_confidence,
+        ..Default::default()
+    };
+    let detection = detection_report(&model, &intervals, &test, &args.benign, &policy)?;
     report += &detection.0;
     metrics.insert("detection".into(), detection.1);
     let model = Model { params: model.params.clone(), metrics: serde_json::Value::Object(metrics.clone()), ..model };
@@ -103,18 +108,18 @@ fn detection_report(
     intervals: &[tr::lab::Interval],
     test: &std::collections::BTreeSet<String>,
     benign: &[std::path::PathBuf],
+    policy: &predictor::decide::AlertPolicy,
 ) -> Result<(String, serde_json::Value)> {
     use std::collections::BTreeMap;
     use std::fmt::Write as _;
     let thresholds = predictor::RuleThresholds::default();
-    let policy = predictor::decide::AlertPolicy::default();
     let mut by_capture: BTreeMap<&std::path::Path, Vec<&tr::lab::Interval>> = BTreeMap::new();
     for iv in intervals.iter().filter(|iv| test.contains(&iv.variation)) {
         by_capture.entry(iv.capture.as_path()).or_default().push(iv);
     }
     let (mut attacks, mut false_alerts) = (Vec::new(), Vec::new());
     for (capture, ivs) in &by_capture {
-        let (r, f) = tr::detect::evaluate_capture(model, capture, ivs, &thresholds, &policy)?;
+        let (r, f) = tr::detect::evaluate_capture(model, capture, ivs, &thresholds, policy)?;
         attacks.extend(r);
         if !f.is_empty() {
             false_alerts.push((ivs[0].variation.clone(), f));
@@ -126,36 +131,41 @@ fn detection_report(
     let mut md = format!(
         "## Detection on held-out variations\n\nThe alert decision of the predictor service replayed over every window of the \
          held-out captures (model >= {} opens an alert, a rule opens one, the model's probability >= {} of the class keeps an \
-         open alert of the key). Window recall: share of an attack's 5 s slots in which a window of the attacker (or of a \
-         flood's target) raised or kept an alert of the attack's class.\n\n\
-         | class | attacks | detected | 5 s slots | window recall | without sustaining | worst attack | first alert (median / max) |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         open alert of the key). Window recall: share of an attack's 5 s slots (5 s windows at least half inside the attack) in \
+         which a window of the attacker (or of a flood's target) raised or kept an alert of the attack's class, itself or \
+         through its 30 s / 3 min parent window (inherited); then the 5 s windows' own alerts, with and without \
+         sustaining. Detected: any window of the attack alerted with its class. First alert: end of the first alerting \
+         window, from the attack's start.\n\n\
+         | class | attacks | detected | 5 s slots | window recall | 5 s windows alone | without sustaining | worst attack | first alert (median / max) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         policy.min_confidence, policy.sustain_confidence
     );
     for c in &classes {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
             c.class,
             c.attacks,
             c.detected,
             c.slots,
             pct(c.window_recall),
+            pct(c.window_recall_own),
             pct(c.window_recall_without_sustain),
             pct(c.worst_attack_recall),
             secs(c.median_first_alert_s),
             secs(c.max_first_alert_s)
         );
     }
-    md += "\nPer held-out variation:\n\n| variation | class | 5 s slots | alerted | detected | first alert | other classes alerted |\n|---|---|---|---|---|---|---|\n";
+    md += "\nPer held-out variation:\n\n| variation | class | 5 s slots | alerted | by 5 s windows alone | detected | first alert | other classes alerted |\n|---|---|---|---|---|---|---|---|\n";
     for a in &attacks {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             a.variation,
             a.class,
             a.slots,
             a.alerted_slots,
+            a.alerted_slots_own,
             if a.detected { "yes" } else { "**no**" },
             secs(a.first_alert_after_s),
             a.wrong_class.iter().cloned().collect::<Vec<_>>().join(", ")
@@ -168,20 +178,29 @@ fn detection_report(
     let files = capture_files(benign)?;
     let mut noisy = Vec::new();
     for f in &files {
-        let a = tr::detect::alerts_in(Some(model), f, &thresholds, &policy)?;
+        let a = tr::detect::alerts_in(Some(model), f, &thresholds, policy)?;
         if !a.is_empty() {
             noisy.push((f.display().to_string(), a));
         }
     }
+    // A capture also given with --normal was training data unless its variation was held out.
+    let trained = |f: &std::path::Path| {
+        let v = format!("benign-{}", f.file_name().unwrap_or_default().to_string_lossy());
+        intervals.iter().any(|iv| iv.variation == v) && !test.contains(&v)
+    };
+    let held: Vec<String> = files.iter().filter(|f| !trained(f)).map(|f| f.display().to_string()).collect();
     if !files.is_empty() {
         let _ = writeln!(
             md,
-            "\n## False alerts on benign captures\n\n{} captures, {} with an alert",
+            "\n## False alerts on benign captures\n\n{} captures, {} of them Normal training data (`--normal`), {} with an \
+             alert. Never trained on: {}\n",
             files.len(),
-            noisy.len()
+            files.len() - held.len(),
+            noisy.len(),
+            held.join(", ")
         );
         for (f, a) in &noisy {
-            let _ = writeln!(md, "* {f}: {a:?}");
+            let _ = writeln!(md, "* {f}{}: {a:?}", if trained(std::path::Path::new(f)) { " (training data)" } else { "" });
         }
     }
     md += "\n";
@@ -190,6 +209,7 @@ fn detection_report(
         "attacks": attacks,
         "false_alerts_held_out": false_alerts.iter().map(|(v, f)| (v.clone(), f.len())).collect::<BTreeMap<_, _>>(),
         "benign_captures": files.len(),
+        "benign_never_trained_on": held,
         "benign_with_alerts": noisy.iter().map(|(f, a)| (f.clone(), a.len())).collect::<BTreeMap<_, _>>(),
     });
     Ok((md, json))

@@ -56,4 +56,28 @@ fn quick_lab_run_trains_and_is_detected() {
         w["view"] == "destination" && w["src_ip"] == victim.as_str() && w["label"] == "syn_flood"
     });
     assert!(hit, "no syn_flood verdict for {victim} in {}", capture.display());
+
+    // The shipped model and rules alert on the attacker of the quick run's scans and guessing,
+    // including the styles the first lab lacked (UDP, FIN, masscan bursts, sshd on 2222).
+    let mut missed = Vec::new();
+    for v in labels.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        let class = v["class"].as_str().unwrap();
+        if !["port_scan", "ssh_brute"].contains(&class) {
+            continue;
+        }
+        let attacker = v["attacker_ips"][0].as_str().unwrap().to_string();
+        let capture = run.join(v["capture"].as_str().unwrap());
+        let out = nta().arg("analyze").arg(&capture).args(["--format", "jsonl"]).output().unwrap();
+        assert!(out.status.success());
+        let alerted = String::from_utf8(out.stdout).unwrap().lines().any(|l| {
+            let w: serde_json::Value = serde_json::from_str(l).unwrap();
+            w["view"] == "source"
+                && w["src_ip"] == attacker.as_str()
+                && w["alerts"].as_array().unwrap().iter().any(|a| a["class"] == class)
+        });
+        if !alerted {
+            missed.push(format!("{} ({class})", v["variation"]));
+        }
+    }
+    assert!(missed.is_empty(), "no alert of the right class for the attacker in: {missed:?}");
 }

@@ -150,15 +150,17 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
     match w.view {
         View::Source => {
             // SSH password guessing: Zeek's SSH::password_guesses_limit is 30 per 30 min over
-            // inferred failed logins; windows see connection attempts, so the rule asks for a
-            // sustained rate of new connections to port 22 instead.
-            let ssh = n("ssh_connection_attempts");
+            // inferred failed logins; windows see connections, so the rule asks for a sustained
+            // rate of new SSH sessions instead: connection attempts to port 22, or sessions with
+            // an SSH server on any port (the service is what it speaks: `SSH-2.0-...`).
+            let ssh = n("ssh_connection_attempts").max(n("ssh_sessions_opened"));
             let need = min_count(t.ssh_attempts_per_min / 60.0, t.ssh_min_attempts, d);
             if ssh >= need {
                 hit(
                     "ssh_guessing",
                     "ssh_brute",
-                    json!({"ssh_connection_attempts": ssh, "threshold": need,
+                    json!({"ssh_connection_attempts": n("ssh_connection_attempts"),
+                    "ssh_sessions_opened": n("ssh_sessions_opened"), "threshold": need,
                     "per_min": ssh * 60.0 / d, "distinct_targets": n("unique_dst_ips")}),
                 );
             }
@@ -384,6 +386,8 @@ mod tests {
         // 180 s: 30 attempts needed (10/min).
         assert!(fired(&w(View::Source, 180, &[("ssh_connection_attempts", 20.0)])).is_empty());
         assert_eq!(fired(&w(View::Source, 180, &[("ssh_connection_attempts", 30.0)])), ["ssh_guessing"]);
+        // sshd on another port: the sessions speak SSH.
+        assert_eq!(fired(&w(View::Source, 30, &[("ssh_sessions_opened", 12.0)])), ["ssh_guessing"]);
 
         assert_eq!(
             fired(&w(

@@ -64,8 +64,11 @@ pub struct AttackResult {
     /// 5 s time slots, at least half inside the attack, in which a window of the attacker
     /// (source view) or of a flood's target (destination view) is labelled with the attack.
     pub slots: usize,
-    /// Slots in which one of those windows raised or kept an alert of the attack's class.
+    /// Slots in which one of those windows raised or kept an alert of the attack's class, or
+    /// inherited one: its 30 s or 3 min parent window (of the same key) did.
     pub alerted_slots: usize,
+    /// Same, counting the 5 s windows' own alerts only (raised or kept).
+    pub alerted_slots_own: usize,
     /// Same, counting only alerts raised by the window itself (no sustaining of an open alert).
     pub alerted_slots_without_sustain: usize,
     /// Some window (any size) of the attack raised an alert of its class.
@@ -102,6 +105,8 @@ pub fn evaluate_capture(
     let mut results = Vec::new();
     for iv in intervals.iter().filter(|iv| iv.class != "Normal") {
         let mut slots: BTreeMap<i64, (bool, bool)> = BTreeMap::new();
+        // Spans of the attack's 30 s and 3 min windows that alerted with its class.
+        let mut parents: Vec<(i64, i64)> = Vec::new();
         let mut first: Option<f64> = None;
         let mut wrong = BTreeSet::new();
         for ((w, v), v0) in windows.iter().zip(&verdicts).zip(&no_sustain) {
@@ -113,6 +118,9 @@ pub fn evaluate_capture(
             if hit {
                 let end = (w.window_start + w.window_size as i64) as f64 - iv.start_epoch;
                 first = Some(first.map_or(end, |f: f64| f.min(end)));
+                if w.window_size > 5 {
+                    parents.push((w.window_start, w.window_start + w.window_size as i64));
+                }
             }
             // A slot is one of the attack's 5 s windows when at least half of it lies inside the
             // attack (the partial windows at its edges hold a few packets of it).
@@ -123,11 +131,13 @@ pub fn evaluate_capture(
                 s.1 |= v0.alerts.iter().any(|(c, _, _)| *c == iv.class);
             }
         }
+        let inherited = |start: &i64| parents.iter().any(|(a, b)| a <= start && *start < *b);
         results.push(AttackResult {
             variation: iv.variation.clone(),
             class: iv.class.clone(),
             slots: slots.len(),
-            alerted_slots: slots.values().filter(|s| s.0).count(),
+            alerted_slots: slots.iter().filter(|(start, s)| s.0 || inherited(start)).count(),
+            alerted_slots_own: slots.values().filter(|s| s.0).count(),
             alerted_slots_without_sustain: slots.values().filter(|s| s.1).count(),
             detected: first.is_some(),
             first_alert_after_s: first.map(|f| f.max(0.0)),
@@ -183,7 +193,10 @@ pub struct ClassDetection {
     pub attacks: usize,
     pub detected: usize,
     pub slots: usize,
+    /// 5 s slots alerted by their own window or inherited from its 30 s / 3 min parent.
     pub window_recall: Option<f64>,
+    /// 5 s windows' own alerts (raised or sustained).
+    pub window_recall_own: Option<f64>,
     pub window_recall_without_sustain: Option<f64>,
     /// The lowest per-attack window recall.
     pub worst_attack_recall: Option<f64>,
@@ -208,6 +221,7 @@ pub fn per_class(results: &[AttackResult]) -> Vec<ClassDetection> {
                 detected: rs.iter().filter(|r| r.detected).count(),
                 slots,
                 window_recall: ratio(rs.iter().map(|r| r.alerted_slots).sum()),
+                window_recall_own: ratio(rs.iter().map(|r| r.alerted_slots_own).sum()),
                 window_recall_without_sustain: ratio(rs.iter().map(|r| r.alerted_slots_without_sustain).sum()),
                 worst_attack_recall: rs
                     .iter()

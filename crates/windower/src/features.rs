@@ -143,6 +143,7 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("tcp_conns_without_syn", Some(s.conns.count_where(|c| c.flags & C_SYN == 0)));
     put("icmp_echo_reply_count", Some(s.echo_replies as f64));
     put("tcp_src_port_count", Some(s.tcp_src_ports.len() as f64));
+    put("ssh_sessions_opened", Some(s.ssh_sessions as f64));
     o
 }
 

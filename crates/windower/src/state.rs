@@ -31,6 +31,8 @@ pub const C_SYN: u8 = 1;
 pub const C_ACK: u8 = 2;
 pub const C_HTTP: u8 = 4;
 pub const C_WEB: u8 = 8;
+/// The key sent a SYN without ACK on this group: it opened a connection there.
+pub const C_INIT: u8 = 16;
 
 /// One TCP "connection" of the source view: all TCP packets from the key to one
 /// (dst_ip, dst_port) (the original's grouping). Flags are ORed, times are min/max.
@@ -184,6 +186,9 @@ pub struct SrcState {
     /// TCP segments with none of SYN, ACK, RST (NULL, FIN, Xmas probes: after the handshake
     /// every legitimate segment but a RST carries an ACK, RFC 9293 3.10.7.4).
     pub nosyn_noack: u64,
+    /// SSH identification strings the key sent on connections it opened, whatever the port:
+    /// sessions with an SSH server (a guesser opens one per few passwords).
+    pub ssh_sessions: u64,
     /// ICMP echo replies sent (type 0 / ICMPv6 129): answers, not traffic the key chose to send.
     pub echo_replies: u64,
     /// Destination ports of the SYN-ACKs sent: a server's RSTs received from these ports are
@@ -274,13 +279,14 @@ impl SrcState {
         self.nosyn_noack += (!syn && !ack && !rst) as u64;
         let Some(dp) = r.dst_port else { return };
         self.tcp_ports.insert(dp);
+        let mut flags = 0;
         if syn && !ack {
             // Connection attempts: SYNs without ACK (not every packet of a session).
             self.ssh += (dp == 22) as u64;
             self.ftp += (dp == 20 || dp == 21) as u64;
+            flags |= C_INIT;
         }
         let Some(dip) = &r.dst_ip else { return };
-        let mut flags = 0;
         if syn {
             flags |= C_SYN;
         }
@@ -294,11 +300,18 @@ impl SrcState {
             flags |= C_WEB;
         }
         let ts = r.timestamp;
+        let mut opened = false;
         self.conns.upsert(hash_ip_port(dip, dp), p.cap, |c| {
             c.first = c.first.min(ts);
             c.last = c.last.max(ts);
             c.flags |= flags;
+            opened = c.flags & C_INIT != 0;
         });
+        // The client's identification string (the server's goes the other way, on a
+        // connection the server did not open).
+        if opened && r.app_proto == Some(wire::AppProto::Ssh) {
+            self.ssh_sessions += 1;
+        }
     }
 
     fn add_arp(&mut self, r: &PacketRecord, p: &Params) {
@@ -422,6 +435,7 @@ impl SrcState {
         self.ftp += o.ftp;
         self.udp53 += o.udp53;
         self.nosyn_noack += o.nosyn_noack;
+        self.ssh_sessions += o.ssh_sessions;
         self.echo_replies += o.echo_replies;
         self.synack_ports.merge(&o.synack_ports);
         self.conns.merge(o.conns, p.cap);

@@ -327,3 +327,33 @@ fn arp_replies_to_requests_for_the_key_are_solicited() {
         assert_eq!(f(w, "arp_reply_without_request_count"), Some(0.0), "{}", w.window_start);
     }
 }
+
+#[test]
+fn ssh_sessions_are_counted_by_what_they_speak_on_any_port() {
+    // Two guesser connections to sshd on 2222: SYN, then the client's identification string;
+    // the server's own identification string goes back on a connection it did not open.
+    let (client, server): (IpAddr, IpAddr) = ("10.0.0.66".parse().unwrap(), "10.0.0.10".parse().unwrap());
+    let tcp = |t: f64, from: IpAddr, to: IpAddr, sport: u16, dport: u16, flags: u8, ssh: bool| {
+        let mut r = PacketRecord::new(t, 80);
+        r.protocol = Protocol::Tcp;
+        (r.src_ip, r.dst_ip, r.src_port, r.dst_port) = (Some(from), Some(to), Some(sport), Some(dport));
+        r.set_tcp_flags(flags);
+        r.app_proto = ssh.then_some(wire::AppProto::Ssh);
+        r
+    };
+    let mut recs = Vec::new();
+    for (i, port) in [41_000u16, 41_002].into_iter().enumerate() {
+        let t = 1_000.0 + i as f64;
+        recs.push(tcp(t, client, server, port, 2222, 0x02, false));
+        recs.push(tcp(t + 0.01, server, client, 2222, port, 0x12, false));
+        recs.push(tcp(t + 0.02, server, client, 2222, port, 0x18, true));
+        recs.push(tcp(t + 0.03, client, server, port, 2222, 0x18, true));
+    }
+    // An SSH banner on a connection the key did not open (e.g. captured mid-stream): not counted.
+    recs.push(tcp(1_003.0, client, "10.0.0.11".parse().unwrap(), 41_004, 22, 0x18, true));
+    let ws = windows(&recs);
+    let src = |k: IpAddr| ws.iter().find(|w| w.view == View::Source && w.window_size == 5 && w.key == k.to_string());
+    assert_eq!(f(src(client).unwrap(), "ssh_sessions_opened"), Some(2.0));
+    assert_eq!(f(src(client).unwrap(), "ssh_connection_attempts"), Some(0.0), "not port 22");
+    assert_eq!(f(src(server).unwrap(), "ssh_sessions_opened"), Some(0.0));
+}
