@@ -13,7 +13,9 @@ use wire::{AppProto, PacketRecord};
 /// Largest TLS record body: 2^14 bytes of plaintext plus the 2048 bytes of expansion TLS 1.2
 /// allows (RFC 5246 6.2.3; TLS 1.3 allows 256).
 const MAX_TLS_RECORD_LEN: usize = (1 << 14) + 2048;
-/// TLS content types: change_cipher_spec, alert, handshake, application_data.
+/// TLS content types (20 to 23 are change_cipher_spec, alert, handshake, application_data)
+/// and the ClientHello handshake type.
+const TLS_CHANGE_CIPHER_SPEC: u8 = 20;
 const TLS_HANDSHAKE: u8 = 22;
 const TLS_CLIENT_HELLO: u8 = 1;
 /// Records looked at in one segment for a ClientHello: a TLS 1.3 client in middlebox
@@ -31,7 +33,7 @@ pub(super) fn identify_tcp(rec: &mut PacketRecord, payload: &[u8]) -> bool {
         }
         Some(20..=23) if tls_record_len(payload).is_some() => {
             rec.app_proto = Some(AppProto::Tls);
-            if payload[0] == TLS_HANDSHAKE || payload[0] == 20 {
+            if payload[0] == TLS_HANDSHAKE || payload[0] == TLS_CHANGE_CIPHER_SPEC {
                 rec.tls_sni = client_hello_sni(payload).map(sni_text);
             }
             true
@@ -213,11 +215,11 @@ fn is_quic_initial(p: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// A ClientHello handshake message with the given extensions (type, data).
-    pub(crate) fn client_hello(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    fn client_hello(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
         let mut body = vec![3, 3];
         body.extend_from_slice(&[0xab; 32]);
         body.push(32);
@@ -240,7 +242,7 @@ pub(crate) mod tests {
     }
 
     /// A server_name extension's data with one entry per (type, name).
-    pub(crate) fn server_names(names: &[(u8, &[u8])]) -> Vec<u8> {
+    fn server_names(names: &[(u8, &[u8])]) -> Vec<u8> {
         let mut list = Vec::new();
         for (kind, name) in names {
             list.push(*kind);
@@ -252,7 +254,7 @@ pub(crate) mod tests {
         data
     }
 
-    pub(crate) fn record(content_type: u8, version: u16, body: &[u8]) -> Vec<u8> {
+    fn record(content_type: u8, version: u16, body: &[u8]) -> Vec<u8> {
         let mut r = vec![content_type];
         r.extend_from_slice(&version.to_be_bytes());
         r.extend_from_slice(&(body.len() as u16).to_be_bytes());
@@ -342,7 +344,7 @@ pub(crate) mod tests {
         assert_eq!(tcp(&record(23, 0x0303, &hello)).tls_sni, None);
 
         // change_cipher_spec, then the ClientHello (TLS 1.3 middlebox compatibility).
-        let mut p = record(20, 0x0303, &[1]);
+        let mut p = record(TLS_CHANGE_CIPHER_SPEC, 0x0303, &[1]);
         p.extend_from_slice(&hello_with_sni(b"second.example"));
         assert_eq!(tcp(&p).tls_sni.as_deref(), Some("second.example"));
     }
@@ -410,7 +412,7 @@ pub(crate) mod tests {
         assert_eq!(r.tls_sni, Some("aa".to_owned() + &"\\255".repeat((MAX_TLS_SNI_LEN - 2) / 4)));
     }
 
-    pub(crate) fn quic_initial(first: u8, version: u32) -> Vec<u8> {
+    fn quic_initial(first: u8, version: u32) -> Vec<u8> {
         let mut p = vec![first];
         p.extend_from_slice(&version.to_be_bytes());
         p.push(8);
