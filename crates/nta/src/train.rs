@@ -200,7 +200,8 @@ fn detection_report(
             held.join(", ")
         );
         for (f, a) in &noisy {
-            let _ = writeln!(md, "* {f}{}: {a:?}", if trained(std::path::Path::new(f)) { " (training data)" } else { "" });
+            let _ =
+                writeln!(md, "* {f}{}: {a:?}", if trained(std::path::Path::new(f)) { " (training data)" } else { "" });
         }
     }
     md += "\n";

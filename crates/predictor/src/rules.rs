@@ -547,8 +547,15 @@ mod tests {
             ["slowloris"]
         );
         // A page load over 40 connections: every one answered.
-        let page = [("tcp_src_port_count", 40.0), ("syn_only_ratio", 0.1), ("unique_dst_ports", 1.0), ("byte_count", 30_000.0)];
-        assert!(fired(&w(View::Source, 5, &[page.as_slice(), &[("http_responses_received", 40.0)]].concat())).is_empty());
+        let page = [
+            ("tcp_src_port_count", 40.0),
+            ("syn_only_ratio", 0.1),
+            ("unique_dst_ports", 1.0),
+            ("byte_count", 30_000.0),
+        ];
+        assert!(
+            fired(&w(View::Source, 5, &[page.as_slice(), &[("http_responses_received", 40.0)]].concat())).is_empty()
+        );
         let hits = evaluate(&w(View::Source, 5, &[("ssh_connection_attempts", 12.0)]), &t);
         assert_eq!(hits[0].class, "ssh_brute");
         assert_eq!(hits[0].evidence["ssh_connection_attempts"], 12.0);

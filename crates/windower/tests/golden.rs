@@ -357,3 +357,37 @@ fn ssh_sessions_are_counted_by_what_they_speak_on_any_port() {
     assert_eq!(f(src(client).unwrap(), "ssh_connection_attempts"), Some(0.0), "not port 22");
     assert_eq!(f(src(server).unwrap(), "ssh_sessions_opened"), Some(0.0));
 }
+
+#[test]
+fn echo_replies_and_tcp_source_ports() {
+    // A ping flood's victim answers with echo replies; a client's DNS lookups use UDP source
+    // ports that are no TCP connections.
+    let (a, b): (IpAddr, IpAddr) = ("10.0.0.66".parse().unwrap(), "10.0.0.10".parse().unwrap());
+    let mut recs = Vec::new();
+    for i in 0..10u16 {
+        let t = 1_000.0 + f64::from(i) * 0.1;
+        for (from, to, ty) in [(a, b, 8u8), (b, a, 0)] {
+            let mut r = PacketRecord::new(t, 98);
+            (r.protocol, r.src_ip, r.dst_ip, r.icmp_type) = (Protocol::Icmp, Some(from), Some(to), Some(ty));
+            recs.push(r);
+        }
+        let mut q = PacketRecord::new(t, 70);
+        (q.protocol, q.src_ip, q.dst_ip, q.src_port, q.dst_port) =
+            (Protocol::Udp, Some(a), Some(b), Some(50_000 + i), Some(53));
+        recs.push(q);
+        let mut s = PacketRecord::new(t, 60);
+        (s.protocol, s.src_ip, s.dst_ip, s.src_port, s.dst_port) =
+            (Protocol::Tcp, Some(a), Some(b), Some(40_000 + i % 3), Some(80));
+        s.set_tcp_flags(0x10);
+        recs.push(s);
+    }
+    let ws = windows(&recs);
+    let w = |view: View, k: IpAddr| {
+        ws.iter().find(|w| w.view == view && w.window_size == 5 && w.key == k.to_string()).unwrap()
+    };
+    assert_eq!(f(w(View::Source, b), "icmp_echo_reply_count"), Some(10.0));
+    assert_eq!(f(w(View::Source, a), "icmp_echo_reply_count"), Some(0.0));
+    assert_eq!(f(w(View::Destination, a), "icmp_echo_reply_count"), Some(10.0));
+    assert_eq!(f(w(View::Source, a), "tcp_src_port_count"), Some(3.0));
+    assert_eq!(f(w(View::Source, a), "unique_src_ports"), Some(13.0));
+}
