@@ -96,7 +96,7 @@ pub struct RuleThresholds {
     pub slowloris_max_ports: f64,
     /// ... carrying at most this many bytes each (frames) ...
     pub slowloris_max_bytes_per_conn: f64,
-    /// ... answered by at most this share of HTTP responses per connection.
+    /// ... answered by at most this share of data packets (PSH) per connection.
     pub slowloris_max_response_share: f64,
 }
 
@@ -281,24 +281,26 @@ pub fn evaluate(w: &WindowRecord, t: &RuleThresholds) -> Vec<RuleHit> {
             }
             // Slowloris / slow HTTP: many connections (distinct TCP source ports:
             // `open_conn_count` groups by destination, so every connection to one server is one
-            // group) to one service, each carrying almost nothing and left unanswered.
-            let conns = n("tcp_src_port_count");
+            // group) to one service, each trickling a little data that the server never answers
+            // (a chat client's idle connections get an answer to each message, TLS or not).
+            let conns = n("tcp_data_conn_count");
             let bpc = if conns > 0.0 { n("byte_count") / conns } else { f64::INFINITY };
-            let responses = n("http_responses_received");
+            let answers = n("tcp_data_received_count");
             // Established: a SYN flood also opens many connections that carry nothing.
             let established = f("syn_only_ratio").is_some_and(|r| r < 0.5);
             if conns >= t.slowloris_min_conns
                 && established
                 && ports <= t.slowloris_max_ports
                 && bpc <= t.slowloris_max_bytes_per_conn
-                && responses <= t.slowloris_max_response_share * conns
+                && answers <= t.slowloris_max_response_share * conns
             {
                 hit(
                     "slowloris",
                     "slowloris",
-                    json!({"connections": conns, "bytes_per_connection": bpc, "unique_dst_ports": ports,
-                    "partial_http_count": n("partial_http_count"), "http_request_count": n("http_request_count"),
-                    "http_responses_received": responses, "avg_conn_duration": f("avg_conn_duration")}),
+                    json!({"connections_sending": conns, "bytes_per_connection": bpc, "unique_dst_ports": ports,
+                    "tcp_data_received_count": answers, "partial_http_count": n("partial_http_count"),
+                    "http_request_count": n("http_request_count"),
+                    "http_responses_received": n("http_responses_received"), "avg_conn_duration": f("avg_conn_duration")}),
                 );
             }
         }
@@ -537,11 +539,11 @@ mod tests {
                 View::Source,
                 30,
                 &[
-                    ("tcp_src_port_count", 400.0),
+                    ("tcp_data_conn_count", 400.0),
                     ("syn_only_ratio", 0.1),
                     ("unique_dst_ports", 1.0),
                     ("byte_count", 72_000.0),
-                    ("http_responses_received", 0.0)
+                    ("tcp_data_received_count", 0.0)
                 ]
             )),
             ["slowloris"]

@@ -144,6 +144,8 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("icmp_echo_reply_count", Some(s.echo_replies as f64));
     put("tcp_src_port_count", Some(s.tcp_src_ports.len() as f64));
     put("ssh_sessions_opened", Some(s.ssh_sessions as f64));
+    put("tcp_data_conn_count", Some(s.tcp_data_ports.len() as f64));
+    put("tcp_data_received_count", Some(recv.map_or(0, |r| r.psh) as f64));
     o
 }
 

@@ -129,6 +129,8 @@ pub struct RecvAcc {
     pub http_responses: u64,
     pub failed_login: u64,
     pub synack: u64,
+    /// TCP packets with PSH received: data the key's peers sent it (answers, encrypted or not).
+    pub psh: u64,
     pub rst: u64,
     /// Source ports of the RSTs received: the ports that refused the key.
     pub rst_ports: PortSet,
@@ -174,10 +176,15 @@ pub struct SrcState {
     pub src_ports: PortSet,
     /// Source ports of TCP packets sent: the key's connections (a client's ephemeral ports).
     pub tcp_src_ports: PortSet,
+    /// Source ports of TCP packets sent with PSH: connections on which the key sent data
+    /// (keepalive probes and pure ACKs carry none).
+    pub tcp_data_ports: PortSet,
     pub remote_hits: u64,
     pub syn: u64,
     pub ack: u64,
     pub synack: u64,
+    /// TCP packets with PSH received: data the key's peers sent it (answers, encrypted or not).
+    pub psh: u64,
     pub rst: u64,
     pub fin: u64,
     pub ssh: u64,
@@ -263,6 +270,9 @@ impl SrcState {
         self.tcp += 1;
         if let Some(sp) = r.src_port {
             self.tcp_src_ports.insert(sp);
+            if r.tcp_psh == Some(true) {
+                self.tcp_data_ports.insert(sp);
+            }
         }
         self.tcp_bytes += r.length as u64;
         let syn = r.tcp_syn == Some(true);
@@ -387,6 +397,9 @@ impl SrcState {
             v.http_responses += 1;
             v.failed_login += matches!(code, 401 | 403) as u64;
         }
+        if r.protocol == Protocol::Tcp && r.tcp_psh == Some(true) {
+            v.psh += 1;
+        }
         match r.protocol {
             Protocol::Tcp if r.tcp_rst == Some(true) => {
                 v.rst += 1;
@@ -425,6 +438,7 @@ impl SrcState {
         self.udp_ports.merge(&o.udp_ports);
         self.src_ports.merge(&o.src_ports);
         self.tcp_src_ports.merge(&o.tcp_src_ports);
+        self.tcp_data_ports.merge(&o.tcp_data_ports);
         self.remote_hits += o.remote_hits;
         self.syn += o.syn;
         self.ack += o.ack;
@@ -476,6 +490,7 @@ impl SrcState {
             a.http_responses += b.http_responses;
             a.failed_login += b.failed_login;
             a.synack += b.synack;
+            a.psh += b.psh;
             a.rst += b.rst;
             a.rst_ports.merge(&b.rst_ports);
             a.unreachable += b.unreachable;

@@ -73,7 +73,7 @@ pub const ORIGINAL_FEATURES: [&str; 63] = [
 ];
 
 /// Source-view features beyond the original's 63.
-pub const EXTRA_SOURCE_FEATURES: [&str; 19] = [
+pub const EXTRA_SOURCE_FEATURES: [&str; 21] = [
     "tcp_synack_count",
     "tcp_rst_count",
     "tcp_fin_count",
@@ -93,6 +93,8 @@ pub const EXTRA_SOURCE_FEATURES: [&str; 19] = [
     "icmp_echo_reply_count",
     "tcp_src_port_count",
     "ssh_sessions_opened",
+    "tcp_data_conn_count",
+    "tcp_data_received_count",
 ];
 
 /// Destination-view features (key = dst_ip; traffic received by the key).
@@ -139,7 +141,7 @@ mod tests {
             let distinct: HashSet<&str> = all.iter().copied().collect();
             assert_eq!(all.len(), distinct.len(), "{view:?}");
         }
-        assert_eq!(names(View::Source).count(), 82);
+        assert_eq!(names(View::Source).count(), 84);
         assert_eq!(names(View::Destination).count(), 17);
     }
 }
