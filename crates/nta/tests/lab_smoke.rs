@@ -80,4 +80,25 @@ fn quick_lab_run_trains_and_is_detected() {
         }
     }
     assert!(missed.is_empty(), "no alert of the right class for the attacker in: {missed:?}");
+
+    // No alert names a benign client, in any capture; the benign-only capture raises none.
+    let mut noisy = Vec::new();
+    for v in labels.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()) {
+        if v["class"] != "Normal" {
+            continue;
+        }
+        let clients: Vec<&str> = v["attacker_ips"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let benign_only = v["scenario"] == "normal";
+        let capture = run.join(v["capture"].as_str().unwrap());
+        let out = nta().arg("analyze").arg(&capture).args(["--format", "jsonl"]).output().unwrap();
+        assert!(out.status.success());
+        for l in String::from_utf8(out.stdout).unwrap().lines() {
+            let w: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = w["src_ip"].as_str().unwrap();
+            if !w["alerts"].as_array().unwrap().is_empty() && (benign_only || clients.contains(&key)) {
+                noisy.push(format!("{}: {key} {}", v["variation"], w["alerts"]));
+            }
+        }
+    }
+    assert!(noisy.is_empty(), "alerts on benign lab traffic: {noisy:?}");
 }
