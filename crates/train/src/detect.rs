@@ -47,11 +47,25 @@ pub fn judge(
         .zip(windows)
         .map(|(v, w)| WindowVerdict { model: v, rules: rules::evaluate(w, thresholds), alerts: Vec::new() })
         .collect();
+    let alerts = replay(&out, windows, &classes, policy);
+    for (v, alerts) in out.iter_mut().zip(alerts) {
+        v.alerts = alerts;
+    }
+    out
+}
+
+/// The alerts each window opens or keeps under `policy`, from verdicts already made (model and
+/// rules are not run again), the windows replayed in the order the windower emits them.
+pub fn replay(
+    verdicts: &[WindowVerdict],
+    windows: &[WindowRecord],
+    classes: &[String],
+    policy: AlertPolicy,
+) -> Vec<Vec<(String, Effect, f64)>> {
+    let mut out = vec![Vec::new(); windows.len()];
     let mut tracker = Tracker::new(policy);
     for i in emission_order(windows) {
-        let v = &out[i];
-        let alerts = tracker.observe(&windows[i], v.model.as_ref(), &v.rules, &classes);
-        out[i].alerts = alerts;
+        out[i] = tracker.observe(&windows[i], verdicts[i].model.as_ref(), &verdicts[i].rules, classes);
     }
     out
 }
@@ -99,8 +113,12 @@ pub fn evaluate_capture(
     })?;
     let labels = CaptureLabels::new(intervals.to_vec(), &arp);
     let verdicts = judge(Some(model), &windows, thresholds, policy.clone());
-    let no_sustain =
-        judge(Some(model), &windows, thresholds, AlertPolicy { sustain_confidence: f64::INFINITY, ..policy.clone() });
+    let no_sustain = replay(
+        &verdicts,
+        &windows,
+        &model.classes,
+        AlertPolicy { sustain_confidence: f64::INFINITY, ..policy.clone() },
+    );
     let mut false_alerts = FalseAlerts::new();
     let mut results = Vec::new();
     for iv in intervals.iter().filter(|iv| iv.class != "Normal") {
@@ -128,7 +146,7 @@ pub fn evaluate_capture(
             if w.window_size == 5 && inside >= 2.5 {
                 let s = slots.entry(w.window_start).or_default();
                 s.0 |= hit;
-                s.1 |= v0.alerts.iter().any(|(c, _, _)| *c == iv.class);
+                s.1 |= v0.iter().any(|(c, _, _)| *c == iv.class);
             }
         }
         let inherited = |start: &i64| parents.iter().any(|(a, b)| a <= start && *start < *b);
