@@ -2,7 +2,7 @@
 # Stage boundaries, checked on the resolved dependency graph: data flows one way
 # (agent -> ingestor / windower -> predictor -> dashboard) and a stage never depends on
 # another stage; PostgreSQL is the `store` crate's, NATS the `bus` crate's, messages `wire`'s.
-# Only the `nta` binary (and the `train` and `bench` tools) put stages together.
+# Only the `nta` binary (and the `train`, `rescore` and `bench` tools) put stages together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +41,11 @@ forbid agent     store tokio-postgres ingestor windower predictor dashboard
 forbid ingestor  agent windower predictor dashboard pcap
 forbid windower  agent ingestor predictor dashboard pcap
 forbid predictor agent ingestor windower dashboard pcap
-forbid dashboard agent ingestor windower predictor pcap
+forbid dashboard agent ingestor windower predictor pcap rescore
+# Re-scoring composes the windower and predictor libraries; it reads NATS and PostgreSQL through
+# bus and store only and never captures.
+forbid rescore   agent ingestor dashboard pcap
+forbid_direct rescore tokio-postgres async-nats
 forbid_direct nta tokio-postgres async-nats
 
 if [ "$fail" -ne 0 ]; then

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod consume;
 pub mod deadletter;
 pub mod failpoint;
+pub mod replay;
 pub mod startup;
 pub mod streams;
 pub mod subjects;

@@ -27,6 +27,7 @@ pub fn command() -> clap::Command {
     })
     .mut_subcommand("config", |c| crate::config::with_flags(c, &taken))
     .mut_subcommand("streams", |c| crate::config::with_flags(c, &crate::config::all_but_nats(&taken)))
+    .mut_subcommand("rescore", |c| crate::config::with_flags(c, &crate::config::rescore_skips(&taken)))
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +51,9 @@ pub enum Command {
     /// bytes, limits, discard policy. With --replicas N, change the replica count of the
     /// existing streams (new ones get `stream.replicas`).
     Streams(StreamsArgs),
+    /// Re-score the packets retained in NTA_PACKETS for a capture time range with another model,
+    /// into a named run (never the live alerts), and compare its alerts with the live ones.
+    Rescore(RescoreArgs),
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -113,6 +117,32 @@ pub struct StreamsArgs {
     /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS or NTA_DEADLETTER).
     #[arg(long, requires = "replicas")]
     pub stream: Option<String>,
+}
+
+// `nta rescore`; the settings' flags are added by `command()`.
+#[derive(Debug, Args)]
+pub struct RescoreArgs {
+    /// Start of the capture time range: RFC 3339 (2026-11-30T05:00:00Z) or epoch seconds.
+    #[arg(long, required_unless_present = "delete")]
+    pub from: Option<String>,
+    /// End of the range (included), as --from.
+    #[arg(long, required_unless_present = "delete")]
+    pub to: Option<String>,
+    /// Model file to score with.
+    #[arg(long, required_unless_present = "delete")]
+    pub model: Option<PathBuf>,
+    /// Name of the run (1-64 of A-Z a-z 0-9 _ . -); a rerun of a name replaces its results.
+    #[arg(long, required_unless_present = "delete")]
+    pub run: Option<String>,
+    /// Only the packets of this agent (subject nta.packets.<ID>).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Delete the run NAME and its results instead.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["from", "to", "model", "run", "agent"])]
+    pub delete: Option<String>,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

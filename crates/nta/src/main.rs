@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod metrics;
 mod report;
+mod rescore;
 mod run;
 mod train;
 
