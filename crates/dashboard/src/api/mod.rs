@@ -18,11 +18,13 @@ mod hosts;
 mod overview;
 mod packets;
 pub mod rollup;
+mod runs;
 
 pub use alerts::*;
 pub use hosts::*;
 pub use overview::*;
 pub use packets::*;
+pub use runs::*;
 
 pub(crate) type Q = Query<HashMap<String, String>>;
 pub(crate) type JsonResult = ApiResult<Json<Value>>;
