@@ -286,4 +286,24 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Live ingestor + windower throughput with and without a concurrent `nta rescore` of a
+    /// stored history (private nats-server, throw-away database).
+    Rescore {
+        #[arg(long, default_value_t = 2_000_000)]
+        history_frames: usize,
+        #[arg(long, default_value_t = 500_000)]
+        live_frames: usize,
+        /// Pairs of live phases (alone, then with a rescore).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Rate cap of the rescore (records/s; 0: none).
+        #[arg(long, default_value_t = 0)]
+        max_records_per_s: u64,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+        /// [default: the `database_url` setting]
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }

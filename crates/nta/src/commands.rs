@@ -67,6 +67,27 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
             println!("{}", bench::run_e2e_bench(&opts).await?);
             Ok(())
         }
+        Command::Bench(BenchCommand::Rescore {
+            history_frames,
+            live_frames,
+            rounds,
+            max_records_per_s,
+            timeout_s,
+            database_url,
+        }) => {
+            let opts = bench::RescoreBenchOptions {
+                history_frames,
+                live_frames,
+                rounds,
+                max_records_per_s,
+                model: predictor::model::default_model_path()?,
+                database_url: database_url.unwrap_or(cfg.database_url),
+                nta_bin: std::env::current_exe().context("locating the nta binary")?,
+                timeout: std::time::Duration::from_secs(timeout_s),
+            };
+            println!("{}", bench::run_rescore_bench(&opts).await?);
+            Ok(())
+        }
     }
 }
 
