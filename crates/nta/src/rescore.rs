@@ -57,7 +57,7 @@ pub async fn rescore(args: RescoreArgs, mut cfg: NtaConfig) -> Result<()> {
 /// Per class counts, then the alerts only in the run and only live.
 fn table(c: &Value) -> String {
     let mut s = format!(
-        "{} run alerts, {} live alerts in the range\n{:<12} {:>8} {:>9} {:>5}\n",
+        "alerts: {} in the run, {} live in the range\n{:<12} {:>8} {:>9} {:>5}\n",
         c["run_alerts"], c["live_alerts"], "class", "run only", "live only", "both"
     );
     for (class, n) in c["per_class"].as_object().into_iter().flatten() {

@@ -35,8 +35,9 @@ settings::settings! {
         /// after their packets were captured, so this only covers clock skew between agents and
         /// the NATS server (records are then kept by capture time).
         pub start_margin_s: u64 = 300,
-        /// Records per second a rescore reads at most, to bound its share of nats-server and of
-        /// the machine while the live pipeline runs; 0: no cap.
+        /// Records per second a rescore reads at most (of every batch read, in the range or not),
+        /// to bound its share of nats-server and of the machine while the live pipeline runs;
+        /// 0: no cap.
         pub max_records_per_s: u64 = 0,
     }
     runtime {
@@ -137,6 +138,8 @@ pub async fn rescore(cfg: &RescoreConfig, req: &Request) -> Result<Outcome> {
     let mut malformed = 0u64;
     let mut pending: Vec<WindowRecord> = Vec::new();
     let mut since_poll = 0usize;
+    // Every record read, in the range or not: what the cap bounds is the load of reading.
+    let mut read_records = 0u64;
     while let Some(m) = rx_msgs.recv().await {
         counts.messages += 1;
         let batch = match bus::decode_packet_batch(&m.subject, &m.payload) {
@@ -151,6 +154,7 @@ pub async fn rescore(cfg: &RescoreConfig, req: &Request) -> Result<Outcome> {
             // An agent's end-of-input marker (the end of a replayed file), as the windower reads it.
             windower.end_of_input(&batch.agent_id);
         }
+        read_records += batch.records.len() as u64;
         let mut kept = 0u64;
         for r in batch.records.iter().filter(|r| r.timestamp >= req.from && r.timestamp <= req.to) {
             let now = clock.at(r.timestamp);
@@ -168,7 +172,7 @@ pub async fn rescore(cfg: &RescoreConfig, req: &Request) -> Result<Outcome> {
                 counts.windows += write(&run, &mut scorer, &mut pending).await?;
             }
         }
-        pace(cfg.max_records_per_s, counts.records, started).await;
+        pace(cfg.max_records_per_s, read_records, started).await;
     }
     let (retained, _) = reader.await.context("stream reader")??;
     pending.extend(windower.finish());
@@ -202,7 +206,7 @@ async fn write(run: &RunTx<'_, '_>, scorer: &mut Scorer, pending: &mut Vec<Windo
 }
 
 /// Sleeps as long as `done` records are ahead of `cap` per second since `started`.
-async fn pace(cap: u64, done: i64, started: Instant) {
+async fn pace(cap: u64, done: u64, started: Instant) {
     if cap == 0 {
         return;
     }
