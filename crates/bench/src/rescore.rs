@@ -47,6 +47,11 @@ pub async fn run_rescore_bench(o: &RescoreBenchOptions) -> Result<String> {
     let res = rounds(o, dir, &history, &live_base, &nats.url, &db.url).await;
     nats.stop().await;
     db.drop_db().await?;
+    if res.is_err() {
+        // The processes' logs explain a failure.
+        let kept = tmp.keep();
+        return res.with_context(|| format!("logs kept in {}", kept.display()));
+    }
     res
 }
 
@@ -76,29 +81,40 @@ async fn rounds(
             let rate = o.live_frames as f64 / secs;
             let Some(r) = rescore.take() else {
                 writeln!(out, "round {}: live alone {secs:.2} s, {rate:.0} packets/s", round + 1)?;
+                eprint!("{}", out.lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
                 alone.push(rate);
                 continue;
             };
             let log = tokio::time::timeout(o.timeout, r.wait_success()).await.context("rescore timed out")??;
-            let rescore_secs = started.elapsed().as_secs_f64();
+            // The rescore's own time, from its summary line ("... in 4.7 s").
+            let rescore_secs = log
+                .rsplit_once(" in ")
+                .and_then(|(_, t)| t.trim().trim_end_matches(" s").parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            let waited = started.elapsed().as_secs_f64();
             writeln!(
                 out,
-                "round {}: live with rescore {secs:.2} s, {rate:.0} packets/s; rescore of {} records done after \
+                "round {}: live with rescore {secs:.2} s, {rate:.0} packets/s; the rescore of {} records took \
                  {rescore_secs:.2} s{}",
                 round + 1,
                 o.history_frames,
                 if rescore_secs < secs { " (ended before the live phase: partial overlap)" } else { "" }
             )?;
+            if waited > secs + 0.5 {
+                writeln!(out, "  (the rescore ended {:.2} s after the live phase)", waited - secs)?;
+            }
             if !log.contains(&format!("{} records in the range", o.history_frames)) {
                 bail!("the rescore did not read the whole history: {log}");
             }
+            eprintln!("{}", out.lines().rev().find(|l| l.starts_with("round")).unwrap_or_default());
             with.push(rate);
         }
     }
     roles.kill().await;
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        let n = v.len();
+        (v[(n - 1) / 2] + v[n / 2]) / 2.0
     };
     let (a, w) = (median(&mut alone), median(&mut with));
     writeln!(
@@ -137,14 +153,27 @@ async fn replay(
     let path = file.to_str().context("capture path is not UTF-8")?;
     let a = NtaProcess::spawn(&o.nta_bin, dir, "agent", nats, db, &["--read", path, "--agent-id", agent])?;
     tokio::time::timeout(o.timeout, a.wait_success()).await.context("agent timed out")??;
+    let mut last = (Vec::new(), Instant::now());
     loop {
         roles.check_alive()?;
-        let mut done = true;
+        let mut backlogs = Vec::new();
         for d in DURABLES {
-            done &= bus::consume::backlog(client, bus::PACKETS_STREAM, d).await? == Some(0);
+            backlogs.push(bus::consume::backlog(client, bus::PACKETS_STREAM, d).await?);
         }
-        if done {
+        if backlogs.iter().all(|b| *b == Some(0)) {
             return Ok(start.elapsed().as_secs_f64());
+        }
+        if backlogs != last.0 {
+            last = (backlogs, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            // Seen here: after publish retries the agent stored its end-of-input marker before
+            // some of its batches, which made the agent active again for the windower, whose
+            // last windows then wait for packets that never come.
+            bail!(
+                "no progress for 60 s (backlogs of {DURABLES:?}: {:?}) replaying {}: windows left open?",
+                last.0,
+                file.display()
+            );
         }
         if start.elapsed() > o.timeout {
             bail!("the roles did not catch up with {} within {:?}", file.display(), o.timeout);
