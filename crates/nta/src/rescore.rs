@@ -44,6 +44,14 @@ pub async fn rescore(args: RescoreArgs, mut cfg: NtaConfig) -> Result<()> {
         c.alerts,
         out.elapsed.as_secs_f64()
     );
+    if out.stream.first_stored > 0 && req.from < out.stream.first_stored as f64 {
+        // Store time says nothing about capture time (a replayed capture), so only a note.
+        eprintln!(
+            "note: {} holds batches stored since {}; packets of the range stored before that are no longer retained",
+            bus::PACKETS_STREAM,
+            time(&serde_json::json!(out.stream.first_stored))
+        );
+    }
     let db = store::open(&cfg.database_url).await?;
     let cmp = store::runs::comparison(&db, &req.run).await?.context("the run vanished")?;
     if args.json {
