@@ -20,8 +20,58 @@ pub struct Outgoing {
     /// `Nats-Msg-Id`: `<agent_id>.<boot_id>.<seq>`.
     pub msg_id: String,
     pub payload: Bytes,
+    /// Records (or frames) in the batch: what a drop counts.
     pub records: usize,
+    /// Smallest and largest capture time (epoch ns) of a frame batch, sent as headers.
+    pub ts_span: Option<(i64, i64)>,
 }
+
+/// Metric names of one queue and its publisher: packet batches keep the names they always
+/// had, frame batches have their own, so a frame dropped is never counted as a record lost.
+#[derive(Debug)]
+pub struct QueueMetrics {
+    /// What the queue feeds, for log lines: `NTA_PACKETS` or `NTA_FRAMES`.
+    pub stream: &'static str,
+    pub queue_bytes: &'static str,
+    pub dropped_batches: &'static str,
+    pub dropped_items: &'static str,
+    /// Items dropped by `reason`.
+    pub dropped_by_reason: &'static str,
+    pub published: &'static str,
+    pub acked: &'static str,
+    pub items_acked: &'static str,
+    pub duplicates: &'static str,
+    pub pending_acks: &'static str,
+    pub publish_errors: &'static str,
+}
+
+pub static PACKET_METRICS: QueueMetrics = QueueMetrics {
+    stream: bus::PACKETS_STREAM,
+    queue_bytes: "nta_agent_queue_bytes",
+    dropped_batches: "nta_agent_queue_dropped_batches_total",
+    dropped_items: "nta_agent_queue_dropped_records_total",
+    dropped_by_reason: "nta_agent_dropped_records_total",
+    published: "nta_agent_batches_published_total",
+    acked: "nta_agent_batches_acked_total",
+    items_acked: "nta_agent_records_acked_total",
+    duplicates: "nta_agent_batches_duplicate_total",
+    pending_acks: "nta_agent_pending_acks",
+    publish_errors: "nta_agent_publish_errors_total",
+};
+
+pub static FRAME_METRICS: QueueMetrics = QueueMetrics {
+    stream: bus::FRAMES_STREAM,
+    queue_bytes: "nta_agent_frames_queue_bytes",
+    dropped_batches: "nta_agent_frames_queue_dropped_batches_total",
+    dropped_items: "nta_agent_frames_queue_dropped_frames_total",
+    dropped_by_reason: "nta_agent_dropped_frames_total",
+    published: "nta_agent_frame_batches_published_total",
+    acked: "nta_agent_frame_batches_acked_total",
+    items_acked: "nta_agent_frames_acked_total",
+    duplicates: "nta_agent_frame_batches_duplicate_total",
+    pending_acks: "nta_agent_frames_pending_acks",
+    publish_errors: "nta_agent_frames_publish_errors_total",
+};
 
 /// Why records were dropped (the `reason` label).
 pub const QUEUE_FULL: &str = "queue_full";
@@ -44,11 +94,17 @@ pub struct SendQueue {
     state: Mutex<State>,
     max_bytes: usize,
     notify: Notify,
+    pub metrics: &'static QueueMetrics,
 }
 
 impl SendQueue {
+    /// The queue of packet batches.
     pub fn new(max_bytes: usize) -> SendQueue {
-        SendQueue { state: Mutex::new(State::default()), max_bytes: max_bytes.max(1), notify: Notify::new() }
+        SendQueue::with_metrics(max_bytes, &PACKET_METRICS)
+    }
+
+    pub fn with_metrics(max_bytes: usize, metrics: &'static QueueMetrics) -> SendQueue {
+        SendQueue { state: Mutex::new(State::default()), max_bytes: max_bytes.max(1), notify: Notify::new(), metrics }
     }
 
     /// What overflow drops are counted as from now on (`None`: [`QUEUE_FULL`]).
@@ -78,12 +134,12 @@ impl SendQueue {
         while s.bytes > self.max_bytes && s.items.len() > 1 {
             let old = s.items.pop_front().unwrap();
             s.bytes -= old.payload.len();
-            counter!("nta_agent_queue_dropped_batches_total").increment(1);
-            counter!("nta_agent_queue_dropped_records_total").increment(old.records as u64);
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(old.records as u64);
             let reason = s.overflow_reason.unwrap_or(QUEUE_FULL);
-            count_dropped(&mut s, reason, old.records);
+            count_dropped(self.metrics, &mut s, reason, old.records);
         }
-        gauge!("nta_agent_queue_bytes").set(s.bytes as f64);
+        gauge!(self.metrics.queue_bytes).set(s.bytes as f64);
         drop(s);
         self.notify.notify_one();
     }
@@ -100,14 +156,14 @@ impl SendQueue {
 
     /// Counts `records` lost outside the queue (e.g. publications never confirmed) as dropped.
     pub fn count_dropped(&self, reason: &'static str, records: usize) {
-        count_dropped(&mut self.state.lock().unwrap(), reason, records);
+        count_dropped(self.metrics, &mut self.state.lock().unwrap(), reason, records);
     }
 
     pub fn pop(&self) -> Option<Outgoing> {
         let mut s = self.state.lock().unwrap();
         let item = s.items.pop_front()?;
         s.bytes -= item.payload.len();
-        gauge!("nta_agent_queue_bytes").set(s.bytes as f64);
+        gauge!(self.metrics.queue_bytes).set(s.bytes as f64);
         Some(item)
     }
 
@@ -130,13 +186,13 @@ impl SendQueue {
         let mut s = self.state.lock().unwrap();
         let mut records = 0;
         for old in std::mem::take(&mut s.items) {
-            counter!("nta_agent_queue_dropped_batches_total").increment(1);
-            counter!("nta_agent_queue_dropped_records_total").increment(old.records as u64);
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(old.records as u64);
             records += old.records;
         }
-        count_dropped(&mut s, reason, records);
+        count_dropped(self.metrics, &mut s, reason, records);
         s.bytes = 0;
-        gauge!("nta_agent_queue_bytes").set(0.0);
+        gauge!(self.metrics.queue_bytes).set(0.0);
         records
     }
 
@@ -146,10 +202,10 @@ impl SendQueue {
     }
 }
 
-fn count_dropped(s: &mut State, reason: &'static str, records: usize) {
+fn count_dropped(metrics: &QueueMetrics, s: &mut State, reason: &'static str, records: usize) {
     if records > 0 {
         *s.dropped.entry(reason).or_default() += records as u64;
-        counter!("nta_agent_dropped_records_total", "reason" => reason).increment(records as u64);
+        counter!(metrics.dropped_by_reason, "reason" => reason).increment(records as u64);
     }
 }
 
@@ -158,7 +214,7 @@ mod tests {
     use super::*;
 
     fn item(i: usize, size: usize) -> Outgoing {
-        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1 }
+        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, ts_span: None }
     }
 
     #[test]
