@@ -14,8 +14,9 @@ use std::net::IpAddr;
 /// The filters of an export.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
-    /// Host and port terms, VLAN handled.
-    addressing: Option<String>,
+    /// Host and port terms: as they are, and with the VLAN-tagged case too (for the link
+    /// types that have VLAN tags; libpcap refuses `vlan` on the others, e.g. Linux cooked).
+    addressing: Option<(String, String)>,
     /// The user's BPF expression.
     bpf: Option<String>,
 }
@@ -38,36 +39,67 @@ impl Filters {
         // case repeats the terms after it instead of sharing them.
         let addressing = (!terms.is_empty()).then(|| {
             let t = terms.join(" and ");
-            format!("({t}) or (vlan and {t})")
+            (t.clone(), format!("({t}) or (vlan and {t})"))
         });
         let bpf = bpf.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         let f = Filters { addressing, bpf };
-        for expr in f.exprs() {
+        // On Ethernet: syntax errors are errors before anything is read.
+        for expr in f.addressing.iter().map(|a| &a.1).chain(&f.bpf) {
             compile(1, expr).map_err(|e| format!("bad BPF filter {expr:?}: {e}"))?;
         }
         Ok(f)
     }
 
-    fn exprs(&self) -> impl Iterator<Item = &str> {
-        self.addressing.iter().chain(self.bpf.iter()).map(String::as_str)
+    /// The programs for link type `dlt`.
+    fn programs(&self, dlt: i32) -> Result<Vec<pcap::BpfProgram>, String> {
+        let mut out = Vec::new();
+        if let Some((plain, tagged)) = &self.addressing {
+            let p = compile(dlt, tagged).or_else(|_| compile(dlt, plain));
+            out.push(p.map_err(|e| format!("BPF filter {plain:?} on link type {dlt}: {e}"))?);
+        }
+        if let Some(expr) = &self.bpf {
+            out.push(compile(dlt, expr).map_err(|e| format!("BPF filter {expr:?} on link type {dlt}: {e}"))?);
+        }
+        Ok(out)
     }
 
     pub fn is_empty(&self) -> bool {
         self.addressing.is_none() && self.bpf.is_none()
     }
 
-    /// Keeps the frames of link type `dlt` that pass every filter; `keep(i)` tells which of
-    /// `frames` pass.
-    pub fn apply(&self, dlt: i32, frames: &[&[u8]]) -> Result<Vec<bool>, String> {
+    /// Which of `frames` (bytes and wire length) of link type `dlt` pass every filter.
+    pub fn apply(&self, dlt: i32, frames: &[(&[u8], u32)]) -> Result<Vec<bool>, String> {
         let mut keep = vec![true; frames.len()];
-        for expr in self.exprs() {
-            let prog = compile(dlt, expr).map_err(|e| format!("BPF filter {expr:?} on link type {dlt}: {e}"))?;
-            for (k, f) in keep.iter_mut().zip(frames) {
-                *k = *k && prog.filter(f);
+        for prog in self.programs(dlt)? {
+            for (k, (data, wire_len)) in keep.iter_mut().zip(frames) {
+                *k = *k && matches(&prog, data, *wire_len);
             }
         }
         Ok(keep)
     }
+}
+
+/// `pcap_pkthdr` as libpcap declares it.
+#[repr(C)]
+struct PktHdr {
+    ts: libc::timeval,
+    caplen: u32,
+    len: u32,
+}
+
+extern "C" {
+    fn pcap_offline_filter(prog: *const std::ffi::c_void, h: *const PktHdr, pkt: *const u8) -> std::ffi::c_int;
+}
+
+/// Whether `prog` accepts the frame. `BpfProgram::filter` passes the captured length as the
+/// wire length, so `len`, `greater` and `less` would judge a cut frame by its cut size;
+/// libpcap's own call with the real header judges it as tcpdump does.
+fn matches(prog: &pcap::BpfProgram, data: &[u8], wire_len: u32) -> bool {
+    let h = PktHdr { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: data.len() as u32, len: wire_len };
+    // SAFETY: `BpfProgram` is `repr(transparent)` over libpcap's `struct bpf_program`, which
+    // stays alive for the call; the header's caplen is the length of `data`, which libpcap's
+    // filter machine never reads beyond.
+    unsafe { pcap_offline_filter(prog as *const pcap::BpfProgram as *const std::ffi::c_void, &h, data.as_ptr()) > 0 }
 }
 
 fn compile(dlt: i32, expr: &str) -> Result<pcap::BpfProgram, pcap::Error> {

@@ -246,7 +246,7 @@ pub async fn export(
             }
         };
         let in_range: Vec<&wire::Frame> = batch.frames.iter().filter(|f| (from..=to).contains(&f.ts_ns)).collect();
-        let data: Vec<&[u8]> = in_range.iter().map(|f| f.data.as_slice()).collect();
+        let data: Vec<(&[u8], u32)> = in_range.iter().map(|f| (f.data.as_slice(), f.wire_len)).collect();
         let keep = filters.apply(batch.linktype, &data).map_err(ExportError::BadRequest)?;
         let next = ifaces.len();
         let iface = Iface { agent: batch.agent_id.clone(), dlt: batch.linktype };
