@@ -118,7 +118,7 @@ pub struct StreamsArgs {
     /// Set the replica count (1 to 5; at most the cluster's size) of NTA's existing streams.
     #[arg(long)]
     pub replicas: Option<usize>,
-    /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS or NTA_DEADLETTER).
+    /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS, NTA_DEADLETTER or NTA_FRAMES).
     #[arg(long, requires = "replicas")]
     pub stream: Option<String>,
 }
