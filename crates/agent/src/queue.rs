@@ -86,6 +86,9 @@ struct State {
     closed: bool,
     /// Reason of overflow drops: [`QUEUE_FULL`], or [`STREAM_FULL`] while JetStream refuses.
     overflow_reason: Option<&'static str>,
+    /// Set when nothing will publish what is pushed (the frames stream cannot be had): every
+    /// batch is dropped at once for this reason instead of filling the budget.
+    refused: Option<&'static str>,
     /// Records dropped so far by reason (also exported as metrics).
     dropped: BTreeMap<&'static str, u64>,
 }
@@ -122,8 +125,20 @@ impl SendQueue {
         self.insert(item, true)
     }
 
+    /// From now on drops everything pushed, and what is queued, counted as `reason`.
+    pub fn refuse(&self, reason: &'static str) {
+        self.state.lock().unwrap().refused = Some(reason);
+        self.drain_dropped(reason);
+    }
+
     fn insert(&self, item: Outgoing, front: bool) {
         let mut s = self.state.lock().unwrap();
+        if let Some(reason) = s.refused {
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(item.records as u64);
+            count_dropped(self.metrics, &mut s, reason, item.records);
+            return;
+        }
         s.bytes += item.payload.len();
         if front {
             s.items.push_front(item);
@@ -242,6 +257,16 @@ mod tests {
         assert_eq!(q.drain_dropped(SHUTDOWN), 1);
         assert_eq!(q.dropped_by_reason(), BTreeMap::from([(STREAM_FULL, 2), (QUEUE_FULL, 1), (SHUTDOWN, 1)]));
         assert_eq!(q.dropped_records(), 4);
+    }
+
+    #[test]
+    fn a_refusing_queue_drops_and_counts_everything() {
+        let q = SendQueue::with_metrics(10_000, &FRAME_METRICS);
+        q.push(item(0, 10));
+        q.refuse(PUBLISH_ERROR);
+        q.push(item(1, 10));
+        assert!(q.pop().is_none());
+        assert_eq!(q.dropped_by_reason(), BTreeMap::from([(PUBLISH_ERROR, 2)]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub use crate::config::AgentConfig;
 
 use crate::capture::{run_capture, CaptureSummary, FrameSink};
 use crate::publisher::{run_publisher, PublishOptions, PublishSummary};
-use crate::queue::{SendQueue, FRAME_METRICS, SHUTDOWN};
+use crate::queue::{SendQueue, FRAME_METRICS, PUBLISH_ERROR, SHUTDOWN};
 use crate::source::{LiveOptions, Source};
 
 #[derive(Debug, Clone)]
@@ -129,7 +129,13 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
     tokio::pin!(stop_signal);
     bus::startup::set_ready(ROLE, false);
     let client_name = format!("nta-agent-{agent_id}");
-    let connect = async {
+    let opts = |refusals| PublishOptions {
+        window: cfg.max_pending_acks,
+        drain_grace: cfg.drain_grace(),
+        stop_on_permanent: cfg.read.is_some(),
+        refusals,
+    };
+    let publish = async {
         let packets = bus::startup::connect_streams(
             &cfg.nats,
             &client_name,
@@ -138,34 +144,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             &cfg.stream_limits,
         )
         .await?;
-        // Frames travel on a connection of their own: their volume never queues packet batches
-        // behind it in one socket.
-        let frames = match frames_queue.is_some() {
-            true => {
-                let c = bus::startup::connect_streams(
-                    &cfg.nats,
-                    &format!("{client_name}-frames"),
-                    ROLE,
-                    &[],
-                    &cfg.stream_limits,
-                )
-                .await?;
-                bus::startup::ensure_frames(&c.js, &cfg.nats, ROLE, &cfg.frame_limits).await?;
-                Some(c)
-            }
-            false => None,
-        };
-        anyhow::Ok((packets, frames))
-    };
-    let publish = async {
-        let (packets, frames) = connect.await?;
         bus::startup::set_ready(ROLE, true);
-        let opts = |refusals| PublishOptions {
-            window: cfg.max_pending_acks,
-            drain_grace: cfg.drain_grace(),
-            stop_on_permanent: cfg.read.is_some(),
-            refusals,
-        };
         let packets_run = run_publisher(
             packets.js,
             bus::packets_subject(&agent_id),
@@ -173,12 +152,26 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
             opts(packets.refusals),
             stopped(),
         );
+        // Frames travel on a connection of their own (their volume never queues packet batches
+        // behind it in one socket), and a frames stream that cannot be had costs the frames
+        // only: they are dropped, counted and warned about, and the packets go on.
         let frames_run = async {
-            match (frames, &frames_queue) {
-                (Some(c), Some(q)) => Some(
+            let q = frames_queue.as_ref()?;
+            let connected = async {
+                let name = format!("{client_name}-frames");
+                let c = bus::startup::connect_streams(&cfg.nats, &name, ROLE, &[], &cfg.stream_limits).await?;
+                bus::startup::ensure_frames(&c.js, &cfg.nats, ROLE, &cfg.frame_limits).await?;
+                anyhow::Ok(c)
+            };
+            match connected.await {
+                Ok(c) => Some(
                     run_publisher(c.js, bus::frames_subject(&agent_id), q.clone(), opts(c.refusals), stopped()).await,
                 ),
-                _ => None,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "no {}: captured frames are not kept", bus::FRAMES_STREAM);
+                    q.refuse(PUBLISH_ERROR);
+                    None
+                }
             }
         };
         anyhow::Ok(tokio::join!(packets_run, frames_run))
@@ -232,7 +225,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         );
     }
     if let Some(fatal) = frames.as_ref().and_then(|f| f.publish.fatal.as_ref()) {
-        bail!("{fatal}; the frames of the replay were not all kept ({})", bus::FRAMES_STREAM);
+        // Packets are the agent's job; frames it could not keep are counted, not fatal.
+        tracing::error!("{fatal}; frames were not all kept on {}", bus::FRAMES_STREAM);
     }
     Ok(AgentSummary { agent_id, boot_id, capture, publish, dropped_records, dropped_by_reason, frames })
 }
