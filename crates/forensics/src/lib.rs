@@ -249,7 +249,8 @@ pub async fn export(
         let data: Vec<(&[u8], u32)> = in_range.iter().map(|f| (f.data.as_slice(), f.wire_len)).collect();
         let keep = filters.apply(batch.linktype, &data).map_err(ExportError::BadRequest)?;
         let next = ifaces.len();
-        let iface = Iface { agent: batch.agent_id.clone(), dlt: batch.linktype };
+        // The subject names the agent (NATS permissions bind it), not the batch's own field.
+        let iface = Iface { agent: r.agent.clone(), dlt: batch.linktype };
         for (f, k) in in_range.into_iter().zip(keep) {
             if !k {
                 continue;

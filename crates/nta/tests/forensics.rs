@@ -267,18 +267,30 @@ async fn shared_captures_come_back_exactly_and_filters_match_tshark_and_tcpdump(
     let stderr = export_ok(&nats.url, &["--from", "0", "--to", "4000000000"], &all);
     assert!(stderr.contains("pcapng"), "{stderr}");
     assert_eq!(tshark_frame_count(&all), total, "tshark reads every frame of the pcapng");
-    let ifaces = Command::new("tshark")
+    // libpcap reads one link type per file: tshark is the reader here.
+    let listed = Command::new("tshark")
         .arg("-r")
         .arg(&all)
-        .args(["-T", "fields", "-e", "frame.interface_name"])
+        .args(["-T", "fields", "-e", "frame.interface_name", "-e", "frame.time_epoch"])
         .output()
         .unwrap();
-    let names: BTreeSet<String> = String::from_utf8_lossy(&ifaces.stdout).lines().map(str::to_string).collect();
+    let rows: Vec<(String, (i64, i64))> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| {
+            let (name, t) = l.split_once('\t').unwrap();
+            let (s, n) = t.split_once('.').unwrap_or((t, "0"));
+            (name.to_string(), (s.parse().unwrap(), format!("{n:0<9}").parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(rows.len(), total);
+    let names: BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
     let expected: BTreeSet<String> = (0..captures.len()).map(|i| format!("cap{i}")).collect();
     assert_eq!(names, expected, "one interface per agent, named after it");
-    // Frames on one time line across agents.
-    let merged = frames(&all);
-    assert!(merged.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1)), "pcapng frames sorted by time");
+    // Frames on one time line across agents, at nanosecond precision.
+    assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1), "pcapng frames sorted by time");
+    let times: BTreeSet<(i64, i64)> = rows.iter().map(|r| r.1).collect();
+    let inputs: BTreeSet<(i64, i64)> = captures.iter().flat_map(|f| frames(f)).map(|f| (f.0, f.1)).collect();
+    assert_eq!(times, inputs, "the pcapng's timestamps are the captures'");
 }
 
 #[tokio::test(flavor = "multi_thread")]
