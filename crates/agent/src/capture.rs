@@ -102,7 +102,7 @@ impl Batcher {
             msg_id: batch.batch_id(),
             payload: payload.into(),
             records: batch.records.len(),
-            ts_span: None,
+            frames: None,
         });
         counter!("nta_agent_batches_built_total").increment(1);
         self.started = None;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use wire::{Frame, FrameBatch};
 
 use crate::capture::BatchPolicy;
-use crate::queue::{Outgoing, SendQueue};
+use crate::queue::{FrameHeaders, Outgoing, SendQueue};
 use crate::source::RawFrame;
 
 /// Largest encoded frame batch: under NATS' default `max_payload` of 1 MiB with room for the
@@ -87,7 +87,7 @@ impl<'q> FrameBatcher<'q> {
             msg_id: batch.batch_id(),
             payload: batch.encode().into(),
             records: batch.frames.len(),
-            ts_span: batch.ts_span(),
+            frames: batch.ts_span().map(|(ts_min, ts_max)| FrameHeaders { ts_min, ts_max, linktype: batch.linktype }),
         });
         counter!("nta_agent_frame_batches_built_total").increment(1);
         self.batches += 1;

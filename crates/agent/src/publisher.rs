@@ -107,10 +107,11 @@ type InFlight = Pin<Box<dyn Future<Output = (Outgoing, Result<jetstream::publish
 fn publish_one(js: jetstream::Context, subject: String, item: Outgoing) -> InFlight {
     Box::pin(async move {
         let mut msg = PublishMessage::build().payload(item.payload.clone()).message_id(&item.msg_id);
-        if let Some((min, max)) = item.ts_span {
+        if let Some(h) = item.frames {
             msg = msg
-                .header(bus::FRAMES_TS_MIN_HEADER, min.to_string())
-                .header(bus::FRAMES_TS_MAX_HEADER, max.to_string());
+                .header(bus::FRAMES_TS_MIN_HEADER, h.ts_min.to_string())
+                .header(bus::FRAMES_TS_MAX_HEADER, h.ts_max.to_string())
+                .header(bus::FRAMES_LINKTYPE_HEADER, h.linktype.to_string());
         }
         let res = match js.send_publish(subject, msg).await {
             Ok(ack) => ack.await,

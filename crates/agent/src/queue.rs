@@ -22,8 +22,19 @@ pub struct Outgoing {
     pub payload: Bytes,
     /// Records (or frames) in the batch: what a drop counts.
     pub records: usize,
-    /// Smallest and largest capture time (epoch ns) of a frame batch, sent as headers.
-    pub ts_span: Option<(i64, i64)>,
+    /// What the headers of a frame batch say about it (`None` for packet batches).
+    pub frames: Option<FrameHeaders>,
+}
+
+/// Headers of a frame batch: an export picks batches and decides its file format from them
+/// without downloading the bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeaders {
+    /// Smallest and largest capture time of its frames (epoch ns).
+    pub ts_min: i64,
+    pub ts_max: i64,
+    /// Link type (DLT) of its frames.
+    pub linktype: i32,
 }
 
 /// Metric names of one queue and its publisher: packet batches keep the names they always
@@ -229,7 +240,7 @@ mod tests {
     use super::*;
 
     fn item(i: usize, size: usize) -> Outgoing {
-        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, ts_span: None }
+        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, frames: None }
     }
 
     #[test]

@@ -7,7 +7,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use std::time::Duration;
 
-use crate::subjects::{FRAMES_STREAM, FRAMES_SUBJECT_PREFIX, FRAMES_TS_MAX_HEADER, FRAMES_TS_MIN_HEADER};
+use crate::subjects::{
+    FRAMES_LINKTYPE_HEADER, FRAMES_STREAM, FRAMES_SUBJECT_PREFIX, FRAMES_TS_MAX_HEADER, FRAMES_TS_MIN_HEADER,
+};
 
 /// One stored frame batch as its headers describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub struct BatchRef {
     pub ts_max: i64,
     /// Body size in bytes.
     pub size: u64,
+    /// Link type of its frames, if the header says (the body always does).
+    pub linktype: Option<i32>,
 }
 
 /// What `NTA_FRAMES` holds when an export starts.
@@ -122,6 +126,7 @@ fn batch_ref(seq: u64, subject: &str, headers: Option<&async_nats::HeaderMap>) -
         ts_max: num(FRAMES_TS_MAX_HEADER)?,
         // A headers-only delivery names the body's size in `Nats-Msg-Size`.
         size: num("Nats-Msg-Size").unwrap_or(0).max(0) as u64,
+        linktype: num(FRAMES_LINKTYPE_HEADER).and_then(|l| i32::try_from(l).ok()),
     })
 }
 

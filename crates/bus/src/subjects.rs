@@ -14,6 +14,9 @@ pub const FRAMES_SUBJECT_PREFIX: &str = "nta.frames";
 /// an export can skip a batch without downloading it.
 pub const FRAMES_TS_MIN_HEADER: &str = "Nta-Ts-Min";
 pub const FRAMES_TS_MAX_HEADER: &str = "Nta-Ts-Max";
+/// Header of a frame batch with its link type (DLT), so an export knows its file format (pcap
+/// or pcapng) before downloading anything.
+pub const FRAMES_LINKTYPE_HEADER: &str = "Nta-Linktype";
 /// Stream of closed windows.
 pub const WINDOWS_STREAM: &str = "NTA_WINDOWS";
 /// Windows are published on `nta.windows.5s`, `nta.windows.30s` and `nta.windows.3m`.

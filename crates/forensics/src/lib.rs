@@ -15,7 +15,7 @@ pub mod pcapout;
 pub use filter::Filters;
 
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use pcapout::{Iface, OutFrame};
@@ -222,6 +222,19 @@ pub async fn export(
         }
     }
 
+    // One interface (one agent, one link type, per the headers) and times a pcap holds: the
+    // frames go straight to `out` in capture order, whatever their number. Otherwise they are
+    // gathered to be merged on one time line into a pcapng.
+    let header_ifaces: Option<BTreeSet<Iface>> =
+        wanted.iter().map(|r| r.linktype.map(|dlt| Iface { agent: r.agent.clone(), dlt })).collect();
+    let fits = wanted.iter().all(|r| pcapout::fits_pcap(r.ts_min.max(from)) && pcapout::fits_pcap(r.ts_max.min(to)));
+    let streamed: Option<Iface> = header_ifaces.filter(|s| s.len() == 1 && fits).and_then(|s| s.into_iter().next());
+    if let Some(iface) = &streamed {
+        let h = pcapout::pcap_header(iface.dlt);
+        out.write_all(&h).context("writing the pcap")?;
+        report.bytes_written += h.len() as u64;
+        report.format = pcapout::Format::Pcap.name();
+    }
     let mut ifaces: BTreeMap<Iface, usize> = BTreeMap::new();
     let mut frames: Vec<OutFrame> = Vec::new();
     let mut out_bytes = 0u64;
@@ -251,11 +264,14 @@ pub async fn export(
         let next = ifaces.len();
         // The subject names the agent (NATS permissions bind it), not the batch's own field.
         let iface = Iface { agent: r.agent.clone(), dlt: batch.linktype };
+        if streamed.as_ref().is_some_and(|s| *s != iface) {
+            report.warnings.push(format!("batch {} skipped: its link type is not what its header says", r.seq));
+            continue;
+        }
         for (f, k) in in_range.into_iter().zip(keep) {
             if !k {
                 continue;
             }
-            let i = *ifaces.entry(iface.clone()).or_insert(next);
             out_bytes += f.data.len() as u64 + 32;
             if let Some(max) = req.max_bytes.filter(|m| out_bytes > *m) {
                 return bad(format!(
@@ -263,8 +279,22 @@ pub async fn export(
                     max as f64 / 1e6
                 ));
             }
+            if streamed.is_some() {
+                out.write_all(&pcapout::pcap_record(f.ts_ns, f.data.len(), f.wire_len)).context("writing the pcap")?;
+                out.write_all(&f.data).context("writing the pcap")?;
+                report.bytes_written += 16 + f.data.len() as u64;
+                report.frames_written += 1;
+                continue;
+            }
+            let i = *ifaces.entry(iface.clone()).or_insert(next);
             frames.push(OutFrame { ts_ns: f.ts_ns, wire_len: f.wire_len, data: f.data.clone(), iface: i });
         }
+    }
+    if streamed.is_some() {
+        if report.frames_written == 0 {
+            report.warnings.push("no frame in the range matches the filters: the file holds none".into());
+        }
+        return Ok(report);
     }
     let mut list: Vec<(Iface, usize)> = ifaces.into_iter().collect();
     list.sort_by_key(|(_, i)| *i);

@@ -52,10 +52,39 @@ pub fn linktype_of(dlt: i32) -> u32 {
     }
 }
 
+/// Whether a capture time fits a classic pcap record (signed 32-bit seconds, as libpcap reads).
+pub fn fits_pcap(ts_ns: i64) -> bool {
+    i32::try_from(ts_ns.div_euclid(1_000_000_000)).is_ok()
+}
+
+/// The file header of a classic nanosecond pcap of link type `dlt`.
+pub fn pcap_header(dlt: i32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(24);
+    h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond magic
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
+    h.extend_from_slice(&0i32.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&SNAPLEN.to_le_bytes());
+    h.extend_from_slice(&linktype_of(dlt).to_le_bytes());
+    h
+}
+
+/// The record header of a frame in a classic nanosecond pcap (its bytes follow).
+pub fn pcap_record(ts_ns: i64, caplen: usize, wire_len: u32) -> [u8; 16] {
+    let (secs, nanos) = (ts_ns.div_euclid(1_000_000_000), ts_ns.rem_euclid(1_000_000_000));
+    let mut r = [0u8; 16];
+    r[0..4].copy_from_slice(&(secs as i32).to_le_bytes());
+    r[4..8].copy_from_slice(&(nanos as u32).to_le_bytes());
+    r[8..12].copy_from_slice(&(caplen as u32).to_le_bytes());
+    r[12..16].copy_from_slice(&wire_len.to_le_bytes());
+    r
+}
+
 /// Classic pcap when every frame comes from one interface and its seconds fit the format's
 /// signed 32 bits, else pcapng.
 pub fn choose(ifaces: &[Iface], frames: &[OutFrame]) -> Format {
-    let fits = frames.iter().all(|f| i32::try_from(f.ts_ns.div_euclid(1_000_000_000)).is_ok());
+    let fits = frames.iter().all(|f| fits_pcap(f.ts_ns));
     if ifaces.len() <= 1 && fits {
         Format::Pcap
     } else {
@@ -73,24 +102,9 @@ pub fn write(out: &mut impl Write, format: Format, ifaces: &[Iface], frames: &[O
     match format {
         Format::Pcap => {
             // With no frame at all, Ethernet: a valid empty file.
-            let linktype = ifaces.first().map_or(1, |i| linktype_of(i.dlt));
-            let mut h = Vec::with_capacity(24);
-            h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // nanosecond magic
-            h.extend_from_slice(&2u16.to_le_bytes());
-            h.extend_from_slice(&4u16.to_le_bytes());
-            h.extend_from_slice(&0i32.to_le_bytes());
-            h.extend_from_slice(&0u32.to_le_bytes());
-            h.extend_from_slice(&SNAPLEN.to_le_bytes());
-            h.extend_from_slice(&linktype.to_le_bytes());
-            put(&h, out)?;
+            put(&pcap_header(ifaces.first().map_or(1, |i| i.dlt)), out)?;
             for f in frames {
-                let (secs, nanos) = (f.ts_ns.div_euclid(1_000_000_000), f.ts_ns.rem_euclid(1_000_000_000));
-                let mut r = Vec::with_capacity(16);
-                r.extend_from_slice(&(secs as i32).to_le_bytes());
-                r.extend_from_slice(&(nanos as u32).to_le_bytes());
-                r.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
-                r.extend_from_slice(&f.wire_len.to_le_bytes());
-                put(&r, out)?;
+                put(&pcap_record(f.ts_ns, f.data.len(), f.wire_len), out)?;
                 put(&f.data, out)?;
             }
         }

@@ -32,6 +32,7 @@ pub async fn keep_frames(nats_url: &str, agent: &str, seq: u64, frames: &[(i64, 
     let mut h = async_nats::HeaderMap::new();
     h.insert(bus::FRAMES_TS_MIN_HEADER, min.to_string().as_str());
     h.insert(bus::FRAMES_TS_MAX_HEADER, max.to_string().as_str());
+    h.insert(bus::FRAMES_LINKTYPE_HEADER, "1");
     js.publish_with_headers(bus::frames_subject(agent), h, b.encode().into()).await.unwrap().await.unwrap();
 }
 
