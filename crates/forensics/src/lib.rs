@@ -190,6 +190,10 @@ pub async fn export(
     })
     .await?;
     report.batches_scanned = refs.len() as u64;
+    if let (Some(a), true) = (&req.agent, refs.is_empty()) {
+        // A mistyped id, or an agent that keeps no frames (--frame-bytes 0).
+        return bad(format!("no frames of agent {a} stored since {} ({})", wire::time::format_ns(start), retention()));
+    }
     let wanted: Vec<_> = refs.iter().filter(|r| r.ts_max >= from && r.ts_min <= to).collect();
     if wanted.is_empty() {
         let span = retained_span(&stream, &state).await?;

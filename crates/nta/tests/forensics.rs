@@ -362,3 +362,34 @@ async fn bad_input_fails_clearly() {
     assert!(stderr.contains("no frame in the range matches"), "{stderr}");
     assert_eq!(frames(&out).len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frame_bytes_cuts_frames_and_zero_keeps_none() {
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = testkit::pcaps_dir().join("benign-https-curl.pcap");
+    let agent = |id: &str, frame_bytes: &str| {
+        let o = nta()
+            .args(["run", "--target", "agent", "--nats-url", &nats.url, "--agent-id", id, "--frame-bytes", frame_bytes])
+            .arg("--read")
+            .arg(&file)
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let stderr = agent("cut", "64");
+    assert!(stderr.contains("frames kept on NTA_FRAMES"), "{stderr}");
+    let out = dir.path().join("cut.pcap");
+    export_ok(&nats.url, &["--agent", "cut", "--from", "0", "--to", "4000000000"], &out);
+    let want: Vec<Frame> =
+        frames(&file).into_iter().map(|(s, n, len, d)| (s, n, len, d[..d.len().min(64)].to_vec())).collect();
+    assert!(want.iter().any(|f| f.2 > 64), "the capture has frames longer than 64 bytes");
+    assert_eq!(frames(&out), want, "the first 64 bytes of each frame, with its real wire length and time");
+
+    let stderr = agent("none", "0");
+    assert!(!stderr.contains("frames kept"), "{stderr}");
+    let (ok, e) = export(&nats.url, &["--agent", "none", "--from", "0", "--to", "4000000000"], &out);
+    assert!(!ok && e.contains("no frames of agent none"), "{e}");
+}
