@@ -135,50 +135,16 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         stop_on_permanent: cfg.read.is_some(),
         refusals,
     };
-    let publish = async {
-        let packets = bus::startup::connect_streams(
-            &cfg.nats,
-            &client_name,
-            ROLE,
-            &[bus::startup::Want::Packets],
-            &cfg.stream_limits,
-        )
-        .await?;
-        bus::startup::set_ready(ROLE, true);
-        let packets_run = run_publisher(
-            packets.js,
-            bus::packets_subject(&agent_id),
-            queue.clone(),
-            opts(packets.refusals),
-            stopped(),
-        );
-        // Frames travel on a connection of their own (their volume never queues packet batches
-        // behind it in one socket), and a frames stream that cannot be had costs the frames
-        // only: they are dropped, counted and warned about, and the packets go on.
-        let frames_run = async {
-            let q = frames_queue.as_ref()?;
-            let connected = async {
-                let name = format!("{client_name}-frames");
-                let c = bus::startup::connect_streams(&cfg.nats, &name, ROLE, &[], &cfg.stream_limits).await?;
-                bus::startup::ensure_frames(&c.js, &cfg.nats, ROLE, &cfg.frame_limits).await?;
-                anyhow::Ok(c)
-            };
-            match connected.await {
-                Ok(c) => Some(
-                    run_publisher(c.js, bus::frames_subject(&agent_id), q.clone(), opts(c.refusals), stopped()).await,
-                ),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "no {}: captured frames are not kept", bus::FRAMES_STREAM);
-                    q.refuse(PUBLISH_ERROR);
-                    None
-                }
-            }
-        };
-        anyhow::Ok(tokio::join!(packets_run, frames_run))
-    };
-    let (publish, frames_publish) = tokio::select! {
-        r = publish => match r {
-            Ok(p) => p,
+    let connect = bus::startup::connect_streams(
+        &cfg.nats,
+        &client_name,
+        ROLE,
+        &[bus::startup::Want::Packets],
+        &cfg.stream_limits,
+    );
+    let packets = tokio::select! {
+        r = connect => match r {
+            Ok(c) => Some(c),
             Err(e) => {
                 stop_capture();
                 return Err(e);
@@ -186,8 +152,62 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         },
         _ = &mut stop_signal => {
             tracing::warn!("stopped before NATS was reachable");
-            (PublishSummary::default(), None)
+            None
         }
+    };
+    let (publish, frames_publish) = match packets {
+        Some(packets) => {
+            bus::startup::set_ready(ROLE, true);
+            let packets_run = run_publisher(
+                packets.js,
+                bus::packets_subject(&agent_id),
+                queue.clone(),
+                opts(packets.refusals),
+                stopped(),
+            );
+            // Frames travel on a connection of their own (their volume never queues packet
+            // batches behind it in one socket), and a frames stream that cannot be had costs the
+            // frames only: they are dropped, counted and warned about, and the packets go on.
+            let frames_run = async {
+                let q = frames_queue.as_ref()?;
+                let connected = async {
+                    let name = format!("{client_name}-frames");
+                    let c = bus::startup::connect_streams(&cfg.nats, &name, ROLE, &[], &cfg.stream_limits).await?;
+                    bus::startup::ensure_frames(&c.js, &cfg.nats, ROLE, &cfg.frame_limits).await?;
+                    anyhow::Ok(c)
+                };
+                let connected = tokio::select! {
+                    c = connected => c,
+                    _ = stopped() => {
+                        q.refuse(SHUTDOWN);
+                        return None;
+                    }
+                };
+                match connected {
+                    Ok(c) => Some(
+                        run_publisher(c.js, bus::frames_subject(&agent_id), q.clone(), opts(c.refusals), stopped())
+                            .await,
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "no {}: captured frames are not kept", bus::FRAMES_STREAM);
+                        q.refuse(PUBLISH_ERROR);
+                        None
+                    }
+                }
+            };
+            // The publishers drain for `drain_grace` once the stop signal (still polled here)
+            // tells them to.
+            let both = async { tokio::join!(packets_run, frames_run) };
+            tokio::pin!(both);
+            let mut signalled = false;
+            loop {
+                tokio::select! {
+                    r = &mut both => break r,
+                    _ = &mut stop_signal, if !signalled => signalled = true,
+                }
+            }
+        }
+        None => (PublishSummary::default(), None),
     };
     stop_capture();
     let capture = tokio::task::spawn_blocking(move || capture.join())
