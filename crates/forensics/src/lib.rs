@@ -196,7 +196,7 @@ pub async fn export(
     }
     let wanted: Vec<_> = refs.iter().filter(|r| r.ts_max >= from && r.ts_min <= to).collect();
     if wanted.is_empty() {
-        let span = retained_span(&stream, &state).await?;
+        let span = retained_span(&stream, &state, &refs).await?;
         let outside = span.is_none_or(|(lo, hi)| to < lo || from > hi);
         if outside {
             let held = match span {
@@ -217,7 +217,7 @@ pub async fn export(
         }
     } else if state.first_seq > 1 {
         // The stream has dropped its oldest batches: say so if the range reaches before them.
-        if let Some((lo, _)) = retained_span(&stream, &state).await?.filter(|(lo, _)| from < *lo) {
+        if let Some((lo, _)) = retained_span(&stream, &state, &refs).await?.filter(|(lo, _)| from < *lo) {
             report.warnings.push(format!(
                 "frames captured before {} are no longer kept ({})",
                 wire::time::format_ns(lo),
@@ -317,15 +317,18 @@ pub async fn export(
     Ok(report)
 }
 
-/// Capture-time span of what the stream holds: the first batch's earliest frame to the last
-/// batch's latest (`None` if they aged out meanwhile).
+/// Capture-time span of what the stream holds, as far as it is known without reading it all:
+/// the first and the last batch and those scanned (replays make store order and capture order
+/// differ). `None` if there is none.
 async fn retained_span(
     stream: &bus::frames::FramesStream,
     state: &bus::frames::FramesState,
+    scanned: &[bus::frames::BatchRef],
 ) -> anyhow::Result<Option<(i64, i64)>> {
-    let lo = bus::frames::batch_span(stream, state.first_seq).await?;
-    let hi = bus::frames::batch_span(stream, state.last_seq).await?;
-    Ok(lo.zip(hi).map(|(a, b)| (a.0.min(b.0), a.1.max(b.1))))
+    let mut spans: Vec<(i64, i64)> = scanned.iter().map(|r| (r.ts_min, r.ts_max)).collect();
+    spans.extend(bus::frames::batch_span(stream, state.first_seq).await?);
+    spans.extend(bus::frames::batch_span(stream, state.last_seq).await?);
+    Ok(spans.into_iter().reduce(|a, b| (a.0.min(b.0), a.1.max(b.1))))
 }
 
 /// Epoch nanoseconds of a time given on a command line or in a query (RFC 3339 or epoch
