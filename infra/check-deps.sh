@@ -41,7 +41,10 @@ forbid agent     store tokio-postgres ingestor windower predictor dashboard
 forbid ingestor  agent windower predictor dashboard pcap
 forbid windower  agent ingestor predictor dashboard pcap
 forbid predictor agent ingestor windower dashboard pcap
-forbid dashboard agent ingestor windower predictor pcap
+# The dashboard reaches libpcap only through `forensics` (BPF filters of pcap downloads).
+forbid dashboard agent ingestor windower predictor
+forbid_direct dashboard pcap
+forbid forensics agent ingestor windower predictor dashboard
 forbid_direct nta tokio-postgres async-nats
 
 if [ "$fail" -ne 0 ]; then

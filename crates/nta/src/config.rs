@@ -37,6 +37,7 @@ settings::settings! {
         pub predictor: predictor::PredictorServiceConfig,
         pub dashboard: dashboard::DashboardConfig,
         pub stream: bus::StreamLimits,
+        pub frames: bus::FrameLimits,
         pub nats: bus::NatsAuth,
     }
 }
@@ -54,6 +55,7 @@ impl NtaConfig {
         let (db, stream) = (&self.database_url, &self.stream);
         self.agent.nats.clone_from(nats);
         self.agent.stream_limits.clone_from(stream);
+        self.agent.frame_limits.clone_from(&self.frames);
         self.ingestor.nats.clone_from(nats);
         self.ingestor.database_url.clone_from(db);
         self.ingestor.stream_limits.clone_from(stream);

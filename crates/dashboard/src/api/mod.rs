@@ -17,12 +17,14 @@ mod alerts;
 mod hosts;
 mod overview;
 mod packets;
+mod pcap;
 pub mod rollup;
 
 pub use alerts::*;
 pub use hosts::*;
 pub use overview::*;
 pub use packets::*;
+pub use pcap::pcap;
 
 pub(crate) type Q = Query<HashMap<String, String>>;
 pub(crate) type JsonResult = ApiResult<Json<Value>>;
