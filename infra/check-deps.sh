@@ -41,7 +41,10 @@ forbid agent     store tokio-postgres ingestor windower predictor dashboard
 forbid ingestor  agent windower predictor dashboard pcap
 forbid windower  agent ingestor predictor dashboard pcap
 forbid predictor agent ingestor windower dashboard pcap
-forbid dashboard agent ingestor windower predictor pcap rescore
+# The dashboard reaches libpcap only through `forensics` (BPF filters of pcap downloads).
+forbid dashboard agent ingestor windower predictor rescore
+forbid_direct dashboard pcap
+forbid forensics agent ingestor windower predictor dashboard rescore
 # Re-scoring composes the windower and predictor libraries; it reads NATS and PostgreSQL through
 # bus and store only and never captures.
 forbid rescore   agent ingestor dashboard pcap

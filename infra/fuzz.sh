@@ -3,6 +3,7 @@
 #   decode_frame   one frame through the agent's decoder (every supported link type)
 #   read_capture   a pcap/pcapng file through libpcap and the agent's record step
 #   packet_batch   a MessagePack batch as the ingestor and windower decode and validate it
+#   frame_batch    a MessagePack batch of kept frames as pcap exports decode and validate it
 #   window_record  a MessagePack window as the predictor decodes, validates and classifies it
 #   model_file     a model file as the predictor loads it, then used to classify
 #
@@ -18,7 +19,7 @@ cd "$ROOT/fuzz"
 
 SECS="${1:-60}"
 shift || true
-ALL=(decode_frame read_capture packet_batch window_record model_file)
+ALL=(decode_frame read_capture packet_batch frame_batch window_record model_file)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 for t in "${TARGETS[@]}"; do

@@ -2,7 +2,8 @@
 //! shared captures): frames for `decode_frame` (every link type, IP packets re-wrapped in the
 //! link types the captures lack, and a few frames of each application protocol identified),
 //! file heads for `read_capture`, encoded batches of the decoded records for `packet_batch`
-//! (one per capture in the shorter form of agents older than `app_proto` and `tls_sni`), windows for `window_record`, and a small trained model for
+//! (one per capture in the shorter form of agents older than `app_proto` and `tls_sni`), the
+//! first frames of each capture as the agent keeps them for `frame_batch`, windows for `window_record`, and a small trained model for
 //! `model_file` (the shipped model is 370 KB: too slow to mutate).
 //!
 //! Usage: seeds OUT_DIR CAPTURE_DIR...
@@ -60,10 +61,24 @@ fn main() {
         out.write("read_capture", &bytes[..bytes.len().min(CAPTURE_HEAD)]);
         frames(&mut out, path);
         batches(&mut out, path);
+        frame_batches(&mut out, path);
     }
     windows(&mut out);
     model(&mut out);
     eprintln!("seeds: {} seeds from {} captures in {}", out.n, captures.len(), out.dir.display());
+}
+
+/// A batch of the first frames of `path` as the agent keeps them (`frame_batch`).
+fn frame_batches(out: &mut Out, path: &Path) {
+    let Ok(mut src) = Source::open_file(path) else { return };
+    let mut b = wire::FrameBatch::new("seed", "0123456789abcdef", 1, src.linktype);
+    while let Ok(Next::Frame(f)) = src.next_frame() {
+        b.frames.push(wire::Frame { ts_ns: f.ts_ns, wire_len: f.wire_len, data: f.data.to_vec() });
+        if b.frames.len() == RECORDS_PER_BATCH {
+            break;
+        }
+    }
+    out.write("frame_batch", &b.encode());
 }
 
 fn is_capture(p: &Path) -> bool {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::PacketBatch;
 
+use crate::frames::FrameBatcher;
 use crate::queue::{Outgoing, SendQueue};
 use crate::records::FrameDecoder;
 use crate::source::{Next, RawFrame, Source};
@@ -28,6 +29,8 @@ pub struct CaptureSummary {
     pub decoded: u64,
     pub malformed: u64,
     pub batches: u64,
+    /// Frame batches built for `NTA_FRAMES`.
+    pub frame_batches: u64,
     /// Set when a capture file ended with an error (e.g. truncated) after `frames` frames.
     pub file_error: Option<String>,
 }
@@ -95,15 +98,28 @@ impl Batcher {
         let next = PacketBatch::new(&self.agent_id, &self.boot_id, self.next_seq);
         let batch = std::mem::replace(&mut self.current, next);
         let payload = batch.encode()?;
-        queue.push(Outgoing { msg_id: batch.batch_id(), payload: payload.into(), records: batch.records.len() });
+        queue.push(Outgoing {
+            msg_id: batch.batch_id(),
+            payload: payload.into(),
+            records: batch.records.len(),
+            frames: None,
+        });
         counter!("nta_agent_batches_built_total").increment(1);
         self.started = None;
         Ok(())
     }
 }
 
-/// Reads `source` until it ends or `stop` is set, pushing batches onto `queue`; closes the
-/// queue when done. `realtime` paces a file replay by its timestamps.
+/// Where the frames kept for pcap exports go, and how many bytes of each (`None`: all).
+pub struct FrameSink<'q> {
+    pub queue: &'q SendQueue,
+    pub frame_bytes: Option<usize>,
+}
+
+/// Reads `source` until it ends or `stop` is set, pushing batches onto `queue` (and the frames
+/// onto `frames`' queue); closes the queues when done. `realtime` paces a file replay by its
+/// timestamps.
+#[allow(clippy::too_many_arguments)]
 pub fn run_capture(
     mut source: Source,
     agent_id: &str,
@@ -111,9 +127,13 @@ pub fn run_capture(
     policy: BatchPolicy,
     realtime: bool,
     queue: &SendQueue,
+    frames_sink: Option<FrameSink<'_>>,
     stop: &AtomicBool,
 ) -> Result<CaptureSummary> {
     let frames = FrameDecoder::for_source(&source);
+    let mut kept = frames_sink
+        .as_ref()
+        .map(|f| FrameBatcher::new(f.queue, f.frame_bytes, agent_id, boot_id, source.linktype, policy.clone()));
     let mut batcher = Batcher::new(agent_id, boot_id, policy);
     let mut summary = CaptureSummary::default();
     let mut pacing: Option<(f64, Instant)> = None;
@@ -134,6 +154,9 @@ pub fn run_capture(
                 if batcher.due() {
                     batcher.flush(queue)?;
                 }
+                if let Some(k) = kept.as_mut().filter(|k| k.due()) {
+                    k.flush();
+                }
                 continue;
             }
             Ok(Next::End) => break Ok(()),
@@ -144,6 +167,9 @@ pub fn run_capture(
         if realtime {
             pace(&mut pacing, frame.timestamp, stop);
         }
+        if let Some(k) = &mut kept {
+            k.push(&frame);
+        }
         if batcher.push_frame(&frames, &frame, summary.frames, queue)? {
             summary.decoded += 1;
             counter!("nta_agent_frames_decoded_total").increment(1);
@@ -152,6 +178,9 @@ pub fn run_capture(
         }
         if batcher.due() {
             batcher.flush(queue)?;
+        }
+        if let Some(k) = kept.as_mut().filter(|k| k.due()) {
+            k.flush();
         }
     };
     if live {
@@ -164,6 +193,11 @@ pub fn run_capture(
     }
     summary.batches = batcher.next_seq;
     queue.close();
+    if let (Some(k), Some(sink)) = (&mut kept, &frames_sink) {
+        k.flush();
+        summary.frame_batches = k.batches;
+        sink.queue.close();
+    }
     if let Err(e) = result {
         if live {
             return Err(e);

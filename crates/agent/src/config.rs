@@ -1,7 +1,7 @@
 //! Settings of the agent role (`[agent]`); see the `settings` crate for the rules.
 
 use anyhow::{bail, Result};
-use bus::StreamLimits;
+use bus::{FrameLimits, StreamLimits};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,6 +42,14 @@ settings::settings! {
         /// beyond it.
         #[setting(flag = "queue-mb")]
         pub queue_mb: f64 = 128.0,
+        /// Bytes of each captured frame kept on `NTA_FRAMES` for pcap exports: unset keeps the
+        /// whole captured frame, 0 keeps no frames, N the first N bytes.
+        #[setting(flag = "frame-bytes", default_doc = "whole frame")]
+        pub frame_bytes: Option<u64> = None,
+        /// Send queue budget of the frames in MB, apart from the packet batches' (its overflow
+        /// drops the oldest frames, counted in `nta_agent_dropped_frames_total`).
+        #[setting(flag = "frames-queue-mb")]
+        pub frames_queue_mb: f64 = 256.0,
         /// Publications awaiting their PubAck at once.
         #[setting(flag = "max-pending-acks")]
         pub max_pending_acks: usize = 64,
@@ -54,6 +62,8 @@ settings::settings! {
         pub nats: bus::Nats = bus::Nats::new(settings::DEFAULT_NATS_URL),
         /// Limits applied if this process creates `NTA_PACKETS` (the `[stream]` settings).
         pub stream_limits: StreamLimits = StreamLimits::default(),
+        /// Limits applied if this process creates `NTA_FRAMES` (the `[frames]` settings).
+        pub frame_limits: FrameLimits = FrameLimits::default(),
         /// Replay this capture file instead of capturing live (`nta run --read`); the agent
         /// exits once everything is acknowledged.
         pub read: Option<PathBuf> = None,
@@ -85,6 +95,19 @@ impl AgentConfig {
     /// Byte budget of the in-memory send queue.
     pub fn queue_max_bytes(&self) -> usize {
         ((self.queue_mb * 1024.0 * 1024.0) as usize).max(1)
+    }
+
+    /// Bytes of each frame kept for exports: `None` keeps none, `Some(None)` whole frames.
+    pub fn frames_kept(&self) -> Option<Option<usize>> {
+        match self.frame_bytes {
+            Some(0) => None,
+            Some(n) => Some(Some(n.min(wire::frames::MAX_FRAME_BYTES as u64) as usize)),
+            None => Some(None),
+        }
+    }
+
+    pub fn frames_queue_max_bytes(&self) -> usize {
+        ((self.frames_queue_mb * 1024.0 * 1024.0) as usize).max(1)
     }
 
     pub fn drain_grace(&self) -> Duration {

@@ -5,6 +5,7 @@
 pub mod capture;
 mod config;
 pub mod decode;
+mod frames;
 mod pcapfile;
 pub mod publisher;
 pub mod queue;

@@ -49,8 +49,9 @@ pub(crate) struct PcapFile {
 }
 
 pub(crate) enum Next {
-    /// A frame: timestamp (epoch seconds), wire length, and its bytes' range in [`PcapFile::data`].
-    Frame(f64, u32, std::ops::Range<usize>),
+    /// A frame: timestamp (epoch seconds, and exact epoch nanoseconds), wire length, and its
+    /// bytes' range in [`PcapFile::data`].
+    Frame(f64, i64, u32, std::ops::Range<usize>),
     End,
     /// Not a frame this reader can vouch for: libpcap must read from here on.
     Handover,
@@ -147,7 +148,7 @@ impl PcapFile {
                     let wire_len = self.u32_at(s + 12);
                     self.start += len;
                     self.delivered += 1;
-                    return Next::Frame(ts, wire_len, s + RECORD_HEADER..s + len);
+                    return Next::Frame(ts, wire::frames::ts_ns(secs, nanos), wire_len, s + RECORD_HEADER..s + len);
                 }
             }
             if self.eof {

@@ -106,7 +106,13 @@ type InFlight = Pin<Box<dyn Future<Output = (Outgoing, Result<jetstream::publish
 
 fn publish_one(js: jetstream::Context, subject: String, item: Outgoing) -> InFlight {
     Box::pin(async move {
-        let msg = PublishMessage::build().payload(item.payload.clone()).message_id(&item.msg_id);
+        let mut msg = PublishMessage::build().payload(item.payload.clone()).message_id(&item.msg_id);
+        if let Some(h) = item.frames {
+            msg = msg
+                .header(bus::FRAMES_TS_MIN_HEADER, h.ts_min.to_string())
+                .header(bus::FRAMES_TS_MAX_HEADER, h.ts_max.to_string())
+                .header(bus::FRAMES_LINKTYPE_HEADER, h.linktype.to_string());
+        }
         let res = match js.send_publish(subject, msg).await {
             Ok(ack) => ack.await,
             Err(e) => Err(e),
@@ -129,6 +135,7 @@ pub async fn run_publisher(
     stop: impl Future<Output = ()>,
 ) -> PublishSummary {
     let window = opts.window.max(1);
+    let m = queue.metrics;
     let mut summary = PublishSummary::default();
     let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut inflight_records = 0usize;
@@ -148,12 +155,12 @@ pub async fn run_publisher(
             retry_at = None;
             while inflight.len() < window {
                 let Some(item) = queue.pop() else { break };
-                counter!("nta_agent_batches_published_total").increment(1);
+                counter!(m.published).increment(1);
                 inflight_records += item.records;
                 inflight.push(publish_one(js.clone(), subject.clone(), item));
             }
         }
-        gauge!("nta_agent_pending_acks").set(inflight.len() as f64);
+        gauge!(m.pending_acks).set(inflight.len() as f64);
         if inflight.is_empty() && queue.is_empty() && queue.is_closed() {
             break;
         }
@@ -185,15 +192,15 @@ pub async fn run_publisher(
                         backoff = Duration::ZERO;
                         if full_since.take().is_some() {
                             queue.set_overflow_reason(None);
-                            tracing::info!("{} accepts batches again", bus::PACKETS_STREAM);
+                            tracing::info!("{} accepts batches again", m.stream);
                         }
                         summary.batches_acked += 1;
                         summary.records_acked += item.records as u64;
-                        counter!("nta_agent_batches_acked_total").increment(1);
-                        counter!("nta_agent_records_acked_total").increment(item.records as u64);
+                        counter!(m.acked).increment(1);
+                        counter!(m.items_acked).increment(item.records as u64);
                         if ack.duplicate {
                             summary.duplicates += 1;
-                            counter!("nta_agent_batches_duplicate_total").increment(1);
+                            counter!(m.duplicates).increment(1);
                         }
                     }
                     Err(e) => {
@@ -203,7 +210,7 @@ pub async fn run_publisher(
                             failure = Failure::Permanent;
                             reason = Some(format!(
                                 "no JetStream stream stores subject {subject} ({} deleted or reconfigured?)",
-                                bus::PACKETS_STREAM
+                                m.stream
                             ));
                         }
                         if e.kind() == PublishErrorKind::TimedOut {
@@ -212,7 +219,7 @@ pub async fn run_publisher(
                                 reason = Some(format!("NATS does not let this agent publish to {subject}: {denied}"));
                             }
                         }
-                        counter!("nta_agent_publish_errors_total", "kind" => failure.label()).increment(1);
+                        counter!(m.publish_errors, "kind" => failure.label()).increment(1);
                         let (min, max) = match failure {
                             Failure::Permanent => (Duration::from_secs(1), Duration::from_secs(30)),
                             _ => (Duration::from_millis(100), Duration::from_secs(5)),
@@ -228,7 +235,7 @@ pub async fn run_publisher(
                                     queue.set_overflow_reason(Some(STREAM_FULL));
                                     tracing::warn!(error = %e, "{} is full and refuses batches: retrying while the \
                                         send queue has room, then dropping (counted as stream_full)",
-                                        bus::PACKETS_STREAM);
+                                        m.stream);
                                 }
                             }
                             Failure::Permanent if opts.stop_on_permanent => {
@@ -256,7 +263,7 @@ pub async fn run_publisher(
             }
         }
     }
-    gauge!("nta_agent_pending_acks").set(0.0);
+    gauge!(m.pending_acks).set(0.0);
     summary
 }
 

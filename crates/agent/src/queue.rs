@@ -20,8 +20,69 @@ pub struct Outgoing {
     /// `Nats-Msg-Id`: `<agent_id>.<boot_id>.<seq>`.
     pub msg_id: String,
     pub payload: Bytes,
+    /// Records (or frames) in the batch: what a drop counts.
     pub records: usize,
+    /// What the headers of a frame batch say about it (`None` for packet batches).
+    pub frames: Option<FrameHeaders>,
 }
+
+/// Headers of a frame batch: an export picks batches and decides its file format from them
+/// without downloading the bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeaders {
+    /// Smallest and largest capture time of its frames (epoch ns).
+    pub ts_min: i64,
+    pub ts_max: i64,
+    /// Link type (DLT) of its frames.
+    pub linktype: i32,
+}
+
+/// Metric names of one queue and its publisher: packet batches keep the names they always
+/// had, frame batches have their own, so a frame dropped is never counted as a record lost.
+#[derive(Debug)]
+pub struct QueueMetrics {
+    /// What the queue feeds, for log lines: `NTA_PACKETS` or `NTA_FRAMES`.
+    pub stream: &'static str,
+    pub queue_bytes: &'static str,
+    pub dropped_batches: &'static str,
+    pub dropped_items: &'static str,
+    /// Items dropped by `reason`.
+    pub dropped_by_reason: &'static str,
+    pub published: &'static str,
+    pub acked: &'static str,
+    pub items_acked: &'static str,
+    pub duplicates: &'static str,
+    pub pending_acks: &'static str,
+    pub publish_errors: &'static str,
+}
+
+pub static PACKET_METRICS: QueueMetrics = QueueMetrics {
+    stream: bus::PACKETS_STREAM,
+    queue_bytes: "nta_agent_queue_bytes",
+    dropped_batches: "nta_agent_queue_dropped_batches_total",
+    dropped_items: "nta_agent_queue_dropped_records_total",
+    dropped_by_reason: "nta_agent_dropped_records_total",
+    published: "nta_agent_batches_published_total",
+    acked: "nta_agent_batches_acked_total",
+    items_acked: "nta_agent_records_acked_total",
+    duplicates: "nta_agent_batches_duplicate_total",
+    pending_acks: "nta_agent_pending_acks",
+    publish_errors: "nta_agent_publish_errors_total",
+};
+
+pub static FRAME_METRICS: QueueMetrics = QueueMetrics {
+    stream: bus::FRAMES_STREAM,
+    queue_bytes: "nta_agent_frames_queue_bytes",
+    dropped_batches: "nta_agent_frames_queue_dropped_batches_total",
+    dropped_items: "nta_agent_frames_queue_dropped_frames_total",
+    dropped_by_reason: "nta_agent_dropped_frames_total",
+    published: "nta_agent_frame_batches_published_total",
+    acked: "nta_agent_frame_batches_acked_total",
+    items_acked: "nta_agent_frames_acked_total",
+    duplicates: "nta_agent_frame_batches_duplicate_total",
+    pending_acks: "nta_agent_frames_pending_acks",
+    publish_errors: "nta_agent_frames_publish_errors_total",
+};
 
 /// Why records were dropped (the `reason` label).
 pub const QUEUE_FULL: &str = "queue_full";
@@ -36,6 +97,9 @@ struct State {
     closed: bool,
     /// Reason of overflow drops: [`QUEUE_FULL`], or [`STREAM_FULL`] while JetStream refuses.
     overflow_reason: Option<&'static str>,
+    /// Set when nothing will publish what is pushed (the frames stream cannot be had): every
+    /// batch is dropped at once for this reason instead of filling the budget.
+    refused: Option<&'static str>,
     /// Records dropped so far by reason (also exported as metrics).
     dropped: BTreeMap<&'static str, u64>,
 }
@@ -44,11 +108,17 @@ pub struct SendQueue {
     state: Mutex<State>,
     max_bytes: usize,
     notify: Notify,
+    pub metrics: &'static QueueMetrics,
 }
 
 impl SendQueue {
+    /// The queue of packet batches.
     pub fn new(max_bytes: usize) -> SendQueue {
-        SendQueue { state: Mutex::new(State::default()), max_bytes: max_bytes.max(1), notify: Notify::new() }
+        SendQueue::with_metrics(max_bytes, &PACKET_METRICS)
+    }
+
+    pub fn with_metrics(max_bytes: usize, metrics: &'static QueueMetrics) -> SendQueue {
+        SendQueue { state: Mutex::new(State::default()), max_bytes: max_bytes.max(1), notify: Notify::new(), metrics }
     }
 
     /// What overflow drops are counted as from now on (`None`: [`QUEUE_FULL`]).
@@ -66,8 +136,20 @@ impl SendQueue {
         self.insert(item, true)
     }
 
+    /// From now on drops everything pushed, and what is queued, counted as `reason`.
+    pub fn refuse(&self, reason: &'static str) {
+        self.state.lock().unwrap().refused = Some(reason);
+        self.drain_dropped(reason);
+    }
+
     fn insert(&self, item: Outgoing, front: bool) {
         let mut s = self.state.lock().unwrap();
+        if let Some(reason) = s.refused {
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(item.records as u64);
+            count_dropped(self.metrics, &mut s, reason, item.records);
+            return;
+        }
         s.bytes += item.payload.len();
         if front {
             s.items.push_front(item);
@@ -78,12 +160,12 @@ impl SendQueue {
         while s.bytes > self.max_bytes && s.items.len() > 1 {
             let old = s.items.pop_front().unwrap();
             s.bytes -= old.payload.len();
-            counter!("nta_agent_queue_dropped_batches_total").increment(1);
-            counter!("nta_agent_queue_dropped_records_total").increment(old.records as u64);
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(old.records as u64);
             let reason = s.overflow_reason.unwrap_or(QUEUE_FULL);
-            count_dropped(&mut s, reason, old.records);
+            count_dropped(self.metrics, &mut s, reason, old.records);
         }
-        gauge!("nta_agent_queue_bytes").set(s.bytes as f64);
+        gauge!(self.metrics.queue_bytes).set(s.bytes as f64);
         drop(s);
         self.notify.notify_one();
     }
@@ -100,14 +182,14 @@ impl SendQueue {
 
     /// Counts `records` lost outside the queue (e.g. publications never confirmed) as dropped.
     pub fn count_dropped(&self, reason: &'static str, records: usize) {
-        count_dropped(&mut self.state.lock().unwrap(), reason, records);
+        count_dropped(self.metrics, &mut self.state.lock().unwrap(), reason, records);
     }
 
     pub fn pop(&self) -> Option<Outgoing> {
         let mut s = self.state.lock().unwrap();
         let item = s.items.pop_front()?;
         s.bytes -= item.payload.len();
-        gauge!("nta_agent_queue_bytes").set(s.bytes as f64);
+        gauge!(self.metrics.queue_bytes).set(s.bytes as f64);
         Some(item)
     }
 
@@ -130,13 +212,13 @@ impl SendQueue {
         let mut s = self.state.lock().unwrap();
         let mut records = 0;
         for old in std::mem::take(&mut s.items) {
-            counter!("nta_agent_queue_dropped_batches_total").increment(1);
-            counter!("nta_agent_queue_dropped_records_total").increment(old.records as u64);
+            counter!(self.metrics.dropped_batches).increment(1);
+            counter!(self.metrics.dropped_items).increment(old.records as u64);
             records += old.records;
         }
-        count_dropped(&mut s, reason, records);
+        count_dropped(self.metrics, &mut s, reason, records);
         s.bytes = 0;
-        gauge!("nta_agent_queue_bytes").set(0.0);
+        gauge!(self.metrics.queue_bytes).set(0.0);
         records
     }
 
@@ -146,10 +228,10 @@ impl SendQueue {
     }
 }
 
-fn count_dropped(s: &mut State, reason: &'static str, records: usize) {
+fn count_dropped(metrics: &QueueMetrics, s: &mut State, reason: &'static str, records: usize) {
     if records > 0 {
         *s.dropped.entry(reason).or_default() += records as u64;
-        counter!("nta_agent_dropped_records_total", "reason" => reason).increment(records as u64);
+        counter!(metrics.dropped_by_reason, "reason" => reason).increment(records as u64);
     }
 }
 
@@ -158,7 +240,7 @@ mod tests {
     use super::*;
 
     fn item(i: usize, size: usize) -> Outgoing {
-        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1 }
+        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, frames: None }
     }
 
     #[test]
@@ -186,6 +268,16 @@ mod tests {
         assert_eq!(q.drain_dropped(SHUTDOWN), 1);
         assert_eq!(q.dropped_by_reason(), BTreeMap::from([(STREAM_FULL, 2), (QUEUE_FULL, 1), (SHUTDOWN, 1)]));
         assert_eq!(q.dropped_records(), 4);
+    }
+
+    #[test]
+    fn a_refusing_queue_drops_and_counts_everything() {
+        let q = SendQueue::with_metrics(10_000, &FRAME_METRICS);
+        q.push(item(0, 10));
+        q.refuse(PUBLISH_ERROR);
+        q.push(item(1, 10));
+        assert!(q.pop().is_none());
+        assert_eq!(q.dropped_by_reason(), BTreeMap::from([(PUBLISH_ERROR, 2)]));
     }
 
     #[test]

@@ -9,8 +9,11 @@ use std::sync::Arc;
 
 /// One frame as libpcap hands it over.
 pub struct RawFrame<'a> {
-    /// Epoch seconds (nanosecond precision where the source has it).
+    /// Epoch seconds (nanosecond precision where the source has it), derived from `ts_ns`.
     pub timestamp: f64,
+    /// Exact capture time in epoch nanoseconds (what the frames kept for pcap exports carry;
+    /// an f64 of epoch seconds cannot hold nanoseconds).
+    pub ts_ns: i64,
     /// Length on the wire.
     pub wire_len: u32,
     /// Captured bytes (at most the snap length).
@@ -120,9 +123,9 @@ impl Source {
     pub fn next_frame(&mut self) -> Result<Next<'_>> {
         if let Inner::Pcap(f, path) = &mut self.inner {
             match f.next() {
-                crate::pcapfile::Next::Frame(timestamp, wire_len, range) => {
+                crate::pcapfile::Next::Frame(timestamp, ts_ns, wire_len, range) => {
                     let Inner::Pcap(f, _) = &self.inner else { unreachable!() };
-                    return Ok(Next::Frame(RawFrame { timestamp, wire_len, data: f.data(range) }));
+                    return Ok(Next::Frame(RawFrame { timestamp, ts_ns, wire_len, data: f.data(range) }));
                 }
                 crate::pcapfile::Next::End => return Ok(Next::End),
                 crate::pcapfile::Next::Handover => {
@@ -140,7 +143,10 @@ impl Source {
             Ok(p) => {
                 // With Precision::Nano libpcap puts nanoseconds in tv_usec.
                 let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 * 1e-9;
-                Ok(Next::Frame(RawFrame { timestamp: ts, wire_len: p.header.len, data: p.data }))
+                // time_t and suseconds_t are i64 on 64-bit Linux, not on every target.
+                #[allow(clippy::unnecessary_cast)]
+                let ts_ns = wire::frames::ts_ns(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64);
+                Ok(Next::Frame(RawFrame { timestamp: ts, ts_ns, wire_len: p.header.len, data: p.data }))
             }
             Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),

@@ -604,7 +604,7 @@ fn long_interface_names_are_cut_once() {
     let rendered = with_metrics(|| {
         let d = FrameDecoder::new(101, name.clone().into());
         for n in 0..3 {
-            rec = d.record(&RawFrame { timestamp: 1.0, wire_len: 29, data: &frame }, n);
+            rec = d.record(&RawFrame { timestamp: 1.0, ts_ns: 1_000_000_000, wire_len: 29, data: &frame }, n);
         }
     });
     assert_eq!(&*rec.unwrap().interface, &name[..max]);

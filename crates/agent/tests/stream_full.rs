@@ -54,3 +54,24 @@ async fn a_full_stream_refuses_and_every_record_is_stored_or_counted() {
         .unwrap_or_else(|| panic!("no stream_full drop counter in\n{rendered}"));
     assert_eq!(line.rsplit(' ').next().unwrap().parse::<usize>().unwrap(), dropped, "{line}");
 }
+
+/// A server too small for `NTA_FRAMES` (its 64 MiB minimum) costs the frames only: the replay
+/// publishes every record and counts every frame as dropped (`publish_error`).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_room_for_frames_costs_the_frames_only() {
+    let nats = NatsServer::start_with_store_limit(32 * 1024 * 1024).unwrap();
+    let cfg = AgentConfig {
+        read: Some(testkit::pcaps_dir().join("ssh_brute-guessing.pcap")),
+        nats: bus::Nats::new(&nats.url),
+        agent_id: "small".into(),
+        drain_grace_s: 1,
+        stream_limits: StreamLimits { max_gb: Some(0.01), ..Default::default() },
+        ..Default::default()
+    };
+    let summary = agent::run(cfg, std::future::pending()).await.expect("frames are not the agent's job");
+    assert_eq!(summary.publish.records_acked, summary.capture.decoded, "{summary:?}");
+    assert_eq!(summary.dropped_records, 0);
+    let frames = summary.frames.expect("frames were to be kept");
+    assert_eq!(frames.dropped, summary.capture.frames, "{frames:?}");
+    assert_eq!(frames.dropped_by_reason.get(agent::queue::PUBLISH_ERROR).copied(), Some(summary.capture.frames));
+}

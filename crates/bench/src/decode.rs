@@ -136,7 +136,7 @@ fn bench_file(path: &Path, report: &mut String) -> Result<()> {
     let mut p = Pipeline::new(mem.linktype, interface.clone());
     let t = Instant::now();
     for &(timestamp, wire_len, s, e) in &mem.frames {
-        p.frame(&RawFrame { timestamp, wire_len, data: &mem.bytes[s..e] })?;
+        p.frame(&RawFrame { timestamp, ts_ns: (timestamp * 1e9) as i64, wire_len, data: &mem.bytes[s..e] })?;
     }
     p.flush()?;
     let secs = t.elapsed().as_secs_f64();

@@ -129,6 +129,28 @@ pub async fn connect_streams(
     Ok(out)
 }
 
+/// Ensures `NTA_FRAMES` on a connection made by [`connect_streams`], waiting like it does.
+pub async fn ensure_frames(
+    js: &jetstream::Context,
+    nats: &Nats,
+    role: &'static str,
+    limits: &streams::FrameLimits,
+) -> Result<stream::Stream> {
+    let what = format!("NATS JetStream at {}", nats.redacted_url());
+    let ensure = || async {
+        streams::ensure_frames_stream(js, limits).await.map_err(|e| {
+            let transient = create_error_is_transient(e.kind());
+            let e = anyhow!(e).context(format!("ensuring stream {}", crate::FRAMES_STREAM));
+            if transient {
+                e.context(Transient)
+            } else {
+                e
+            }
+        })
+    };
+    wait_for(role, &what, ensure, |e| e.downcast_ref::<Transient>().is_some()).await
+}
+
 /// Runs a consumer request (create, find, delete) of `role`, waiting as long as JetStream does
 /// not answer or a cluster elects the consumer's leader (a node just died): a role starting
 /// then must not fail for it. Other refusals (permissions, a bad configuration) are errors.

@@ -11,8 +11,10 @@ use crate::subjects::{
 };
 
 mod admin;
+mod frames;
 mod limits;
 pub use admin::{report, set_replicas, ReplicaChange};
+pub use frames::{ensure_frames_stream, FrameLimits};
 pub use limits::StreamLimits;
 
 /// Size a stream asks for when none is configured.

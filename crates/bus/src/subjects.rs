@@ -6,6 +6,17 @@ use wire::WindowRecord;
 pub const PACKETS_STREAM: &str = "NTA_PACKETS";
 /// Agents publish on `nta.packets.<agent_id>`.
 pub const PACKETS_SUBJECT_PREFIX: &str = "nta.packets";
+/// Stream of captured frames (forensics: pcap exports).
+pub const FRAMES_STREAM: &str = "NTA_FRAMES";
+/// Agents publish their frames on `nta.frames.<agent_id>`.
+pub const FRAMES_SUBJECT_PREFIX: &str = "nta.frames";
+/// Headers of a frame batch with its smallest and largest capture time (epoch nanoseconds), so
+/// an export can skip a batch without downloading it.
+pub const FRAMES_TS_MIN_HEADER: &str = "Nta-Ts-Min";
+pub const FRAMES_TS_MAX_HEADER: &str = "Nta-Ts-Max";
+/// Header of a frame batch with its link type (DLT), so an export knows its file format (pcap
+/// or pcapng) before downloading anything.
+pub const FRAMES_LINKTYPE_HEADER: &str = "Nta-Linktype";
 /// Stream of closed windows.
 pub const WINDOWS_STREAM: &str = "NTA_WINDOWS";
 /// Windows are published on `nta.windows.5s`, `nta.windows.30s` and `nta.windows.3m`.
@@ -30,6 +41,11 @@ pub const DEADLETTER_CONSUMER_HEADER: &str = "Nta-Deadletter-Consumer";
 /// Subject an agent publishes its batches on.
 pub fn packets_subject(agent_id: &str) -> String {
     format!("{PACKETS_SUBJECT_PREFIX}.{agent_id}")
+}
+
+/// Subject an agent publishes its frames on.
+pub fn frames_subject(agent_id: &str) -> String {
+    format!("{FRAMES_SUBJECT_PREFIX}.{agent_id}")
 }
 
 /// Subject of a window: `nta.windows.<5s|30s|3m>`.

@@ -113,6 +113,30 @@ function rangeParams(extra) {
   if (extra) for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) p.set(k, String(v));
   return p;
 }
+// "Download pcap" links: the frames kept on NTA_FRAMES (/api/pcap), served as an attachment.
+const RANGE_SECS = { "15m": 900, "1h": 3600, "24h": 86400 };
+function pcapLink(params, id) {
+  return el("a", { href: "/api/pcap?" + new URLSearchParams(params).toString(), id: id, download: "", text: "Download pcap" });
+}
+function pcapRange() {
+  if (S.range.kind === "custom" && S.range.from && S.range.to) return { from: String(S.range.from), to: String(S.range.to) };
+  const now = Math.floor(Date.now() / 1000);
+  return { from: String(now - (RANGE_SECS[S.range.kind] || 3600)), to: String(now) };
+}
+// What of the packet search a BPF filter can say; the text filters (DNS, HTTP, TLS names,
+// application protocol) and protocol OTHER cannot, and are left out.
+const PCAP_PROTOCOLS = { TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMPv6: "icmp6", ARP: "arp" };
+function pcapSearchParams(q) {
+  const p = pcapRange();
+  if (q.get("ip")) p.host = q.get("ip");
+  if (q.get("port")) p.port = q.get("port");
+  const terms = [];
+  if (q.get("src")) terms.push("src host " + q.get("src"));
+  if (q.get("dst")) terms.push("dst host " + q.get("dst"));
+  if (PCAP_PROTOCOLS[q.get("protocol")]) terms.push(PCAP_PROTOCOLS[q.get("protocol")]);
+  if (terms.length) { const t = terms.join(" and "); p.bpf = `(${t}) or (vlan and ${t})`; }
+  return p;
+}
 function toLocalInput(t) {
   const d = new Date(t * 1000 - new Date().getTimezoneOffset() * 60000);
   return d.toISOString().slice(0, 19);
@@ -323,6 +347,7 @@ async function pageAlertDetail(main, id) {
     ["Resolved at", fmtTime(a.resolved_at)]];
   const info = el("table", { id: "alert-fields" }, el("tbody", null, fields.map(([k, v]) => el("tr", null, el("th", { text: k }), td(v)))));
   const actions = el("p", null, hashLink("/hosts/" + encodeURIComponent(a.key), "Host page of " + a.key), " · ", hashLink(packetsHref, "Packets of " + a.key + " while the alert was active"),
+    " · ", pcapLink({ alert: String(a.id) }, "alert-pcap"), " ",
     a.state === "open" ? el("button", { type: "button", id: "resolve-btn", text: "Resolve", onclick: () => resolveAlert(a.id) }) : null);
   const wins = el("div");
   if (d.windows_note) wins.appendChild(el("p", { class: "warn", text: d.windows_note }));
@@ -363,7 +388,8 @@ async function pageHosts(main, ip) {
   main.appendChild(el("div", { class: "grid" },
     el("section", { class: "card wide" }, el("h2", { text: `Windows over time (${d.window_size} s windows)` }),
       d.notes.length ? el("p", { class: "warn", text: d.notes.join(" ") }) : null, chart,
-      el("p", null, hashLink("/packets?" + new URLSearchParams({ ip: ip, from: Math.floor(d.range.from), to: Math.ceil(d.range.to) }).toString(), "Packets of " + ip + " in this range"))),
+      el("p", null, hashLink("/packets?" + new URLSearchParams({ ip: ip, from: Math.floor(d.range.from), to: Math.ceil(d.range.to) }).toString(), "Packets of " + ip + " in this range"),
+        " · ", pcapLink({ host: ip, from: String(Math.floor(d.range.from)), to: String(Math.ceil(d.range.to)) }, "host-pcap"))),
     card("Verdicts (newest 200 windows with a prediction)", table(["Window", "View", { label: "Packets", num: 1 }, "Label", { label: "Confidence", num: 1 }],
       labelled.map(w => el("tr", null, td(fmtTime(w.window_start)), td(w.view), td(fmtNum(w.packet_count, 0), "num"), td(w.label), td(fmtNum(w.confidence * 100, 1) + "%", "num"))), { empty: "No predictions for this address in this range." })),
     card("Alerts", table(["Id", "Severity", "Class", "State", "Last seen"], d.alerts.map(a => el("tr", null, td(hashLink("/alerts/" + a.id, "#" + a.id)), td(sevBadge(a.severity)), td(a.class), td(a.state), td(fmtTime(a.last_seen)))), { empty: "No alerts for this address." })),
@@ -409,7 +435,7 @@ async function pagePackets(main, query) {
   const csv = el("a", { href: "/api/packets.csv?" + params.toString(), id: "csv-link", download: "packets.csv", text: "Export CSV" });
   params.set("page", String(page)); params.set("per_page", "50");
   const box = el("div");
-  main.append(el("h1", { text: "Packets" }), form, el("p", null, csv), box);
+  main.append(el("h1", { text: "Packets" }), form, el("p", null, csv, " · ", pcapLink(pcapSearchParams(q), "packets-pcap")), box);
   let d;
   try { d = await api("/api/packets", params); } catch (e) { box.appendChild(errorBox(e)); return; }
   const n = statusNote(d); if (n) box.appendChild(n);

@@ -43,6 +43,11 @@ settings::settings! {
         pub max_connections: usize = 256,
         /// Live-alert (SSE) streams served at once; further requests get 503.
         pub max_sse_streams: usize = 64,
+        /// Largest pcap a "Download pcap" produces, in MB (the file is built in memory; a larger
+        /// export is a 400 naming `nta export-pcap`, which has no limit).
+        pub pcap_max_mb: f64 = 256.0,
+        /// Longest capture-time range a "Download pcap" covers, in seconds.
+        pub pcap_max_range_s: u64 = 24 * 3600,
     }
     runtime {
         /// PostgreSQL (the top-level `database_url` setting).

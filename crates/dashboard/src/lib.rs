@@ -63,6 +63,9 @@ pub struct Inner {
     /// Turns true when the server shuts down, ending the (endless) SSE streams so that the
     /// graceful shutdown does not wait for browsers to disconnect.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Limits of `/api/pcap` (`pcap_max_mb`, `pcap_max_range_s`).
+    pub pcap_max_bytes: u64,
+    pub pcap_max_range_ns: i64,
 }
 
 /// Shared state of every handler.
@@ -122,6 +125,8 @@ impl AppState {
             counters: Counters::default(),
             sse_slots: Arc::new(Semaphore::new(cfg.max_sse_streams)),
             shutdown: tokio::sync::watch::channel(false).0,
+            pcap_max_bytes: (cfg.pcap_max_mb.max(0.0) * 1e6) as u64,
+            pcap_max_range_ns: (cfg.pcap_max_range_s as i64).saturating_mul(1_000_000_000),
         })))
     }
 
@@ -164,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{name}", get(api::run_detail).delete(api::delete_run))
         .route("/api/runs/{name}/alerts", get(api::run_alerts))
+        .route("/api/pcap", get(api::pcap))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))

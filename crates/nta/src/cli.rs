@@ -28,6 +28,11 @@ pub fn command() -> clap::Command {
     .mut_subcommand("config", |c| crate::config::with_flags(c, &taken))
     .mut_subcommand("streams", |c| crate::config::with_flags(c, &crate::config::all_but_nats(&taken)))
     .mut_subcommand("rescore", |c| crate::config::with_flags(c, &crate::config::rescore_skips(&taken)))
+    .mut_subcommand("export-pcap", |c| {
+        let mut skip = crate::config::all_but_nats(&taken);
+        skip.retain(|k| k != "database_url");
+        crate::config::with_flags(c, &skip)
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +59,9 @@ pub enum Command {
     /// Re-score the packets retained in NTA_PACKETS for a capture time range with another model,
     /// into a named run (never the live alerts), and compare its alerts with the live ones.
     Rescore(RescoreArgs),
+    /// Write the frames kept on NTA_FRAMES for a time range (or an alert) to a pcap file
+    /// (pcapng when several link types or agents meet), filtered by host, port and BPF.
+    ExportPcap(ExportArgs),
     /// Benchmarks (throughput figures, compared with a reference in the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -114,7 +122,7 @@ pub struct StreamsArgs {
     /// Set the replica count (1 to 5; at most the cluster's size) of NTA's existing streams.
     #[arg(long)]
     pub replicas: Option<usize>,
-    /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS or NTA_DEADLETTER).
+    /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS, NTA_DEADLETTER or NTA_FRAMES).
     #[arg(long, requires = "replicas")]
     pub stream: Option<String>,
 }
@@ -143,6 +151,35 @@ pub struct RescoreArgs {
     /// Print the comparison as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+// `nta export-pcap`; the NATS and database settings' flags are added by `command()`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Start of the capture-time range: RFC 3339 (2026-11-30T05:00:00Z) or epoch seconds.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range (included), same forms.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Frames whose outermost IP header has this source or destination.
+    #[arg(long)]
+    pub host: Option<std::net::IpAddr>,
+    /// Frames whose TCP or UDP header has this source or destination port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// A libpcap filter expression (as tcpdump takes), ANDed with the others.
+    #[arg(long)]
+    pub bpf: Option<String>,
+    /// Only this agent's frames.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// An alert's frames: its address as --host, its first to last seen as the range.
+    #[arg(long)]
+    pub alert: Option<i64>,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

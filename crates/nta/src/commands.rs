@@ -18,6 +18,7 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
         Command::Streams(args) => streams(args, &cfg.nats()).await,
         Command::Rescore(args) => crate::rescore::rescore(args, cfg).await,
+        Command::ExportPcap(args) => crate::export::export_pcap(args, &cfg).await,
         Command::Nkey { file } => {
             println!("{}", bus::connect::create_nkey_user(&file)?);
             Ok(())

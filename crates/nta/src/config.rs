@@ -38,6 +38,7 @@ settings::settings! {
         pub dashboard: dashboard::DashboardConfig,
         pub rescore: rescore::RescoreConfig,
         pub stream: bus::StreamLimits,
+        pub frames: bus::FrameLimits,
         pub nats: bus::NatsAuth,
     }
 }
@@ -55,6 +56,7 @@ impl NtaConfig {
         let (db, stream) = (&self.database_url, &self.stream);
         self.agent.nats.clone_from(nats);
         self.agent.stream_limits.clone_from(stream);
+        self.agent.frame_limits.clone_from(&self.frames);
         self.ingestor.nats.clone_from(nats);
         self.ingestor.database_url.clone_from(db);
         self.ingestor.stream_limits.clone_from(stream);

@@ -4,6 +4,7 @@ mod analyze;
 mod cli;
 mod commands;
 mod config;
+mod export;
 mod metrics;
 mod report;
 mod rescore;

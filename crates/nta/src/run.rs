@@ -154,6 +154,16 @@ pub async fn run(r: Resolved) -> Result<()> {
             drop_reasons(&summary.dropped_by_reason),
             c.file_error.as_ref().map(|e| format!("; file error: {e}")).unwrap_or_default()
         );
+        if let Some(f) = &summary.frames {
+            eprintln!(
+                "agent: {} frames kept on {} in {} batches; {} frames dropped{}",
+                f.publish.records_acked,
+                bus::FRAMES_STREAM,
+                f.publish.batches_acked,
+                f.dropped,
+                drop_reasons(&f.dropped_by_reason),
+            );
+        }
         if replaying && r.targets.contains(&Target::Ingestor) && !stop_requested(&stop_rx) {
             // A laptop replay (`--target all --read F`): wait until the packets are stored and
             // the windows closed so far are predicted, then say what landed.

@@ -114,6 +114,7 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     assert!(features.as_str().unwrap().contains("unique_dst_ports"), "{features}");
     let shot = d.screenshot("e2e-alert-detail.png").await;
     eprintln!("screenshot: {}", shot.display());
+    alert_pcap_holds_the_attackers_frames(&d, &http, &base, id).await;
 
     // Hostile names, through the same agent -> NATS -> ingestor path.
     let dir = tempfile::tempdir().unwrap();
@@ -161,6 +162,60 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
     )
     .await;
     d.quit().await;
+}
+
+/// The detail page's "Download pcap", fetched with the browser's session cookie: a file tshark
+/// opens, whose every frame is to or from the attacker, and as many as tshark counts in the
+/// original capture over the alert's span.
+async fn alert_pcap_holds_the_attackers_frames(d: &Driver, http: &reqwest::Client, base: &str, id: i64) {
+    let href =
+        d.exec("const a = document.getElementById('alert-pcap'); return a ? a.getAttribute('href') : null;").await;
+    let href = href.as_str().expect("a Download pcap link on the alert page").to_string();
+    assert_eq!(href, format!("/api/pcap?alert={id}"));
+    let cookies = d.cmd(reqwest::Method::GET, "/cookie", serde_json::Value::Null).await;
+    let cookie = cookies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["value"].as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let alert: serde_json::Value = http
+        .get(format!("{base}/api/alerts/{id}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (first, last) = (alert["alert"]["first_seen"].as_f64().unwrap(), alert["alert"]["last_seen"].as_f64().unwrap());
+    let r = http.get(format!("{base}{href}")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alert.pcap");
+    std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args(["-T", "fields", "-e", "ip.src", "-e", "ip.dst"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark cannot read the download: {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert!(!lines.is_empty(), "the alert's pcap is empty");
+    assert!(lines.iter().all(|l| l.split(['\t', ',']).any(|a| a == ATTACKER)), "a frame not of {ATTACKER}");
+    let original = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(testkit::pcaps_dir().join(ATTACK))
+        .arg("-Y")
+        .arg(format!("ip.addr == {ATTACKER} && frame.time_epoch >= {first:.6} && frame.time_epoch <= {last:.6}"))
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&original.stdout).lines().count();
+    assert_eq!(lines.len(), expected, "frames of {ATTACKER} between {first} and {last}");
+    eprintln!("alert {id}: Download pcap holds {} frames of {ATTACKER}, as tshark counts in the capture", lines.len());
 }
 
 /// Writes a pcap (Ethernet, IPv4) from 10.66.0.5: two DNS queries whose names carry markup, an

@@ -123,6 +123,20 @@ async fn pipeline_runs_with_per_role_credentials_over_tls() {
         .output()
         .unwrap();
     assert!(out.status.success(), "agent: {}", String::from_utf8_lossy(&out.stderr));
+    // The agent kept the frames, and the dashboard's user may export them.
+    let pcap = s.ca.dir().join("export.pcap");
+    let out = nta()
+        .args(["export-pcap", "--from", "0", "--to", "4000000000", "--nats-url", &s.nats.url, "-o"])
+        .arg(&pcap)
+        .envs(s.role_env("dashboard"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "export-pcap: {}", String::from_utf8_lossy(&out.stderr));
+    let frames =
+        pcap::Capture::from_file(&pcap).map(|mut c| std::iter::from_fn(|| c.next_packet().ok().map(|_| ())).count());
+    let input =
+        pcap::Capture::from_file(&capture).map(|mut c| std::iter::from_fn(|| c.next_packet().ok().map(|_| ())).count());
+    assert_eq!(frames.unwrap(), input.unwrap(), "frames exported through the dashboard's NATS user");
 
     // A session in clear of the test's own, to check on the roles' sessions.
     let plain = format!("host=127.0.0.1 port={} user=postgres dbname=nta sslmode=disable", s.pg.port);
@@ -187,10 +201,15 @@ async fn roles_are_confined_and_strangers_refused() {
     // Allowed subjects pass without error, the others are refused.
     for (role, allowed, denied) in [
         ("agent", "nta.packets.sensor1", vec!["nta.packets.sensor2", "nta.alerts", "nta.windows.5s", "nta.deadletter"]),
+        ("agent", "nta.frames.sensor1", vec!["nta.frames.sensor2"]),
         ("ingestor", "nta.deadletter", vec!["nta.packets.sensor1", "nta.alerts", "nta.windows.5s"]),
         ("windower", "nta.windows.5s", vec!["nta.packets.sensor1", "nta.alerts"]),
         ("predictor", "nta.alerts", vec!["nta.packets.sensor1", "nta.windows.5s", "nta.alerts.resolved"]),
-        ("dashboard", "nta.alerts.resolved", vec!["nta.alerts", "nta.packets.sensor1", "nta.deadletter"]),
+        (
+            "dashboard",
+            "nta.alerts.resolved",
+            vec!["nta.alerts", "nta.packets.sensor1", "nta.deadletter", "nta.frames.sensor1"],
+        ),
     ] {
         let (client, mut errors) = s.client(role).await;
         assert!(!refused(&client, &mut errors, allowed).await, "{role} refused on {allowed}");

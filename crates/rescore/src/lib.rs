@@ -11,10 +11,8 @@
 //! reading can be capped (`rescore.max_records_per_s`) to bound its share of nats-server.
 
 mod score;
-mod time_arg;
 
 pub use score::Scorer;
-pub use time_arg::parse_time;
 
 use anyhow::{bail, Context, Result};
 use predictor::decide::AlertPolicy;
@@ -246,7 +244,7 @@ impl EventClock {
 /// The error of a range without any retained record: what the stream holds.
 fn nothing_retained(req: &Request, s: &bus::replay::Retained, messages: i64) -> String {
     let agent = req.agent.as_deref().map(|a| format!(" of agent {a:?}")).unwrap_or_default();
-    let range = format!("{} .. {}", time_arg::format(req.from), time_arg::format(req.to));
+    let range = format!("{} .. {}", fmt_time(req.from), fmt_time(req.to));
     if s.messages == 0 {
         return format!("no packets{agent} captured in {range}: {} is empty", bus::PACKETS_STREAM);
     }
@@ -255,16 +253,38 @@ fn nothing_retained(req: &Request, s: &bus::replay::Retained, messages: i64) -> 
         bus::PACKETS_STREAM,
         s.messages,
         s.bytes as f64 / 1e6,
-        time_arg::format(s.first_stored as f64),
-        time_arg::format(s.last_stored as f64)
+        fmt_time(s.first_stored as f64),
+        fmt_time(s.last_stored as f64)
     );
     if req.from < s.first_stored as f64 {
         format!(
             "no packets{agent} captured in {range} are retained (beyond the stream's retention?); {held}; \
              {messages} batches read from {} on",
-            time_arg::format(req.from)
+            fmt_time(req.from)
         )
     } else {
         format!("no packets{agent} captured in {range}; {held}; {messages} batches read")
+    }
+}
+
+/// Epoch seconds of a TIME argument: RFC 3339 or epoch seconds (`wire::time::parse_ns`).
+pub fn parse_time(text: &str) -> Result<f64> {
+    wire::time::parse_ns(text).map(|ns| ns as f64 / 1e9).map_err(anyhow::Error::msg)
+}
+
+/// RFC 3339 in UTC, to the second.
+fn fmt_time(epoch: f64) -> String {
+    let (y, m, d, hh, mm, ss) = wire::time::civil(epoch.floor() as i64);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_arguments() {
+        assert_eq!(super::parse_time("2015-03-30T14:44:49Z").unwrap(), 1_427_726_689.0);
+        assert_eq!(super::parse_time("1427726689.5").unwrap(), 1_427_726_689.5);
+        assert!(super::parse_time("last tuesday").unwrap_err().to_string().contains("neither RFC 3339"));
+        assert_eq!(super::fmt_time(1_427_726_689.9), "2015-03-30T14:44:49Z");
     }
 }

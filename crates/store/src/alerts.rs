@@ -294,3 +294,32 @@ mod tests {
         assert!(sql.contains("WHEN GREATEST(a.peak_confidence, EXCLUDED.peak_confidence) >= 0.7 THEN 'HIGH'"));
     }
 }
+
+/// What a pcap export of an alert needs: the alert's key (an address: the source, or for the
+/// destination view the victim) and the span of its windows in epoch nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSpan {
+    pub view: String,
+    pub key: String,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+}
+
+/// The span of alert `id`; `None` when there is no such alert.
+pub async fn alert_span(client: &impl GenericClient, id: i64) -> Result<Option<AlertSpan>> {
+    let row = client
+        .query_opt(
+            "SELECT view, key, (extract(epoch FROM first_seen) * 1e6)::int8,
+                    (extract(epoch FROM last_seen) * 1e6)::int8
+               FROM alerts WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| AlertSpan {
+        view: r.get(0),
+        key: r.get(1),
+        // timestamptz has microseconds.
+        first_seen_ns: r.get::<_, i64>(2) * 1000,
+        last_seen_ns: r.get::<_, i64>(3) * 1000,
+    }))
+}

@@ -6,12 +6,14 @@
 pub mod alert;
 mod batch_reader;
 pub mod features;
+pub mod frames;
 pub mod limits;
 mod msgpack;
 mod record;
 pub mod time;
 pub mod window;
 pub use alert::AlertEvent;
+pub use frames::{Frame, FrameBatch};
 pub use record::{AppProto, MacAddr, PacketRecord, Protocol, TcpFlags};
 pub use window::{View, WindowRecord};
 

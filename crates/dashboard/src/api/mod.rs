@@ -17,6 +17,7 @@ mod alerts;
 mod hosts;
 mod overview;
 mod packets;
+mod pcap;
 pub mod rollup;
 mod runs;
 
@@ -24,6 +25,7 @@ pub use alerts::*;
 pub use hosts::*;
 pub use overview::*;
 pub use packets::*;
+pub use pcap::pcap;
 pub use runs::*;
 
 pub(crate) type Q = Query<HashMap<String, String>>;

@@ -288,7 +288,10 @@ async fn openapi_documents_every_route() {
     for r in &routed {
         assert!(paths.iter().any(|p| p == r), "route {r} missing from openapi.json");
     }
-    // ...and every documented path is routed and answers (not the fallback 404).
+    // ...and every documented path is routed and answers (not the fallback 404). A pcap needs
+    // frames kept: one batch in the alert's range.
+    let frame = crate::pcap::tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
+    crate::pcap::keep_frames(&f.nats.url, "a1", 1, &[((f.now as i64 - 20) * 1_000_000_000, frame)]).await;
     for p in &paths {
         assert!(routed.contains(&p.as_str()), "openapi.json documents {p}, which is not routed");
         let item = &doc["paths"][p];
@@ -297,6 +300,7 @@ async fn openapi_documents_every_route() {
             .replace("{id}", &f.alert_id.to_string())
             .replace("{ip}", "10.0.0.1")
             .replace("{name}", RUN);
+        let concrete = if p == "/api/pcap" { format!("{p}?alert={}", f.alert_id) } else { concrete };
         if item.get("get").is_some() && !p.ends_with("/stream") {
             let (st, v) = get(&f, &concrete).await;
             assert_eq!(st, StatusCode::OK, "GET {concrete}: {v}");

@@ -5,4 +5,5 @@ mod api;
 mod browser;
 mod common;
 mod hardening;
+mod pcap;
 mod perf;
