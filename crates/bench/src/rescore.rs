@@ -88,7 +88,9 @@ async fn rounds(
             let log = tokio::time::timeout(o.timeout, r.wait_success()).await.context("rescore timed out")??;
             // The rescore's own time, from its summary line ("... in 4.7 s").
             let rescore_secs = log
-                .rsplit_once(" in ")
+                .lines()
+                .find(|l| l.starts_with("run bench:"))
+                .and_then(|l| l.rsplit_once(" in "))
                 .and_then(|(_, t)| t.trim().trim_end_matches(" s").parse::<f64>().ok())
                 .unwrap_or(f64::NAN);
             let waited = started.elapsed().as_secs_f64();
@@ -166,9 +168,9 @@ async fn replay(
         if backlogs != last.0 {
             last = (backlogs, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(60) {
-            // Seen here: after publish retries the agent stored its end-of-input marker before
-            // some of its batches, which made the agent active again for the windower, whose
-            // last windows then wait for packets that never come.
+            // Seen here: the agent's publications started together reach the stream in reverse
+            // order, its end-of-input marker before its last batches, which makes the agent
+            // active again for the windower, whose last windows then wait for more packets.
             bail!(
                 "no progress for 60 s (backlogs of {DURABLES:?}: {:?}) replaying {}: windows left open?",
                 last.0,
