@@ -2,7 +2,7 @@
 # Stage boundaries, checked on the resolved dependency graph: data flows one way
 # (agent -> ingestor / windower -> predictor -> dashboard) and a stage never depends on
 # another stage; PostgreSQL is the `store` crate's, NATS the `bus` crate's, messages `wire`'s.
-# Only the `nta` binary (and the `train` and `bench` tools) put stages together.
+# Only the `nta` binary (and the `train`, `rescore` and `bench` tools) put stages together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +42,13 @@ forbid ingestor  agent windower predictor dashboard pcap
 forbid windower  agent ingestor predictor dashboard pcap
 forbid predictor agent ingestor windower dashboard pcap
 # The dashboard reaches libpcap only through `forensics` (BPF filters of pcap downloads).
-forbid dashboard agent ingestor windower predictor
+forbid dashboard agent ingestor windower predictor rescore
 forbid_direct dashboard pcap
-forbid forensics agent ingestor windower predictor dashboard
+forbid forensics agent ingestor windower predictor dashboard rescore
+# Re-scoring composes the windower and predictor libraries; it reads NATS and PostgreSQL through
+# bus and store only and never captures.
+forbid rescore   agent ingestor dashboard pcap
+forbid_direct rescore tokio-postgres async-nats
 forbid_direct nta tokio-postgres async-nats
 
 if [ "$fail" -ne 0 ]; then

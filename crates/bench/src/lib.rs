@@ -1,4 +1,4 @@
-//! Benchmarks behind `nta bench decode|gen-pcap|windows|ingest|e2e`, kept out of the stages' libraries:
+//! Benchmarks behind `nta bench decode|gen-pcap|windows|ingest|e2e|rescore`, kept out of the stages' libraries:
 //!
 //! * [`capture`]: a deterministic synthetic capture (`nta bench gen-pcap`; also a test input);
 //! * [`decode`]: decode + MessagePack batch encoding, as the agent's capture loop does;
@@ -7,16 +7,20 @@
 //! * [`ingest`]: the ingestor's write path (`store::packets`, `store::rollup`) against
 //!   PostgreSQL's own CSV COPY (`nta bench ingest`);
 //! * [`e2e`]: the whole stack, agent to predictions, as `nta` processes on a private
-//!   nats-server and a throw-away database (`nta bench e2e`).
+//!   nats-server and a throw-away database (`nta bench e2e`);
+//! * [`rescore`]: the live ingestor and windower with and without a concurrent `nta rescore`
+//!   (`nta bench rescore`).
 
 pub mod capture;
 pub mod decode;
 pub mod e2e;
 pub mod ingest;
+pub mod rescore;
 pub mod windows;
 
 pub use capture::generate_capture;
 pub use decode::{run_decode_bench, DEFAULT_FRAMES};
 pub use e2e::{run_e2e_bench, E2eOptions};
 pub use ingest::run_ingest_bench;
+pub use rescore::{run_rescore_bench, RescoreBenchOptions};
 pub use windows::run_window_bench;

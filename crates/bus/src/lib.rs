@@ -9,6 +9,7 @@ pub mod consume;
 pub mod deadletter;
 pub mod failpoint;
 pub mod frames;
+pub mod replay;
 pub mod startup;
 pub mod streams;
 pub mod subjects;

@@ -458,6 +458,48 @@ async function pagePackets(main, query) {
     el("button", { type: "button", disabled: page >= d.pages ? "disabled" : null, text: "Next →", onclick: () => go(page + 1) })));
 }
 
+// Re-scoring runs (`nta rescore`): the list, then one run's comparison with the live alerts.
+async function pageRuns(main, name) {
+  if (!name) {
+    main.appendChild(el("h1", { text: "Re-scoring runs" }));
+    let d;
+    try { d = await api("/api/runs"); } catch (e) { main.appendChild(errorBox(e)); return; }
+    const n = statusNote(d); if (n) main.appendChild(n);
+    main.appendChild(table(["Run", "Model", "Range", "Agent", { label: "Records", num: 1 }, { label: "Windows", num: 1 }, { label: "Alerts", num: 1 }, "Finished"],
+      d.runs.map(r => el("tr", null, td(hashLink("/runs/" + encodeURIComponent(r.name), r.name)), td(r.model_version), td(fmtTime(r.from) + " .. " + fmtTime(r.to)),
+        td(r.agent_id || "all"), td(fmtNum(r.records, 0), "num"), td(fmtNum(r.windows, 0), "num"), td(fmtNum(r.alerts, 0), "num"), td(fmtTime(r.finished_at)))),
+      { id: "runs-table", empty: "No runs yet: nta rescore --from TIME --to TIME --model FILE --run NAME" }));
+    return;
+  }
+  main.appendChild(el("p", null, hashLink("/runs", "← all runs")));
+  let d, al;
+  try {
+    d = await api("/api/runs/" + encodeURIComponent(name));
+    al = await api("/api/runs/" + encodeURIComponent(name) + "/alerts", new URLSearchParams({ limit: "1000" }));
+  } catch (e) { main.appendChild(errorBox(e)); return; }
+  const r = d.run, c = d.comparison;
+  const fields = [["Model", r.model_version], ["Model file", r.model_path], ["Model SHA-256", r.model_sha256], ["Range", fmtTime(r.from) + " .. " + fmtTime(r.to)],
+    ["Agent", r.agent_id || "all"], ["Batches read", fmtNum(r.messages, 0)], ["Records", fmtNum(r.records, 0)], ["Late records", fmtNum(r.late_records, 0)],
+    ["Windows", fmtNum(r.windows, 0)], ["Alerts", fmtNum(r.alerts, 0)], ["Finished", fmtTime(r.finished_at)]];
+  const del = el("button", { type: "button", id: "delete-run-btn", text: "Delete run", onclick: async () => {
+    if (!confirm("Delete run " + name + " and its results?")) return;
+    try { await api("/api/runs/" + encodeURIComponent(name), null, { method: "DELETE" }); toast("Run deleted"); location.hash = "#/runs"; } catch (e) { toast(e.message, "error"); }
+  } });
+  const alertRows = list => list.map(a => el("tr", null, td(sevBadge(a.severity)), td(a.class), td(a.view), td(hostLink(a.key)), td(fmtTime(a.first_seen)), td(fmtTime(a.last_seen)),
+    td(a.id ? hashLink("/alerts/" + a.id, "#" + a.id) : "run #" + a.seq)));
+  const heads = ["Severity", "Class", "View", "Key", "First seen", "Last seen", "Alert"];
+  main.append(el("h1", { id: "run-title", text: "Run " + name }), el("div", { class: "grid" },
+    card("Run", el("table", { id: "run-fields" }, el("tbody", null, fields.map(([k, v]) => el("tr", null, el("th", { text: k }), td(v))))), el("p", null, del)),
+    card(`Compared with live alerts (${c.run_alerts} in the run, ${c.live_alerts} live)`, table(["Class", { label: "Only in the run", num: 1 }, { label: "Only live", num: 1 }, { label: "Both", num: 1 }],
+      Object.entries(c.per_class).map(([k, v]) => el("tr", null, td(k), td(v.run_only, "num"), td(v.live_only, "num"), td(v.both, "num"))), { id: "run-per-class", empty: "No alerts in the run or live." })),
+    el("section", { class: "card wide" }, el("h2", { text: "Only in the run" }), table(heads, alertRows(c.run_only), { id: "run-only", empty: "None." })),
+    el("section", { class: "card wide" }, el("h2", { text: "Only live" }), table(heads, alertRows(c.live_only), { id: "live-only", empty: "None." })),
+    el("section", { class: "card wide" }, el("h2", { text: `Alerts of the run (${al.total})` }),
+      table(["#", "Severity", "Class", "View", "Key", "First seen", "Last seen", { label: "Windows", num: 1 }, "Summary"],
+        al.alerts.map(a => el("tr", null, td(a.seq), td(sevBadge(a.severity)), td(a.class), td(a.view), td(hostLink(a.key)), td(fmtTime(a.first_seen)), td(fmtTime(a.last_seen)),
+          td(fmtNum(a.window_count, 0), "num"), td(a.summary))), { id: "run-alerts", empty: "The run raised no alert." }))));
+}
+
 // ------------------------------------------------------------------ router, live, start
 
 async function route() {
@@ -476,6 +518,7 @@ async function route() {
     else if (name === "alerts") await pageAlerts(main);
     else if (name === "hosts") await pageHosts(main, parts[1]);
     else if (name === "packets") await pagePackets(main, query);
+    else if (name === "runs") await pageRuns(main, parts[1]);
     else await pageOverview(main);
   } catch (e) { main.appendChild(errorBox(e)); }
   // Charts of relative ranges follow the clock.

@@ -27,6 +27,7 @@ pub fn command() -> clap::Command {
     })
     .mut_subcommand("config", |c| crate::config::with_flags(c, &taken))
     .mut_subcommand("streams", |c| crate::config::with_flags(c, &crate::config::all_but_nats(&taken)))
+    .mut_subcommand("rescore", |c| crate::config::with_flags(c, &crate::config::rescore_skips(&taken)))
     .mut_subcommand("export-pcap", |c| {
         let mut skip = crate::config::all_but_nats(&taken);
         skip.retain(|k| k != "database_url");
@@ -55,6 +56,9 @@ pub enum Command {
     /// bytes, limits, discard policy. With --replicas N, change the replica count of the
     /// existing streams (new ones get `stream.replicas`).
     Streams(StreamsArgs),
+    /// Re-score the packets retained in NTA_PACKETS for a capture time range with another model,
+    /// into a named run (never the live alerts), and compare its alerts with the live ones.
+    Rescore(RescoreArgs),
     /// Write the frames kept on NTA_FRAMES for a time range (or an alert) to a pcap file
     /// (pcapng when several link types or agents meet), filtered by host, port and BPF.
     ExportPcap(ExportArgs),
@@ -121,6 +125,32 @@ pub struct StreamsArgs {
     /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS, NTA_DEADLETTER or NTA_FRAMES).
     #[arg(long, requires = "replicas")]
     pub stream: Option<String>,
+}
+
+// `nta rescore`; the settings' flags are added by `command()`.
+#[derive(Debug, Args)]
+pub struct RescoreArgs {
+    /// Start of the capture time range: RFC 3339 (2026-11-30T05:00:00Z) or epoch seconds.
+    #[arg(long, required_unless_present = "delete")]
+    pub from: Option<String>,
+    /// End of the range (included), as --from.
+    #[arg(long, required_unless_present = "delete")]
+    pub to: Option<String>,
+    /// Model file to score with.
+    #[arg(long, required_unless_present = "delete")]
+    pub model: Option<PathBuf>,
+    /// Name of the run (1-64 of A-Z a-z 0-9 _ . -); a rerun of a name replaces its results.
+    #[arg(long, required_unless_present = "delete")]
+    pub run: Option<String>,
+    /// Only the packets of this agent (subject nta.packets.<ID>).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Delete the run NAME and its results instead.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["from", "to", "model", "run", "agent"])]
+    pub delete: Option<String>,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 // `nta export-pcap`; the NATS and database settings' flags are added by `command()`.
@@ -289,6 +319,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
         /// Server to run against (a database per run is created and dropped)
+        /// [default: the `database_url` setting]
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Live ingestor + windower throughput with and without a concurrent `nta rescore` of a
+    /// stored history (private nats-server, throw-away database).
+    Rescore {
+        #[arg(long, default_value_t = 2_000_000)]
+        history_frames: usize,
+        #[arg(long, default_value_t = 500_000)]
+        live_frames: usize,
+        /// Pairs of live phases (alone, then with a rescore).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Rate cap of the rescore (records/s; 0: none).
+        #[arg(long, default_value_t = 0)]
+        max_records_per_s: u64,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
         /// [default: the `database_url` setting]
         #[arg(long)]
         database_url: Option<String>,

@@ -17,6 +17,7 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
         Command::Train(args) => tokio::task::spawn_blocking(move || crate::train::train(args)).await?,
         Command::Analyze(args) => tokio::task::spawn_blocking(move || crate::analyze::analyze(args)).await?,
         Command::Streams(args) => streams(args, &cfg.nats()).await,
+        Command::Rescore(args) => crate::rescore::rescore(args, cfg).await,
         Command::ExportPcap(args) => crate::export::export_pcap(args, &cfg).await,
         Command::Nkey { file } => {
             println!("{}", bus::connect::create_nkey_user(&file)?);
@@ -65,6 +66,27 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
                 timeout: std::time::Duration::from_secs(timeout_s),
             };
             println!("{}", bench::run_e2e_bench(&opts).await?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Rescore {
+            history_frames,
+            live_frames,
+            rounds,
+            max_records_per_s,
+            timeout_s,
+            database_url,
+        }) => {
+            let opts = bench::RescoreBenchOptions {
+                history_frames,
+                live_frames,
+                rounds,
+                max_records_per_s,
+                model: predictor::model::default_model_path()?,
+                database_url: database_url.unwrap_or(cfg.database_url),
+                nta_bin: std::env::current_exe().context("locating the nta binary")?,
+                timeout: std::time::Duration::from_secs(timeout_s),
+            };
+            println!("{}", bench::run_rescore_bench(&opts).await?);
             Ok(())
         }
     }

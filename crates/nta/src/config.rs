@@ -36,6 +36,7 @@ settings::settings! {
         pub windower: windower::service::WindowerServiceConfig,
         pub predictor: predictor::PredictorServiceConfig,
         pub dashboard: dashboard::DashboardConfig,
+        pub rescore: rescore::RescoreConfig,
         pub stream: bus::StreamLimits,
         pub frames: bus::FrameLimits,
         pub nats: bus::NatsAuth,
@@ -66,6 +67,12 @@ impl NtaConfig {
         self.predictor.database_url.clone_from(db);
         self.predictor.stream_limits.clone_from(stream);
         self.dashboard.nats.clone_from(nats);
+        self.rescore.nats.clone_from(nats);
+        self.rescore.database_url.clone_from(db);
+        self.rescore.windower.clone_from(&self.windower.windower);
+        self.rescore.windower_step = self.windower.max_messages_per_step;
+        self.rescore.policy = self.predictor.policy();
+        self.rescore.rules.clone_from(&self.predictor.rules);
         self.dashboard.database_url.clone_from(db);
     }
 }
@@ -112,6 +119,24 @@ pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
 pub fn all_but_nats(taken: &[String]) -> Vec<String> {
     let others =
         NtaConfig::settings().into_iter().map(|s| s.key).filter(|k| k != "nats_url" && !k.starts_with("nats."));
+    taken.iter().cloned().chain(others).collect()
+}
+
+/// What [`with_flags`] should skip for `nta rescore`: all but NATS, PostgreSQL and the settings
+/// of the windower engine, the predictor's alert decision and `[rescore]`; `--model` is the
+/// run's own argument, not the predictor's setting.
+pub fn rescore_skips(taken: &[String]) -> Vec<String> {
+    let keep = |k: &str| {
+        k == "nats_url"
+            || k == "database_url"
+            || k.starts_with("nats.")
+            || k.starts_with("rescore.")
+            || ["min_confidence", "sustain_confidence", "rule_confidence", "alert_quiet_s"]
+                .iter()
+                .any(|s| k == format!("predictor.{s}"))
+            || windower::WindowerConfig::settings().iter().any(|s| format!("windower.{}", s.key) == k)
+    };
+    let others = NtaConfig::settings().into_iter().map(|s| s.key).filter(|k| !keep(k));
     taken.iter().cloned().chain(others).collect()
 }
 

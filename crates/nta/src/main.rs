@@ -7,6 +7,7 @@ mod config;
 mod export;
 mod metrics;
 mod report;
+mod rescore;
 mod run;
 mod train;
 

@@ -2,7 +2,7 @@
 //! in `crates/store/migrations/`), and one module per table family whose functions the roles
 //! and the dashboard call: [`packets`] (`raw_packets` and its ledger), [`rollup`]
 //! (`traffic_rollup`), [`windows`] (`window_features`, the windower's checkpoint),
-//! [`predictions`] and [`alerts`].
+//! [`predictions`] and [`alerts`], and the re-scoring runs ([`runs`]).
 //!
 //! Every write is idempotent (a ledger or a natural key with `ON CONFLICT`), so a caller may
 //! acknowledge its messages after the commit and simply redo a batch after a crash.
@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod packets;
 pub mod predictions;
 pub mod rollup;
+pub mod runs;
 pub mod tls;
 pub mod windows;
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "predictions_alerts", include_str!("../migrations/0004_predictions_alerts.sql")),
     (5, "predictor_service", include_str!("../migrations/0005_predictor_service.sql")),
     (6, "app_proto_sni", include_str!("../migrations/0006_app_proto_sni.sql")),
+    (7, "runs", include_str!("../migrations/0007_runs.sql")),
 ];
 
 /// Number of migrations this build applies.

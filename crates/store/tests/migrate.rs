@@ -43,10 +43,11 @@ async fn legacy_ledgers_are_adopted_not_rerun() {
     let db = testkit::TestDb::create().await.unwrap();
     let mut c = db.client().await.unwrap();
     migrate(&mut c).await.unwrap();
-    // What an older release left: its tables (without what 0006 adds), `schema_migrations` with
-    // the ingestor's two versions, and the windower's and predictor's own ledgers.
+    // What an older release left: its tables (without what 0006 and later add), `schema_migrations`
+    // with the ingestor's two versions, and the windower's and predictor's own ledgers.
     c.batch_execute(
         "ALTER TABLE raw_packets DROP COLUMN app_proto, DROP COLUMN tls_sni;
+         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs;
          DELETE FROM schema_migrations WHERE version > 2;
          CREATE TABLE windower_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now());
@@ -99,6 +100,7 @@ async fn app_proto_and_sni_columns_reach_existing_partitions() {
     // The schema as release 5 left it, with a day partition and a row in it.
     c.batch_execute(
         "ALTER TABLE raw_packets DROP COLUMN app_proto, DROP COLUMN tls_sni;
+         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs;
          DELETE FROM schema_migrations WHERE version >= 6;
          SELECT nta_ensure_raw_partition(DATE '2026-01-01');
          INSERT INTO raw_packets (ts, interface, protocol, length, agent_id, batch_id, idx)

@@ -11,7 +11,7 @@
 //! so the bottleneck shows, and PostgreSQL's own `COPY` of the stored rows from a file into an
 //! identical table (the ceiling the ingestor's write path is measured against).
 
-mod stack;
+pub(crate) mod stack;
 
 use anyhow::{bail, ensure, Context, Result};
 use futures::{SinkExt, StreamExt};

@@ -138,6 +138,29 @@ impl NtaProcess {
         Ok(NtaProcess { child, log, what: targets.to_string() })
     }
 
+    /// `nta <command> --nats-url .. --database-url .. <args>` (a tool such as `nta rescore`).
+    pub fn spawn_command(
+        bin: &Path,
+        dir: &Path,
+        command: &str,
+        nats: &str,
+        db: &str,
+        args: &[&str],
+    ) -> Result<NtaProcess> {
+        let log = dir.join(format!("{command}-{}.log", free_port()?));
+        let child = Command::new(bin)
+            .args([command, "--nats-url", nats, "--database-url", db])
+            .args(args)
+            .env("NTA_LOG", std::env::var("NTA_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} {command}", bin.display()))?;
+        Ok(NtaProcess { child, log, what: command.to_string() })
+    }
+
     /// Fails with the end of the process's log if it has exited.
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {

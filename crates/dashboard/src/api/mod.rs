@@ -19,12 +19,14 @@ mod overview;
 mod packets;
 mod pcap;
 pub mod rollup;
+mod runs;
 
 pub use alerts::*;
 pub use hosts::*;
 pub use overview::*;
 pub use packets::*;
 pub use pcap::pcap;
+pub use runs::*;
 
 pub(crate) type Q = Query<HashMap<String, String>>;
 pub(crate) type JsonResult = ApiResult<Json<Value>>;

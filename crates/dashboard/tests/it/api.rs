@@ -295,7 +295,11 @@ async fn openapi_documents_every_route() {
     for p in &paths {
         assert!(routed.contains(&p.as_str()), "openapi.json documents {p}, which is not routed");
         let item = &doc["paths"][p];
-        let concrete = p.replace("{count}", "5").replace("{id}", &f.alert_id.to_string()).replace("{ip}", "10.0.0.1");
+        let concrete = p
+            .replace("{count}", "5")
+            .replace("{id}", &f.alert_id.to_string())
+            .replace("{ip}", "10.0.0.1")
+            .replace("{name}", RUN);
         let concrete = if p == "/api/pcap" { format!("{p}?alert={}", f.alert_id) } else { concrete };
         if item.get("get").is_some() && !p.ends_with("/stream") {
             let (st, v) = get(&f, &concrete).await;
@@ -588,4 +592,55 @@ async fn refuses_an_open_dashboard_off_loopback() {
     );
     cfg.token = Some(String::new()); // empty counts as unset: still open, allowed on loopback
     dashboard::run(cfg, async {}).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_shown_compared_and_deleted() {
+    let f = Fixture::start(None, Some(TOKEN)).await;
+    let list = get_ok(&f, "/api/runs").await;
+    assert_eq!(list["runs"][0]["name"], RUN);
+    assert_eq!(list["runs"][0]["model_version"], "rf-test-2");
+
+    let detail = get_ok(&f, &format!("/api/runs/{RUN}")).await;
+    assert_eq!(detail["run"]["records"], 300);
+    let cmp = &detail["comparison"];
+    // The port scan is in both (same view, key, class, overlapping); the run's SSH alert only in
+    // the run; the (resolved) live dns_tunnel alert of the range only live.
+    assert_eq!(cmp["per_class"]["port_scan"], serde_json::json!({"run_only": 0, "live_only": 0, "both": 1}));
+    assert_eq!(cmp["per_class"]["ssh_brute"], serde_json::json!({"run_only": 1, "live_only": 0, "both": 0}));
+    assert_eq!(cmp["both"][0]["live_ids"][0], f.alert_id);
+    assert_eq!(cmp["run_only"][0]["key"], XSS_HOST);
+    assert_eq!(cmp["per_class"]["dns_tunnel"], serde_json::json!({"run_only": 0, "live_only": 1, "both": 0}));
+    assert_eq!(cmp["live_only"][0]["key"], "10.0.0.7");
+
+    let alerts = get_ok(&f, &format!("/api/runs/{RUN}/alerts?limit=1&offset=1")).await;
+    assert_eq!((alerts["total"].as_i64(), alerts["alerts"][0]["seq"].as_i64()), (Some(2), Some(2)));
+
+    // Bad names are 400, unknown ones 404, for every method.
+    for bad in ["a%20b", "%3Cx%3E", &"x".repeat(65)] {
+        for path in [format!("/api/runs/{bad}"), format!("/api/runs/{bad}/alerts")] {
+            assert_eq!(get(&f, &path).await.0, StatusCode::BAD_REQUEST, "{path}");
+        }
+    }
+    for path in ["/api/runs/nope", "/api/runs/nope/alerts"] {
+        assert_eq!(get(&f, path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(get(&f, "/api/runs/x/alerts?limit=0").await.0, StatusCode::BAD_REQUEST);
+    let del = |path: String| {
+        let client = reqwest::Client::new();
+        let req = client.delete(format!("{}{path}", f.base)).header(AUTHORIZATION, format!("Bearer {TOKEN}"));
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(del("/api/runs/a%20b".into()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(del("/api/runs/nope".into()).await, StatusCode::NOT_FOUND);
+    // Unauthenticated: refused before anything is deleted.
+    let anon = reqwest::Client::new().delete(format!("{}/api/runs/{RUN}", f.base)).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(del(format!("/api/runs/{RUN}")).await, StatusCode::OK);
+    assert_eq!(get(&f, &format!("/api/runs/{RUN}")).await.0, StatusCode::NOT_FOUND);
+    let c = f.db.client().await.unwrap();
+    assert_eq!(testkit::count(&c, "SELECT count(*) FROM run_alerts").await, 0);
+    // The live alerts are untouched.
+    assert_eq!(testkit::count(&c, "SELECT count(*) FROM alerts").await, 2);
+    f.stop().await;
 }

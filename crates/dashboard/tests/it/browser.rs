@@ -147,3 +147,42 @@ async fn browser_login_live_alert_detail_and_xss() {
     d.quit().await;
     f.stop().await;
 }
+
+/// The runs page: the list, a run's comparison with the live alerts (a key carrying markup
+/// stays text), and the delete button (CSRF-checked DELETE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_runs_page() {
+    let Some(d) = Driver::start().await else { return };
+    let f = Fixture::start(Some(PASSWORD), None).await;
+    d.goto(&format!("{}/", f.base)).await;
+    d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-btn").await;
+    d.wait_for("document.querySelector('.kpi')", Duration::from_secs(10)).await;
+
+    d.exec("location.hash = '#/runs'; return 0;").await;
+    d.wait_for("document.querySelector('#runs-table tbody tr a')", Duration::from_secs(10)).await;
+    d.click("#runs-table tbody tr a").await;
+    d.wait_for("document.querySelector('#run-alerts tbody tr')", Duration::from_secs(10)).await;
+    let per_class = d.exec("return document.getElementById('run-per-class').innerText;").await;
+    assert!(per_class.as_str().unwrap().contains("ssh_brute"), "{per_class}");
+    let only = d.exec("return document.getElementById('run-only').innerText;").await;
+    assert!(only.as_str().unwrap().contains(XSS_HOST), "{only}");
+    let live = d.exec("return document.getElementById('live-only').innerText;").await;
+    assert!(live.as_str().unwrap().contains("10.0.0.7"), "{live}");
+    assert_eq!(d.exec("return document.querySelectorAll('#main img, #main script, #main b').length;").await, json!(0));
+    assert_eq!(d.exec("return typeof window.__xss;").await, json!("undefined"));
+    d.screenshot("run.png").await;
+
+    d.exec("window.confirm = () => true; return 0;").await;
+    d.click("#delete-run-btn").await;
+    d.wait_for(
+        "location.hash === '#/runs' && document.querySelector('#runs-table td[colspan]')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let c = f.db.client().await.unwrap();
+    assert_eq!(testkit::count(&c, "SELECT count(*) FROM runs").await, 0);
+    d.quit().await;
+    f.stop().await;
+}

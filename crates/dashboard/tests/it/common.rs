@@ -234,7 +234,31 @@ pub async fn insert_rows(c: &tokio_postgres::Client, now: f64) -> i64 {
     )
     .await
     .unwrap();
+    insert_run(c, ws).await;
     id
+}
+
+/// Name of the fixture's re-scoring run.
+pub const RUN: &str = "fixture-run";
+
+/// A re-scoring run over the last hour: the live port scan of 10.0.0.1 again (in both), and an
+/// alert only the run raised, whose key is markup (keys come from captured traffic).
+async fn insert_run(c: &tokio_postgres::Client, ws: f64) {
+    c.batch_execute(&format!(
+        "INSERT INTO runs (name, model_version, model_path, model_sha256, range_from, range_to, messages, records,
+                           windows, alerts)
+         VALUES ('{RUN}', 'rf-test-2', '/models/other.nta-model', 'ab', to_timestamp({ws} - 3600), to_timestamp({ws}),
+                 3, 300, 12, 2);
+         INSERT INTO run_alerts (run, seq, view, key, class, severity, detected_by, first_seen, last_seen, window_count,
+                                 peak_confidence, packets, bytes, summary)
+         VALUES ('{RUN}', 1, 'source', '10.0.0.1', 'port_scan', 'HIGH', 'model', to_timestamp({ws} - 40),
+                 to_timestamp({ws}), 8, 0.8, 20, 1200, 'port_scan from 10.0.0.1'),
+                ('{RUN}', 2, 'source', '{key}', 'ssh_brute', 'CRITICAL', 'model', to_timestamp({ws} - 30),
+                 to_timestamp({ws}), 3, 0.95, 9, 900, 'ssh_brute from {key}');",
+        key = XSS_HOST.replace('\'', "''"),
+    ))
+    .await
+    .unwrap();
 }
 
 /// Inserts an open alert as the predictor would and publishes its AlertEvent; returns its id.

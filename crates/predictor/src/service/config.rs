@@ -58,6 +58,16 @@ settings::settings! {
 }
 
 impl PredictorServiceConfig {
+    /// The alert decision these settings describe (also `nta rescore`'s).
+    pub fn policy(&self) -> crate::decide::AlertPolicy {
+        crate::decide::AlertPolicy {
+            min_confidence: self.min_confidence,
+            sustain_confidence: self.sustain_confidence,
+            rule_confidence: self.rule_confidence,
+            quiet_period_secs: self.quiet_period().as_secs_f64(),
+        }
+    }
+
     pub fn quiet_period(&self) -> Duration {
         Duration::from_secs(self.alert_quiet_s)
     }

@@ -29,7 +29,7 @@ mod alerts;
 mod config;
 pub mod metrics;
 
-pub use alerts::{severity, summary, AlertPolicy};
+pub use alerts::{aggregate, severity, summary, AlertPolicy};
 pub use config::PredictorServiceConfig;
 pub use store::alerts::{resolve_alert, resolve_alert_event};
 
@@ -135,12 +135,7 @@ impl Service {
             }
         }
         info!(durable = %cfg.durable, model_version = %model.model_version, instance = %cfg.instance, "predictor started");
-        let policy = AlertPolicy {
-            min_confidence: cfg.min_confidence,
-            sustain_confidence: cfg.sustain_confidence,
-            rule_confidence: cfg.rule_confidence,
-            quiet_period_secs: cfg.quiet_period().as_secs_f64(),
-        };
+        let policy = cfg.policy();
         let background = vec![bus::consume::spawn_pending_gauge(
             consumer.clone(),
             m::CONSUMER_PENDING_MESSAGES,
@@ -340,8 +335,8 @@ impl Service {
 }
 
 /// The prediction row of one window: the model's verdict, or without a forest for the view,
-/// the first rule's class (or Normal with confidence 0).
-fn prediction_row<'a>(
+/// the first rule's class (or Normal with confidence 0). Also `nta rescore`'s.
+pub fn prediction_row<'a>(
     model: &Model,
     w: &'a WindowRecord,
     v: Option<&Verdict>,
