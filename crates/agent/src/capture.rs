@@ -103,6 +103,7 @@ impl Batcher {
             payload: payload.into(),
             records: batch.records.len(),
             frames: None,
+            order: 0,
         });
         counter!("nta_agent_batches_built_total").increment(1);
         self.started = None;

@@ -88,6 +88,7 @@ impl<'q> FrameBatcher<'q> {
             payload: batch.encode().into(),
             records: batch.frames.len(),
             frames: batch.ts_span().map(|(ts_min, ts_max)| FrameHeaders { ts_min, ts_max, linktype: batch.linktype }),
+            order: 0,
         });
         counter!("nta_agent_frame_batches_built_total").increment(1);
         self.batches += 1;

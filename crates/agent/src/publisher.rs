@@ -155,6 +155,12 @@ pub async fn run_publisher(
             retry_at = None;
             while inflight.len() < window {
                 let Some(item) = queue.pop() else { break };
+                if item.is_end_of_input() && !inflight.is_empty() {
+                    // Stored before a batch still in flight (one that fails and is retried),
+                    // the marker would make the windower close windows that batch belongs to.
+                    queue.put_back(item);
+                    break;
+                }
                 counter!(m.published).increment(1);
                 inflight_records += item.records;
                 inflight.push(publish_one(js.clone(), subject.clone(), item));

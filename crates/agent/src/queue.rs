@@ -24,6 +24,16 @@ pub struct Outgoing {
     pub records: usize,
     /// What the headers of a frame batch say about it (`None` for packet batches).
     pub frames: Option<FrameHeaders>,
+    /// Position in the order batches were pushed (set by [`SendQueue::push`]): a retried batch
+    /// goes back before the batches pushed after it.
+    pub order: u64,
+}
+
+impl Outgoing {
+    /// The end-of-input marker of a replay: the one empty packet batch, the last of its boot.
+    pub fn is_end_of_input(&self) -> bool {
+        self.records == 0 && self.frames.is_none()
+    }
 }
 
 /// Headers of a frame batch: an export picks batches and decides its file format from them
@@ -102,6 +112,8 @@ struct State {
     refused: Option<&'static str>,
     /// Records dropped so far by reason (also exported as metrics).
     dropped: BTreeMap<&'static str, u64>,
+    /// [`Outgoing::order`] of the next batch pushed.
+    next_order: u64,
 }
 
 pub struct SendQueue {
@@ -128,12 +140,21 @@ impl SendQueue {
 
     /// Appends a batch, dropping the oldest batches if the byte budget is exceeded.
     pub fn push(&self, item: Outgoing) {
-        self.insert(item, false)
+        self.insert(item, false, true)
     }
 
-    /// Puts a batch whose publication failed back at the head, so it is retried first.
+    /// Puts a batch whose publication failed back before every batch pushed after it, so it is
+    /// retried first and the batches of several failures keep their order: each failure
+    /// returning to the very head would store them in reverse (and an agent's end-of-input
+    /// marker before its last batches).
     pub fn requeue(&self, item: Outgoing) {
-        self.insert(item, true)
+        self.insert(item, true, true)
+    }
+
+    /// Puts a batch just popped back where it was, without waking the publisher: it is to be
+    /// sent later (the end-of-input marker waits for the batches in flight).
+    pub fn put_back(&self, item: Outgoing) {
+        self.insert(item, true, false)
     }
 
     /// From now on drops everything pushed, and what is queued, counted as `reason`.
@@ -142,7 +163,7 @@ impl SendQueue {
         self.drain_dropped(reason);
     }
 
-    fn insert(&self, item: Outgoing, front: bool) {
+    fn insert(&self, mut item: Outgoing, back_in: bool, wake: bool) {
         let mut s = self.state.lock().unwrap();
         if let Some(reason) = s.refused {
             counter!(self.metrics.dropped_batches).increment(1);
@@ -151,9 +172,12 @@ impl SendQueue {
             return;
         }
         s.bytes += item.payload.len();
-        if front {
-            s.items.push_front(item);
+        if back_in {
+            let at = s.items.iter().position(|q| q.order > item.order).unwrap_or(s.items.len());
+            s.items.insert(at, item);
         } else {
+            item.order = s.next_order;
+            s.next_order += 1;
             s.items.push_back(item);
         }
         // Keep at least the newest batch even if it alone exceeds the budget.
@@ -167,7 +191,9 @@ impl SendQueue {
         }
         gauge!(self.metrics.queue_bytes).set(s.bytes as f64);
         drop(s);
-        self.notify.notify_one();
+        if wake {
+            self.notify.notify_one();
+        }
     }
 
     /// Records dropped so far, in all.
@@ -240,7 +266,7 @@ mod tests {
     use super::*;
 
     fn item(i: usize, size: usize) -> Outgoing {
-        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, frames: None }
+        Outgoing { msg_id: i.to_string(), payload: Bytes::from(vec![0u8; size]), records: 1, frames: None, order: 0 }
     }
 
     #[test]
@@ -281,10 +307,17 @@ mod tests {
     }
 
     #[test]
-    fn requeued_batch_comes_first() {
+    fn requeued_batches_come_first_in_their_order() {
         let q = SendQueue::new(10_000);
-        q.push(item(1, 10));
-        q.requeue(item(0, 10));
-        assert_eq!(q.pop().unwrap().msg_id, "0");
+        for i in 0..5 {
+            q.push(item(i, 10));
+        }
+        let popped: Vec<Outgoing> = (0..3).map(|_| q.pop().unwrap()).collect();
+        // Their publications fail in any order: they come back before 3 and 4, in push order.
+        for i in [2, 0, 1] {
+            q.requeue(popped[i].clone());
+        }
+        let order: Vec<String> = std::iter::from_fn(|| q.pop()).map(|o| o.msg_id).collect();
+        assert_eq!(order, ["0", "1", "2", "3", "4"]);
     }
 }

@@ -168,9 +168,9 @@ async fn replay(
         if backlogs != last.0 {
             last = (backlogs, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(60) {
-            // Seen here: the agent's publications started together reach the stream in reverse
-            // order, its end-of-input marker before its last batches, which makes the agent
-            // active again for the windower, whose last windows then wait for more packets.
+            // Seen with an earlier agent, which retried failed publications in reverse order:
+            // its end-of-input marker stored before its last batches made the agent active
+            // again for the windower, whose last windows then waited for more packets.
             bail!(
                 "no progress for 60 s (backlogs of {DURABLES:?}: {:?}) replaying {}: windows left open?",
                 last.0,
