@@ -44,8 +44,9 @@ pub async fn rescore(args: RescoreArgs, mut cfg: NtaConfig) -> Result<()> {
         c.alerts,
         out.elapsed.as_secs_f64()
     );
-    if out.stream.first_stored > 0 && req.from < out.stream.first_stored as f64 {
-        // Store time says nothing about capture time (a replayed capture), so only a note.
+    // Only when the stream has let messages go (its first sequence is past 1); store time says
+    // nothing about capture time (a replayed capture), so only a note.
+    if out.stream.first_seq > 1 && out.stream.first_stored > 0 && req.from < out.stream.first_stored as f64 {
         eprintln!(
             "note: {} holds batches stored since {}; packets of the range stored before that are no longer retained",
             bus::PACKETS_STREAM,
