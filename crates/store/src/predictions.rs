@@ -16,6 +16,36 @@ pub struct PredictionRow<'a> {
     pub decided_by: &'static str,
 }
 
+/// Prediction rows as the column arrays an `unnest` insert binds (live `predictions` and a
+/// run's `run_predictions` alike).
+pub(crate) struct Columns<'a> {
+    pub view: Vec<&'a str>,
+    pub key: Vec<&'a str>,
+    pub start: Vec<i64>,
+    pub size: Vec<i32>,
+    pub label: Vec<&'a str>,
+    pub conf: Vec<f64>,
+    pub proba: Vec<String>,
+    pub rules: Vec<String>,
+    pub decided: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    pub(crate) fn of(rows: &'a [PredictionRow<'_>]) -> Columns<'a> {
+        Columns {
+            view: rows.iter().map(|r| r.window.view.as_str()).collect(),
+            key: rows.iter().map(|r| r.window.key.as_str()).collect(),
+            start: rows.iter().map(|r| r.window.window_start).collect(),
+            size: rows.iter().map(|r| i32::try_from(r.window.window_size).unwrap_or(i32::MAX)).collect(),
+            label: rows.iter().map(|r| r.label.as_str()).collect(),
+            conf: rows.iter().map(|r| r.confidence).collect(),
+            proba: rows.iter().map(|r| r.probabilities.to_string()).collect(),
+            rules: rows.iter().map(|r| r.rules.join(",")).collect(),
+            decided: rows.iter().map(|r| r.decided_by).collect(),
+        }
+    }
+}
+
 /// Inserts the predictions (`ON CONFLICT DO NOTHING`); returns the indices of the rows that
 /// were new (a redelivered window, or one another replica already did, is not new).
 pub async fn insert_predictions(
@@ -27,15 +57,7 @@ pub async fn insert_predictions(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let view: Vec<&str> = rows.iter().map(|r| r.window.view.as_str()).collect();
-    let key: Vec<&str> = rows.iter().map(|r| r.window.key.as_str()).collect();
-    let start: Vec<i64> = rows.iter().map(|r| r.window.window_start).collect();
-    let size: Vec<i32> = rows.iter().map(|r| i32::try_from(r.window.window_size).unwrap_or(i32::MAX)).collect();
-    let label: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-    let conf: Vec<f64> = rows.iter().map(|r| r.confidence).collect();
-    let proba: Vec<String> = rows.iter().map(|r| r.probabilities.to_string()).collect();
-    let rules: Vec<String> = rows.iter().map(|r| r.rules.join(",")).collect();
-    let decided: Vec<&str> = rows.iter().map(|r| r.decided_by).collect();
+    let Columns { view, key, start, size, label, conf, proba, rules, decided } = Columns::of(rows);
     let returned = tx
         .query(
             "INSERT INTO predictions (view, key, window_start, window_size, label, confidence, probabilities,

@@ -89,15 +89,8 @@ impl<'a, 't> RunTx<'a, 't> {
         if rows.is_empty() {
             return Ok(());
         }
-        let view: Vec<&str> = rows.iter().map(|r| r.window.view.as_str()).collect();
-        let key: Vec<&str> = rows.iter().map(|r| r.window.key.as_str()).collect();
-        let start: Vec<i64> = rows.iter().map(|r| r.window.window_start).collect();
-        let size: Vec<i32> = rows.iter().map(|r| i32::try_from(r.window.window_size).unwrap_or(i32::MAX)).collect();
-        let label: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-        let conf: Vec<f64> = rows.iter().map(|r| r.confidence).collect();
-        let proba: Vec<String> = rows.iter().map(|r| r.probabilities.to_string()).collect();
-        let rules: Vec<String> = rows.iter().map(|r| r.rules.join(",")).collect();
-        let decided: Vec<&str> = rows.iter().map(|r| r.decided_by).collect();
+        let crate::predictions::Columns { view, key, start, size, label, conf, proba, rules, decided } =
+            crate::predictions::Columns::of(rows);
         self.tx
             .execute(
                 "INSERT INTO run_predictions (run, view, key, window_start, window_size, label, confidence,

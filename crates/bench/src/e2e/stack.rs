@@ -123,19 +123,11 @@ pub struct NtaProcess {
 impl NtaProcess {
     /// `nta run --target <targets> --nats-url .. --database-url .. --metrics-addr <free> <extra>`.
     pub fn spawn(bin: &Path, dir: &Path, targets: &str, nats: &str, db: &str, extra: &[&str]) -> Result<NtaProcess> {
-        let log = dir.join(format!("{}-{}.log", targets.replace(',', "+"), free_port()?));
         let metrics = format!("127.0.0.1:{}", free_port()?);
-        let child = Command::new(bin)
-            .args(["run", "--target", targets, "--nats-url", nats, "--database-url", db, "--metrics-addr", &metrics])
-            .args(extra)
-            .env("NTA_LOG", std::env::var("NTA_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} {targets}", bin.display()))?;
-        Ok(NtaProcess { child, log, what: targets.to_string() })
+        let mut args = vec!["run", "--target", targets, "--nats-url", nats, "--database-url", db, "--metrics-addr"];
+        args.push(&metrics);
+        args.extend_from_slice(extra);
+        NtaProcess::start(bin, dir, &targets.replace(',', "+"), targets, &args)
     }
 
     /// `nta <command> --nats-url .. --database-url .. <args>` (a tool such as `nta rescore`).
@@ -147,9 +139,15 @@ impl NtaProcess {
         db: &str,
         args: &[&str],
     ) -> Result<NtaProcess> {
-        let log = dir.join(format!("{command}-{}.log", free_port()?));
+        let mut all = vec![command, "--nats-url", nats, "--database-url", db];
+        all.extend_from_slice(args);
+        NtaProcess::start(bin, dir, command, command, &all)
+    }
+
+    /// `bin args`, its stderr in `dir/<log_name>-<n>.log`, killed when dropped.
+    fn start(bin: &Path, dir: &Path, log_name: &str, what: &str, args: &[&str]) -> Result<NtaProcess> {
+        let log = dir.join(format!("{log_name}-{}.log", free_port()?));
         let child = Command::new(bin)
-            .args([command, "--nats-url", nats, "--database-url", db])
             .args(args)
             .env("NTA_LOG", std::env::var("NTA_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
@@ -157,8 +155,8 @@ impl NtaProcess {
             .stderr(std::fs::File::create(&log)?)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} {command}", bin.display()))?;
-        Ok(NtaProcess { child, log, what: command.to_string() })
+            .with_context(|| format!("starting {} {what}", bin.display()))?;
+        Ok(NtaProcess { child, log, what: what.to_string() })
     }
 
     /// Fails with the end of the process's log if it has exited.
