@@ -6,14 +6,16 @@ use async_nats::jetstream::{self, stream};
 use std::time::Duration;
 
 use crate::subjects::{
-    DEADLETTER_STREAM, DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX, WINDOWS_STREAM,
-    WINDOWS_SUBJECT_PREFIX,
+    ALERTS_SUBJECT_PREFIX, DEADLETTER_STREAM, DEADLETTER_SUBJECT, PACKETS_STREAM, PACKETS_SUBJECT_PREFIX,
+    WINDOWS_STREAM, WINDOWS_SUBJECT_PREFIX,
 };
 
 mod admin;
+mod alerts;
 mod frames;
 mod limits;
 pub use admin::{report, set_replicas, ReplicaChange};
+pub use alerts::{ensure_alerts_stream, AlertLimits, ALERTS_DUPLICATE_WINDOW};
 pub use frames::{ensure_frames_stream, FrameLimits};
 pub use limits::StreamLimits;
 
@@ -128,6 +130,15 @@ pub fn windows_consumer_config(
     max_ack_pending: i64,
 ) -> jetstream::consumer::pull::Config {
     durable_config(durable, format!("{WINDOWS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
+}
+
+/// The same for alert events of every class (`nta.alerts.>`).
+pub fn alerts_consumer_config(
+    durable: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> jetstream::consumer::pull::Config {
+    durable_config(durable, format!("{ALERTS_SUBJECT_PREFIX}.>"), ack_wait, max_ack_pending)
 }
 
 fn durable_config(

@@ -39,6 +39,7 @@ settings::settings! {
         pub rescore: rescore::RescoreConfig,
         pub stream: bus::StreamLimits,
         pub frames: bus::FrameLimits,
+        pub alerts: bus::AlertLimits,
         pub nats: bus::NatsAuth,
     }
 }

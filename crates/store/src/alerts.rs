@@ -211,6 +211,7 @@ fn event_from_row_offset(r: &Row, o: usize, event: &str) -> AlertEvent {
         bytes: r.get(o + 12),
         distinct_sources: r.get(o + 13),
         summary: r.get(o + 14),
+        event_id: None,
     }
 }
 

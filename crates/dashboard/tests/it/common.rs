@@ -298,6 +298,7 @@ pub async fn raise_alert(
         bytes: 576000,
         distinct_sources: Some(9600),
         summary: format!("{class} against {key}"),
+        event_id: None,
     };
     nats.publish(bus::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
     nats.flush().await.unwrap();
