@@ -246,7 +246,7 @@ async fn alerts_open_extend_split_close_and_resolve() {
     let env = env().await;
     let js = env.js().await;
     let nc = async_nats::connect(&env.nats.url).await.unwrap();
-    let mut events = nc.subscribe(bus::ALERTS_SUBJECT).await.unwrap();
+    let mut events = nc.subscribe(format!("{}.>", bus::ALERTS_SUBJECT_PREFIX)).await.unwrap();
     nc.flush().await.unwrap();
     let mut cfg = env.cfg();
     cfg.alert_quiet_s = 6;
