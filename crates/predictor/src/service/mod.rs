@@ -62,6 +62,8 @@ pub use crate::decide::MIN_CONFIDENCE;
 pub const FAILPOINT_ENV: &str = "NTA_PREDICTOR_FAILPOINT";
 /// After a batch's transaction (alerts and their outbox rows) committed, before the relay.
 pub const AFTER_ALERT_COMMIT: &str = "after_alert_commit";
+/// After JetStream acknowledged relayed alert events, before they are marked published.
+pub const AFTER_ALERT_PUBLISH: &str = "after_alert_publish";
 
 /// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
 /// `role` label of `nta_ready` and of the start-up log lines.
@@ -151,7 +153,7 @@ impl Service {
         )];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
-        let failpoint = bus::Failpoint::from_env(FAILPOINT_ENV, &[AFTER_ALERT_COMMIT]);
+        let failpoint = bus::Failpoint::from_env(FAILPOINT_ENV, &[AFTER_ALERT_COMMIT, AFTER_ALERT_PUBLISH]);
         Ok(Service { cfg, model, policy, js, failpoint, consumer, db, backoff, background })
     }
 
@@ -316,9 +318,9 @@ impl Service {
     /// Publishes the outbox (this batch's events and any left behind); failures are counted
     /// and the rows stay for the next call.
     async fn relay(&mut self) {
-        let js = self.js.clone();
+        let (js, failpoint) = (self.js.clone(), self.failpoint.clone());
         let res = match self.db().await {
-            Ok(c) => outbox::relay(c, &js).await,
+            Ok(c) => outbox::relay_with(c, &js, &failpoint).await,
             Err(e) => Err(e),
         };
         if let Err(e) = res {

@@ -17,6 +17,16 @@ const BATCH: i64 = 256;
 /// (the rest waits for the next call, in order). Another replica holding the lock publishes
 /// them instead: this returns 0.
 pub async fn relay(client: &mut tokio_postgres::Client, js: &jetstream::Context) -> Result<usize> {
+    relay_with(client, js, &bus::Failpoint::default()).await
+}
+
+/// [`relay`] with the crash-test hook [`super::AFTER_ALERT_PUBLISH`] (acknowledged by JetStream,
+/// not yet marked).
+pub(super) async fn relay_with(
+    client: &mut tokio_postgres::Client,
+    js: &jetstream::Context,
+    failpoint: &bus::Failpoint,
+) -> Result<usize> {
     let mut total = 0;
     loop {
         let tx = client.transaction().await.context("starting the relay transaction")?;
@@ -60,6 +70,9 @@ pub async fn relay(client: &mut tokio_postgres::Client, js: &jetstream::Context)
             }
         }
         let sent = done.len();
+        if sent > 0 {
+            failpoint.hit(super::AFTER_ALERT_PUBLISH);
+        }
         store::alert_events::mark_published(&tx, &done).await?;
         tx.commit().await.context("committing published alert events")?;
         ::metrics::counter!(m::ALERT_EVENTS_PUBLISHED_TOTAL).increment(sent as u64);
