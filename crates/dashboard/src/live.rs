@@ -35,11 +35,21 @@ const REPLAY_STALL: Duration = Duration::from_secs(5);
 pub async fn relay_alerts(state: AppState) {
     let js = jetstream::new(state.nats.clone());
     let mut next: Option<u64> = None;
+    let mut failures = 0u64;
     loop {
         match follow(&state, &js, &mut next).await {
             Ok(()) => debug!("alert stream ended; following again"),
-            Err(e) => warn!(error = format!("{e:#}"), "following {}", bus::ALERTS_STREAM),
+            // Once a minute while it lasts (no predictor has created the stream yet, NATS away).
+            Err(e) => {
+                if failures.is_multiple_of(60) {
+                    warn!(error = format!("{e:#}"), attempts = failures + 1, "following {}", bus::ALERTS_STREAM);
+                }
+                failures += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         }
+        failures = 0;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -13,3 +13,5 @@ CREATE TABLE alert_events (
 );
 -- The relay's scan: only the rows still to publish.
 CREATE INDEX alert_events_unpublished ON alert_events (id) WHERE published_at IS NULL;
+-- Pruning published rows (the stream is the record of what went out).
+CREATE INDEX alert_events_published ON alert_events (published_at) WHERE published_at IS NOT NULL;

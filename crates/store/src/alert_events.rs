@@ -88,6 +88,15 @@ pub async fn mark_published(tx: &Transaction<'_>, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the rows published more than `keep_secs` ago (a published row is never sent again;
+/// `NTA_ALERTS` keeps the events); returns how many.
+pub async fn prune(client: &impl GenericClient, keep_secs: f64) -> Result<u64> {
+    client
+        .execute("DELETE FROM alert_events WHERE published_at < now() - make_interval(secs => $1)", &[&keep_secs])
+        .await
+        .context("pruning published alert events")
+}
+
 /// Events not yet published (for metrics and tests).
 pub async fn unpublished_count(client: &impl GenericClient) -> Result<i64> {
     Ok(client

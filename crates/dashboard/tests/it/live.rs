@@ -119,5 +119,7 @@ async fn alert_events_carry_their_outbox_id_once_on_the_stream() {
     // Marked published: a second relay run sends nothing.
     assert_eq!(store::alert_events::unpublished_count(&db).await.unwrap(), 0);
     assert_eq!(relay(&mut db, &nats).await, 0);
+    // Published rows are pruned after their keep time; the unpublished never.
+    assert_eq!(store::alert_events::prune(&db, 0.0).await.unwrap(), 1);
     f.stop().await;
 }

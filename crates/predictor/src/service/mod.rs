@@ -298,6 +298,12 @@ impl Service {
     }
 
     async fn close_quiet(&mut self) {
+        // Published outbox rows are kept a day for inspection, then go.
+        if let Ok(c) = self.db().await {
+            if let Err(e) = store::alert_events::prune(c, 86_400.0).await {
+                warn!(error = format!("{e:#}"), "pruning the alert-event outbox failed");
+            }
+        }
         let quiet = self.cfg.quiet_period().as_secs_f64();
         let res = match self.db().await {
             Ok(c) => store::alerts::close_quiet(c, quiet).await,
