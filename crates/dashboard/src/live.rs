@@ -39,13 +39,14 @@ pub async fn relay_alerts(state: AppState) {
     loop {
         match follow(&state, &js, &mut next).await {
             Ok(()) => debug!("alert stream ended; following again"),
-            // Once a minute while it lasts (no predictor has created the stream yet, NATS away).
+            // Retried soon (the predictor creates the stream and may publish at once), logged
+            // once a minute while it lasts (no predictor yet, NATS away).
             Err(e) => {
-                if failures.is_multiple_of(60) {
+                if failures.is_multiple_of(240) {
                     warn!(error = format!("{e:#}"), attempts = failures + 1, "following {}", bus::ALERTS_STREAM);
                 }
                 failures += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
         }
