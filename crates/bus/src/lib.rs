@@ -18,5 +18,5 @@ pub use batch::decode_packet_batch;
 pub use connect::{connect, Nats, NatsAuth};
 pub use consume::{Backoff, PullConsumer, Shutdown};
 pub use failpoint::Failpoint;
-pub use streams::{FrameLimits, StreamLimits};
+pub use streams::{ensure_alerts_stream, AlertLimits, FrameLimits, StreamLimits};
 pub use subjects::*;

@@ -66,11 +66,13 @@ where
 }
 
 /// The streams a role writes to or reads from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Want {
     Packets,
     Windows,
     DeadLetter,
+    /// `NTA_ALERTS`, created with these limits (its own `[alerts]` settings).
+    Alerts(streams::AlertLimits),
 }
 
 /// A connection whose streams exist.
@@ -83,6 +85,8 @@ pub struct Connected {
     pub packets: Option<stream::Stream>,
     /// `NTA_WINDOWS`, if [`Want::Windows`] was asked for.
     pub windows: Option<stream::Stream>,
+    /// `NTA_ALERTS`, if [`Want::Alerts`] was asked for.
+    pub alerts: Option<stream::Stream>,
 }
 
 /// Connects as `client_name` and ensures the `wanted` streams, waiting for NATS (and JetStream)
@@ -98,13 +102,14 @@ pub async fn connect_streams(
     let (client, refusals) = crate::connect::connect_with_refusals(nats, client_name).await?;
     let js = jetstream::new(client.clone());
     let what = format!("NATS JetStream at {}", nats.redacted_url());
-    let mut out = Connected { client, js: js.clone(), refusals, packets: None, windows: None };
+    let mut out = Connected { client, js: js.clone(), refusals, packets: None, windows: None, alerts: None };
     for want in wanted {
         let ensure = || async {
             let r = match want {
                 Want::Packets => streams::ensure_packets_stream(&js, limits).await,
                 Want::Windows => streams::ensure_windows_stream(&js, limits).await,
                 Want::DeadLetter => streams::ensure_deadletter_stream(&js, limits).await,
+                Want::Alerts(alerts) => streams::ensure_alerts_stream(&js, alerts).await,
             };
             r.map_err(|e| {
                 let transient = create_error_is_transient(e.kind());
@@ -123,6 +128,7 @@ pub async fn connect_streams(
                 out.packets = Some(s);
             }
             Want::Windows => out.windows = Some(s),
+            Want::Alerts(_) => out.alerts = Some(s),
             Want::DeadLetter => {}
         }
     }
@@ -189,6 +195,7 @@ fn stream_name(want: Want) -> &'static str {
         Want::Packets => crate::PACKETS_STREAM,
         Want::Windows => crate::WINDOWS_STREAM,
         Want::DeadLetter => crate::DEADLETTER_STREAM,
+        Want::Alerts(_) => crate::ALERTS_STREAM,
     }
 }
 

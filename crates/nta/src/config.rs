@@ -39,6 +39,7 @@ settings::settings! {
         pub rescore: rescore::RescoreConfig,
         pub stream: bus::StreamLimits,
         pub frames: bus::FrameLimits,
+        pub alerts: bus::AlertLimits,
         pub nats: bus::NatsAuth,
     }
 }
@@ -66,6 +67,7 @@ impl NtaConfig {
         self.predictor.nats.clone_from(nats);
         self.predictor.database_url.clone_from(db);
         self.predictor.stream_limits.clone_from(stream);
+        self.predictor.alert_limits = self.alerts;
         self.dashboard.nats.clone_from(nats);
         self.rescore.nats.clone_from(nats);
         self.rescore.database_url.clone_from(db);

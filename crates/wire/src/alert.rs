@@ -1,4 +1,5 @@
-//! Alerts as published on `nta.alerts` (JSON, so browsers and scripts read them directly).
+//! Alert events as published on `NTA_ALERTS`, subjects `nta.alerts.<class>` (JSON, so browsers
+//! and scripts read them directly).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,10 @@ pub struct AlertEvent {
     pub bytes: i64,
     pub distinct_sources: Option<i64>,
     pub summary: String,
+    /// Id of the event (its outbox row), the same in the `Nats-Msg-Id` header
+    /// (`nta-alert-event-<event_id>`); set when the event is published, absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
 }
 
 /// Severity thresholds on the peak confidence (the SQL of the upsert is generated from them).

@@ -43,6 +43,7 @@ pub struct Fixture {
     pub base: String,
     pub now: f64,
     pub alert_id: i64,
+    cfg: DashboardConfig,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -73,6 +74,9 @@ impl Fixture {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let db = TestDb::create().await.unwrap();
         let nats = NatsServer::start().unwrap();
+        // The predictor creates NTA_ALERTS in production; the dashboard only reads it.
+        let nc = async_nats::connect(&nats.url).await.unwrap();
+        bus::ensure_alerts_stream(&async_nats::jetstream::new(nc), &bus::AlertLimits::default()).await.unwrap();
         let now = now().floor();
         let mut alert_id = 0;
         if schema {
@@ -87,18 +91,36 @@ impl Fixture {
         cfg.token = token.map(str::to_string);
         tweak(&mut cfg);
         let tls = cfg.tls_cert.is_some();
+        let base = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
+        let mut f = Fixture { db, nats, base, now, alert_id, cfg, shutdown: None, task: None };
+        f.start_server().await;
+        f
+    }
+
+    /// Starts the dashboard (again, on the same address) and waits until it accepts connections.
+    pub async fn start_server(&mut self) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(dashboard::run(cfg, async move {
+        let task = tokio::spawn(dashboard::run(self.cfg.clone(), async move {
             let _ = rx.await;
         }));
-        let base = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
+        let port = self.cfg.listen.port();
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Fixture { db, nats, base, now, alert_id, shutdown: Some(tx), task: Some(task) }
+        (self.shutdown, self.task) = (Some(tx), Some(task));
+    }
+
+    /// Stops the dashboard (its open SSE streams end: every browser loses its connection).
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t).await.expect("dashboard shuts down").unwrap().unwrap();
+        }
     }
 
     /// Host and port of the server, for raw TCP tests.
@@ -107,12 +129,7 @@ impl Fixture {
     }
 
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t).await.expect("dashboard shuts down").unwrap().unwrap();
-        }
+        self.stop_server().await;
     }
 }
 
@@ -261,15 +278,17 @@ async fn insert_run(c: &tokio_postgres::Client, ws: f64) {
     .unwrap();
 }
 
-/// Inserts an open alert as the predictor would and publishes its AlertEvent; returns its id.
+/// Inserts an open alert and its `opened` event (outbox) as the predictor would, and publishes
+/// it with the predictor's relay; returns its id.
 pub async fn raise_alert(
-    c: &tokio_postgres::Client,
+    c: &mut tokio_postgres::Client,
     nats: &async_nats::Client,
     key: &str,
     class: &str,
     severity: &str,
 ) -> i64 {
-    let row = c
+    let tx = c.transaction().await.unwrap();
+    let row = tx
         .query_one(
             "INSERT INTO alerts (view, key, class, severity, detected_by, first_seen, last_seen, window_count, peak_confidence,
                                  packets, bytes, summary, evidence)
@@ -298,8 +317,29 @@ pub async fn raise_alert(
         bytes: 576000,
         distinct_sources: Some(9600),
         summary: format!("{class} against {key}"),
+        event_id: None,
     };
-    nats.publish(bus::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
-    nats.flush().await.unwrap();
+    store::alert_events::record(&tx, &[ev]).await.unwrap();
+    tx.commit().await.unwrap();
+    relay(c, nats).await;
     id
+}
+
+/// Publishes the outbox (alert events not yet on `NTA_ALERTS`) with the predictor's relay.
+pub async fn relay(c: &mut tokio_postgres::Client, nats: &async_nats::Client) -> usize {
+    predictor::service::relay_outbox(c, &async_nats::jetstream::new(nats.clone())).await.unwrap()
+}
+
+/// Waits until the dashboard follows `NTA_ALERTS` (its ordered consumer exists), so that an
+/// event published next reaches the live view.
+pub async fn wait_for_follower(nats: &async_nats::Client) {
+    let js = async_nats::jetstream::new(nats.clone());
+    for _ in 0..400 {
+        let mut s = js.get_stream(bus::ALERTS_STREAM).await.unwrap();
+        if s.info().await.unwrap().state.consumer_count > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the dashboard never followed {}", bus::ALERTS_STREAM);
 }
