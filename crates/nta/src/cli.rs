@@ -74,6 +74,9 @@ pub enum Target {
     Windower,
     Predictor,
     Dashboard,
+    /// Alert notifications (webhook, Telegram, syslog, e-mail); part of `all` only when an
+    /// output is configured.
+    Notifier,
     All,
 }
 
@@ -88,6 +91,7 @@ impl Target {
             [Target::Windower] => 9467,
             [Target::Predictor] => 9468,
             [Target::Dashboard] => 9469,
+            [Target::Notifier] => 9470,
             _ => 9464,
         }
     }
