@@ -247,8 +247,10 @@ impl Notifier {
     }
 }
 
+/// Acknowledges and waits for the server to confirm it: an event counted as done is never sent
+/// again after a crash.
 async fn ack(msg: &jetstream::Message) {
-    if let Err(e) = msg.ack().await {
+    if let Err(e) = msg.double_ack().await {
         // The event comes back after ack_wait and is sent again with the same idempotency key.
         warn!(error = %e, "acknowledging an alert event failed");
     }
