@@ -28,11 +28,6 @@ pub const ALERTS_SUBJECT_PREFIX: &str = "nta.alerts";
 /// Prefix of the `Nats-Msg-Id` of an alert event, followed by its outbox row id: receivers use
 /// the whole id as their idempotency key.
 pub const ALERT_EVENT_ID_PREFIX: &str = "nta-alert-event-";
-/// Subject of alert events (an alert opened, updated, resolved or closed) from the predictor.
-pub const ALERTS_SUBJECT: &str = "nta.alerts";
-/// Subject of the alert resolutions made in a dashboard (for the other dashboards' live views):
-/// its own subject, so that a dashboard's NATS permissions need not allow forging alerts.
-pub const ALERT_RESOLUTIONS_SUBJECT: &str = "nta.alerts.resolved";
 /// Messages a consumer cannot decode are copied here (with the original subject and a reason
 /// in headers) before being terminated, so a poison message never stalls a consumer.
 pub const DEADLETTER_SUBJECT: &str = "nta.deadletter";

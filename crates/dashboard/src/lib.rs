@@ -1,7 +1,7 @@
 //! Web dashboard and JSON API, served by `nta run --target dashboard`.
 //!
 //! * Pages (one embedded single-page app, no build step, no CDN): overview, alerts (live over
-//!   Server-Sent Events fed from NATS `nta.alerts`), alert detail, hosts, packets.
+//!   Server-Sent Events fed from JetStream `NTA_ALERTS`), alert detail, hosts, packets.
 //! * JSON API for everything the pages show, described by `/api/openapi.json`.
 //! * Reads the tables of the ingestor (`raw_packets`), the windower (`window_features`) and the
 //!   predictor (`predictions`, `alerts`, `alert_windows`); runs no migrations of its own or
@@ -54,8 +54,9 @@ pub struct Inner {
     pub pool: deadpool_postgres::Pool,
     pub nats: async_nats::Client,
     pub auth: auth::Auth,
-    /// Alert events as received on `nta.alerts` (JSON text), fanned out to SSE clients.
-    pub alerts_tx: broadcast::Sender<Arc<str>>,
+    /// Alert events as read from `NTA_ALERTS` (stream sequence, JSON text), fanned out to SSE
+    /// clients.
+    pub alerts_tx: broadcast::Sender<live::LiveEvent>,
     pub pipeline: tokio::sync::RwLock<live::PipelineSnapshot>,
     pub counters: Counters,
     /// One permit per live-alert stream (`max_sse_streams`).
@@ -130,7 +131,7 @@ impl AppState {
         })))
     }
 
-    /// Starts the background tasks: the `nta.alerts` subscription and the pipeline sampler.
+    /// Starts the background tasks: the `NTA_ALERTS` follower and the pipeline sampler.
     /// They stop when the returned handles are aborted (or the runtime ends).
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         vec![tokio::spawn(live::relay_alerts(self.clone())), tokio::spawn(live::sample_pipeline(self.clone()))]

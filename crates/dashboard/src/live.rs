@@ -1,9 +1,12 @@
-//! Live parts: the `nta.alerts` relay to Server-Sent Events, and the JetStream sampler behind
-//! the pipeline-health panel.
+//! Live parts: the `NTA_ALERTS` relay to Server-Sent Events (with resumption from the
+//! browser's `Last-Event-ID`), and the JetStream sampler behind the pipeline-health panel.
 
 use crate::sql::ApiError;
 use crate::AppState;
+use anyhow::{anyhow, Context};
+use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
@@ -15,51 +18,143 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, warn};
 
-/// Subscribes to `nta.alerts` and `nta.alerts.resolved` (retrying while NATS is away) and
-/// broadcasts each event's JSON.
-/// Only well-formed `AlertEvent`s are relayed, re-serialised, so a stray publisher cannot push
-/// arbitrary data to browsers.
+/// An alert event as relayed: its `NTA_ALERTS` stream sequence (the SSE `id`) and its JSON.
+pub type LiveEvent = (u64, Arc<str>);
+
+/// Events a reconnecting client is sent from the stream at most; beyond, it gets `lagged` (and
+/// reloads the list), as a client that falls behind the live fan-out does.
+const MAX_REPLAY: usize = 1024;
+/// A replay that stalls this long ends with `lagged` rather than holding the connection.
+const REPLAY_STALL: Duration = Duration::from_secs(5);
+
+/// Follows `NTA_ALERTS` with an ordered consumer (from new events at start, then from where it
+/// left off after an error, so a NATS outage loses nothing the stream kept) and broadcasts each
+/// event with its stream sequence. Only well-formed `AlertEvent`s are relayed, re-serialised,
+/// so a stray publisher cannot push arbitrary data to browsers; the others are counted.
 pub async fn relay_alerts(state: AppState) {
+    let js = jetstream::new(state.nats.clone());
+    let mut next: Option<u64> = None;
     loop {
-        let subs = async {
-            let events = state.nats.subscribe(bus::ALERTS_SUBJECT).await?;
-            let resolutions = state.nats.subscribe(bus::ALERT_RESOLUTIONS_SUBJECT).await?;
-            Ok::<_, async_nats::SubscribeError>(futures::stream::select(events, resolutions))
-        };
-        match subs.await {
-            Ok(mut sub) => {
-                while let Some(msg) = sub.next().await {
-                    match serde_json::from_slice::<wire::AlertEvent>(&msg.payload) {
-                        Ok(ev) => {
-                            state.counters.alert_events.fetch_add(1, Ordering::Relaxed);
-                            let text: Arc<str> = serde_json::to_string(&ev).unwrap_or_default().into();
-                            let _ = state.alerts_tx.send(text);
-                        }
-                        Err(e) => warn!(error = %e, subject = %msg.subject, "ignoring a malformed alert event"),
-                    }
-                }
-                debug!("alert subscription ended; resubscribing");
-            }
-            Err(e) => warn!(error = %e, "subscribing to {}", bus::ALERTS_SUBJECT),
+        match follow(&state, &js, &mut next).await {
+            Ok(()) => debug!("alert stream ended; following again"),
+            Err(e) => warn!(error = format!("{e:#}"), "following {}", bus::ALERTS_STREAM),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
+async fn follow(state: &AppState, js: &jetstream::Context, next: &mut Option<u64>) -> anyhow::Result<()> {
+    let deliver_policy = match *next {
+        Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+        None => DeliverPolicy::New,
+    };
+    let mut msgs = ordered(js, deliver_policy).await?;
+    while let Some(msg) = msgs.next().await {
+        let msg = msg.map_err(|e| anyhow!(e))?;
+        let seq = msg.info().map_err(|e| anyhow!(e))?.stream_sequence;
+        *next = Some(seq + 1);
+        if let Some(text) = well_formed(&msg) {
+            state.counters.alert_events.fetch_add(1, Ordering::Relaxed);
+            let _ = state.alerts_tx.send((seq, text));
+        }
+    }
+    Ok(())
+}
+
+/// An ordered consumer of every alert subject (no acks, no state on the server to clean up).
+async fn ordered(js: &jetstream::Context, deliver_policy: DeliverPolicy) -> anyhow::Result<pull::Ordered> {
+    let stream = js.get_stream(bus::ALERTS_STREAM).await.with_context(|| format!("finding {}", bus::ALERTS_STREAM))?;
+    let config = pull::OrderedConfig {
+        filter_subject: format!("{}.>", bus::ALERTS_SUBJECT_PREFIX),
+        deliver_policy,
+        ..Default::default()
+    };
+    let consumer = stream.create_consumer(config).await.context("creating an ordered consumer")?;
+    consumer.messages().await.context("reading alert events")
+}
+
+fn well_formed(msg: &jetstream::Message) -> Option<Arc<str>> {
+    match serde_json::from_slice::<wire::AlertEvent>(&msg.payload) {
+        Ok(ev) => serde_json::to_string(&ev).ok().map(Into::into),
+        Err(e) => {
+            metrics::counter!("nta_dashboard_alert_events_malformed_total").increment(1);
+            warn!(error = %e, subject = %msg.subject, "ignoring a malformed alert event");
+            None
+        }
+    }
+}
+
+/// The events after stream sequence `after` up to the stream's last one when asked, at most
+/// [`MAX_REPLAY`]; `true` when some are missing (aged out of the stream, too many, a stall).
+async fn replay(state: &AppState, after: u64) -> anyhow::Result<(Vec<LiveEvent>, bool)> {
+    let js = jetstream::new(state.nats.clone());
+    let stream = js.get_stream(bus::ALERTS_STREAM).await.with_context(|| format!("finding {}", bus::ALERTS_STREAM))?;
+    let info = stream.get_info().await.context("reading the stream state")?;
+    let last = info.state.last_sequence;
+    if last <= after {
+        return Ok((Vec::new(), false));
+    }
+    let mut gap = info.state.first_sequence > after + 1;
+    let mut msgs = ordered(&js, DeliverPolicy::ByStartSequence { start_sequence: after + 1 }).await?;
+    let mut out = Vec::new();
+    loop {
+        let Ok(next) = tokio::time::timeout(REPLAY_STALL, msgs.next()).await else {
+            gap = true;
+            break;
+        };
+        let Some(msg) = next else { break };
+        let msg = msg.map_err(|e| anyhow!(e))?;
+        let seq = msg.info().map_err(|e| anyhow!(e))?.stream_sequence;
+        if seq > last {
+            break;
+        }
+        if let Some(text) = well_formed(&msg) {
+            out.push((seq, text));
+        }
+        if seq == last {
+            break;
+        }
+        if out.len() >= MAX_REPLAY {
+            gap = true;
+            break;
+        }
+    }
+    Ok((out, gap))
+}
+
 /// `GET /api/alerts/stream`: one SSE `alert` event per alert event (data: the `AlertEvent`
-/// JSON), a `lagged` event when this client fell more than 1024 events behind (reload the
-/// list), and keep-alive comments every 15 s. At most `max_sse_streams` at once (each holds a
-/// connection and a task forever): 503 beyond.
+/// JSON, `id`: its `NTA_ALERTS` sequence). A browser reconnecting sends the last id it saw
+/// (`Last-Event-ID`) and first gets the events it missed, none twice. A `lagged` event when
+/// this client fell more than 1024 events behind or missed more than the stream can replay
+/// (reload the list), and keep-alive comments every 15 s. At most `max_sse_streams` at once
+/// (each holds a connection and a task forever): 503 beyond.
 pub async fn alerts_stream(
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Ok(slot) = state.sse_slots.clone().try_acquire_owned() else {
         state.counters.sse_refused.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("nta_dashboard_sse_refused_total").increment(1);
         return Err(ApiError::Unavailable("too many live-alert streams open; try again later".into()));
     };
+    // Subscribed before the replay reads the stream: every later event is in `rx`, and the ones
+    // the replay also sent are skipped by sequence.
     let rx = state.alerts_tx.subscribe();
     let stop = state.shutdown.subscribe();
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let (missed, gap, sent) = match last_id {
+        None => (Vec::new(), false, 0),
+        Some(after) => match replay(&state, after).await {
+            Ok((events, gap)) => {
+                let sent = events.last().map_or(after, |e| e.0);
+                (events, gap, sent)
+            }
+            Err(e) => {
+                warn!(error = format!("{e:#}"), "replaying missed alert events");
+                (Vec::new(), true, after)
+            }
+        },
+    };
     state.counters.sse_clients.fetch_add(1, Ordering::Relaxed);
     metrics::gauge!("nta_dashboard_sse_clients").increment(1.0);
     struct Guard(AppState, #[allow(dead_code)] OwnedSemaphorePermit);
@@ -70,19 +165,34 @@ pub async fn alerts_stream(
         }
     }
     let guard = Guard(state.clone(), slot);
-    let hello = futures::stream::once(async { Ok(Event::default().event("hello").data("{}")) });
-    let events = futures::stream::unfold((rx, stop, guard), |(mut rx, mut stop, guard)| async move {
-        let item = tokio::select! {
-            r = rx.recv() => match r {
-                Ok(text) => Event::default().event("alert").data(&*text),
-                Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-                Err(RecvError::Closed) => return None,
-            },
-            _ = stop.wait_for(|s| *s) => return None,
+    let mut first = vec![Ok(Event::default().event("hello").data("{}"))];
+    if gap {
+        first.push(Ok(Event::default().event("lagged").data("replay incomplete")));
+    }
+    first.extend(missed.iter().map(|(seq, text)| Ok(alert_event(*seq, text))));
+    let live = futures::stream::unfold((rx, stop, guard, sent), |(mut rx, mut stop, guard, mut sent)| async move {
+        let item = loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok((seq, _)) if seq <= sent => continue,
+                    Ok((seq, text)) => {
+                        sent = seq;
+                        break alert_event(seq, &text);
+                    }
+                    Err(RecvError::Lagged(n)) => break Event::default().event("lagged").data(n.to_string()),
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = stop.wait_for(|s| *s) => return None,
+            }
         };
-        Some((Ok(item), (rx, stop, guard)))
+        Some((Ok(item), (rx, stop, guard, sent)))
     });
-    Ok(Sse::new(hello.chain(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(futures::stream::iter(first).chain(live))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn alert_event(seq: u64, text: &str) -> Event {
+    Event::default().event("alert").id(seq.to_string()).data(text)
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -131,7 +241,7 @@ const CONSUMERS: [(&str, &str, &str); 4] = [
     (bus::PACKETS_STREAM, WINDOWER_DURABLE, "windower"),
     (bus::WINDOWS_STREAM, "nta-predictor", "predictor"),
 ];
-const STREAMS: [&str; 3] = [bus::PACKETS_STREAM, bus::WINDOWS_STREAM, bus::DEADLETTER_STREAM];
+const STREAMS: [&str; 4] = [bus::PACKETS_STREAM, bus::WINDOWS_STREAM, bus::ALERTS_STREAM, bus::DEADLETTER_STREAM];
 
 /// Samples stream and consumer info every 5 s (JetStream API calls, cheap).
 pub async fn sample_pipeline(state: AppState) {

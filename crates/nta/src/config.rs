@@ -68,6 +68,7 @@ impl NtaConfig {
         self.predictor.nats.clone_from(nats);
         self.predictor.database_url.clone_from(db);
         self.predictor.stream_limits.clone_from(stream);
+        self.predictor.alert_limits = self.alerts;
         self.dashboard.nats.clone_from(nats);
         self.rescore.nats.clone_from(nats);
         self.rescore.database_url.clone_from(db);

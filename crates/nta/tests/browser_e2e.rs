@@ -77,7 +77,7 @@ async fn replayed_attack_alerts_live_and_hostile_names_render_as_text() {
 
     // Note when the predictor publishes the first alert on the attacker, to time the browser.
     let client = async_nats::connect(&nats.url).await.unwrap();
-    let mut sub = client.subscribe(bus::ALERTS_SUBJECT).await.unwrap();
+    let mut sub = client.subscribe(format!("{}.>", bus::ALERTS_SUBJECT_PREFIX)).await.unwrap();
     let published = tokio::spawn(async move {
         while let Some(m) = sub.next().await {
             let ev: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();

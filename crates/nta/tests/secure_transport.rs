@@ -200,15 +200,25 @@ async fn roles_are_confined_and_strangers_refused() {
     let s = Secure::start();
     // Allowed subjects pass without error, the others are refused.
     for (role, allowed, denied) in [
-        ("agent", "nta.packets.sensor1", vec!["nta.packets.sensor2", "nta.alerts", "nta.windows.5s", "nta.deadletter"]),
+        (
+            "agent",
+            "nta.packets.sensor1",
+            vec!["nta.packets.sensor2", "nta.alerts.x", "nta.windows.5s", "nta.deadletter"],
+        ),
         ("agent", "nta.frames.sensor1", vec!["nta.frames.sensor2"]),
-        ("ingestor", "nta.deadletter", vec!["nta.packets.sensor1", "nta.alerts", "nta.windows.5s"]),
-        ("windower", "nta.windows.5s", vec!["nta.packets.sensor1", "nta.alerts"]),
-        ("predictor", "nta.alerts", vec!["nta.packets.sensor1", "nta.windows.5s", "nta.alerts.resolved"]),
+        ("ingestor", "nta.deadletter", vec!["nta.packets.sensor1", "nta.alerts.x", "nta.windows.5s"]),
+        ("windower", "nta.windows.5s", vec!["nta.packets.sensor1", "nta.alerts.x"]),
+        ("predictor", "nta.alerts.port_scan", vec!["nta.packets.sensor1", "nta.windows.5s", "nta.alerts"]),
         (
             "dashboard",
-            "nta.alerts.resolved",
-            vec!["nta.alerts", "nta.packets.sensor1", "nta.deadletter", "nta.frames.sensor1"],
+            "$JS.API.STREAM.INFO.NTA_ALERTS",
+            vec![
+                "nta.alerts.port_scan",
+                "nta.alerts.resolved",
+                "nta.packets.sensor1",
+                "nta.deadletter",
+                "nta.frames.sensor1",
+            ],
         ),
     ] {
         let (client, mut errors) = s.client(role).await;

@@ -246,12 +246,12 @@ async fn alerts_open_extend_split_close_and_resolve() {
     let env = env().await;
     let js = env.js().await;
     let nc = async_nats::connect(&env.nats.url).await.unwrap();
-    let mut events = nc.subscribe(bus::ALERTS_SUBJECT).await.unwrap();
+    let mut events = nc.subscribe(format!("{}.>", bus::ALERTS_SUBJECT_PREFIX)).await.unwrap();
     nc.flush().await.unwrap();
     let mut cfg = env.cfg();
     cfg.alert_quiet_s = 6;
     let (stop, task) = start(cfg);
-    let c = env.db.client().await.unwrap();
+    let mut c = env.db.client().await.unwrap();
 
     // Three 5 s flood windows, their 30 s window, an SSH guesser (rule only), quiet traffic.
     let mut batch =
@@ -358,8 +358,12 @@ async fn alerts_open_extend_split_close_and_resolve() {
     assert_eq!(e2.summary, "syn_flood against 10.0.0.5 from 100 sources");
 
     // An operator resolves the new one.
-    assert!(service::resolve_alert(&c, e2.id).await.unwrap());
-    assert!(!service::resolve_alert(&c, e2.id).await.unwrap());
+    assert!(service::resolve_alert(&mut c, e2.id).await.unwrap());
+    assert!(!service::resolve_alert(&mut c, e2.id).await.unwrap());
+    // The resolution (made outside the predictor, as a dashboard does) reaches the stream
+    // through the outbox the predictor relays.
+    let e = next_matching(&mut events, &mut seen, |e| e.event == "resolved").await;
+    assert_eq!(e.id, e2.id);
 
     // Quiet period (processing time): the guesser's alert closes.
     let e = next_matching(&mut events, &mut seen, |e| e.class == "ssh_brute" && e.event == "closed").await;
@@ -464,10 +468,32 @@ async fn two_replicas_predict_every_window_exactly_once() {
         assert!(Instant::now() < deadline, "unacked: {info:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Every alert event once on NTA_ALERTS, whichever replica relayed it.
+    wait_for(&c, "SELECT count(*) FROM alert_events WHERE published_at IS NULL", 0).await;
+    let events = count(&c, "SELECT count(*) FROM alert_events").await;
+    assert!(events >= 2, "{events} alert events");
+    let ids = alert_msg_ids(&js).await;
+    assert_eq!(ids.len() as i64, events, "{ids:?}");
+    assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len() as i64, events, "{ids:?}");
     stop_a.send(()).unwrap();
     stop_b.send(()).unwrap();
     task_a.await.unwrap().unwrap();
     task_b.await.unwrap().unwrap();
+}
+
+/// The `Nats-Msg-Id` of every message in NTA_ALERTS, in stream order.
+async fn alert_msg_ids(js: &jetstream::Context) -> Vec<String> {
+    let mut stream = js.get_stream(bus::ALERTS_STREAM).await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut ids = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        if state.messages == 0 {
+            break;
+        }
+        let m = stream.get_raw_message(seq).await.unwrap();
+        ids.push(m.headers.get("Nats-Msg-Id").expect("an alert event without Nats-Msg-Id").to_string());
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! `alerts` and `alert_windows`: one open alert per (view, key, class), opened or extended by
 //! the predictor's batches, closed after a quiet period, resolved by an operator. Every change
-//! returns the [`AlertEvent`] to publish.
+//! records its [`AlertEvent`] in the outbox ([`crate::alert_events`]) in the same transaction
+//! and returns it.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -188,6 +189,7 @@ pub async fn apply_alerts(
         .context("recording alert windows")?;
         events.push(ev);
     }
+    crate::alert_events::record(tx, &events).await?;
     Ok(events)
 }
 
@@ -216,8 +218,9 @@ fn event_from_row_offset(r: &Row, o: usize, event: &str) -> AlertEvent {
 }
 
 /// Closes the open alerts no window extended for `quiet_secs` of processing time.
-pub async fn close_quiet(client: &impl GenericClient, quiet_secs: f64) -> Result<Vec<AlertEvent>> {
-    let rows = client
+pub async fn close_quiet(client: &mut impl GenericClient, quiet_secs: f64) -> Result<Vec<AlertEvent>> {
+    let tx = client.transaction().await?;
+    let rows = tx
         .query(
             &format!(
                 "UPDATE alerts SET state = 'closed', closed_at = now(), updated_at = now()
@@ -228,17 +231,21 @@ pub async fn close_quiet(client: &impl GenericClient, quiet_secs: f64) -> Result
         )
         .await
         .context("closing quiet alerts")?;
-    Ok(rows.iter().map(|r| event_from_row(r, "closed")).collect())
+    let events: Vec<AlertEvent> = rows.iter().map(|r| event_from_row(r, "closed")).collect();
+    crate::alert_events::record(&tx, &events).await?;
+    tx.commit().await.context("committing closed alerts")?;
+    Ok(events)
 }
 
 /// Marks an open alert resolved (operator action); false if it is not open (or absent).
-pub async fn resolve_alert(client: &impl GenericClient, id: i64) -> Result<bool> {
+pub async fn resolve_alert(client: &mut impl GenericClient, id: i64) -> Result<bool> {
     Ok(resolve_alert_event(client, id).await?.is_some())
 }
 
-/// Like [`resolve_alert`], returning the `resolved` event to publish on `nta.alerts`.
-pub async fn resolve_alert_event(client: &impl GenericClient, id: i64) -> Result<Option<AlertEvent>> {
-    let row = client
+/// Like [`resolve_alert`], returning the `resolved` event (recorded in the outbox).
+pub async fn resolve_alert_event(client: &mut impl GenericClient, id: i64) -> Result<Option<AlertEvent>> {
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             &format!(
                 "UPDATE alerts SET state = 'resolved', resolved_at = now(), updated_at = now()
@@ -248,7 +255,10 @@ pub async fn resolve_alert_event(client: &impl GenericClient, id: i64) -> Result
         )
         .await
         .context("resolving an alert")?;
-    Ok(row.map(|r| event_from_row(&r, "resolved")))
+    let event = row.map(|r| event_from_row(&r, "resolved"));
+    crate::alert_events::record(&tx, event.as_slice()).await?;
+    tx.commit().await.context("committing a resolution")?;
+    Ok(event)
 }
 
 /// One line of [`most_severe`].

@@ -2,13 +2,14 @@
 //! in `crates/store/migrations/`), and one module per table family whose functions the roles
 //! and the dashboard call: [`packets`] (`raw_packets` and its ledger), [`rollup`]
 //! (`traffic_rollup`), [`windows`] (`window_features`, the windower's checkpoint),
-//! [`predictions`] and [`alerts`], and the re-scoring runs ([`runs`]).
+//! [`predictions`] and [`alerts`] (with the [`alert_events`] outbox), and the re-scoring runs ([`runs`]).
 //!
 //! Every write is idempotent (a ledger or a natural key with `ON CONFLICT`), so a caller may
 //! acknowledge its messages after the commit and simply redo a batch after a crash.
 
 use anyhow::Context as _;
 
+pub mod alert_events;
 pub mod alerts;
 pub mod conn;
 pub mod migrate;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "predictor_service", include_str!("../migrations/0005_predictor_service.sql")),
     (6, "app_proto_sni", include_str!("../migrations/0006_app_proto_sni.sql")),
     (7, "runs", include_str!("../migrations/0007_runs.sql")),
+    (8, "alert_events", include_str!("../migrations/0008_alert_events.sql")),
 ];
 
 /// Number of migrations this build applies.

@@ -158,27 +158,20 @@ pub async fn alert_detail(State(state): State<AppState>, Path(id): Path<String>)
     })))
 }
 
-/// `POST /api/alerts/{id}/resolve`: open -> resolved; 404 unknown id, 409 not open. Publishes
-/// the change on `nta.alerts` so every open dashboard sees it.
+/// `POST /api/alerts/{id}/resolve`: open -> resolved; 404 unknown id, 409 not open. The
+/// `resolved` event goes into the outbox in the same transaction; the predictor publishes it to
+/// `NTA_ALERTS`, so every open dashboard sees it (a dashboard needs no right to publish).
 pub async fn resolve_alert(State(state): State<AppState>, Path(id): Path<String>) -> JsonResult {
     let id = parse_id(&id)?;
-    let c = db(&state).await?;
+    let mut c = db(&state).await?;
     // The transition is the store's (the same the predictor's operator API uses).
-    let resolved = store::alerts::resolve_alert_event(&**c, id).await?;
-    let Some(ev) = resolved else {
+    let resolved = store::alerts::resolve_alert_event(&mut **c, id).await?;
+    if resolved.is_none() {
         let st = c.query_opt("SELECT state FROM alerts WHERE id = $1", &[&id]).await?;
         return Err(match st {
             None => ApiError::NotFound(format!("alert {id} not found")),
             Some(r) => ApiError::Conflict(format!("alert {id} is {}, not open", r.get::<_, String>(0))),
         });
-    };
-    match serde_json::to_vec(&ev) {
-        Ok(payload) => {
-            if let Err(e) = state.nats.publish(bus::ALERT_RESOLUTIONS_SUBJECT, payload.into()).await {
-                tracing::warn!(error = %e, "publishing the resolve event");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "encoding the resolve event"),
     }
     let row = c.query_one(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1"), &[&id]).await?;
     let a = row_json(&row);

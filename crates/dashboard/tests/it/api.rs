@@ -505,11 +505,11 @@ async fn live_alerts_and_resolve() {
     let f = Fixture::start(None, Some(TOKEN)).await;
     let mut events = sse_events(&f).await;
     let nats = async_nats::connect(&f.nats.url).await.unwrap();
-    let db = f.db.client().await.unwrap();
-    // The subscription is made in the background: wait until it is live.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut db = f.db.client().await.unwrap();
+    // The dashboard follows NTA_ALERTS from new events: wait until its consumer exists.
+    wait_for_follower(&nats).await;
     let t0 = Instant::now();
-    let id = raise_alert(&db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
+    let id = raise_alert(&mut db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
     let (at, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
     let latency = at.duration_since(t0);
     assert!(latency < Duration::from_secs(1), "alert reached SSE after {latency:?}");
@@ -518,8 +518,8 @@ async fn live_alerts_and_resolve() {
     assert_eq!(ev["view"], "destination");
     eprintln!("alert event to SSE client in {latency:?}");
 
-    // Malformed messages on the subject are not relayed.
-    nats.publish(bus::ALERTS_SUBJECT, "<script>".into()).await.unwrap();
+    // Malformed messages on the stream are not relayed.
+    nats.publish(bus::alert_subject("syn_flood"), "<script>".into()).await.unwrap();
 
     // Resolve: 200, the row changes, the event goes out; again: 409; unknown: 404.
     let c = client();
@@ -533,6 +533,10 @@ async fn live_alerts_and_resolve() {
     assert_eq!(v["alert"]["state"], "resolved");
     let st: String = db.query_one("SELECT state FROM alerts WHERE id = $1", &[&id]).await.unwrap().get(0);
     assert_eq!(st, "resolved");
+    // The resolution is in the outbox, committed with the change; the predictor's relay takes
+    // it to NTA_ALERTS (the dashboard publishes nothing).
+    assert_eq!(store::alert_events::unpublished_count(&db).await.unwrap(), 1);
+    assert_eq!(relay(&mut db, &nats).await, 1);
     let (_, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
     assert_eq!(ev["event"], "resolved");
     assert_eq!(ev["id"], id);

@@ -39,10 +39,10 @@ async fn browser_login_live_alert_detail_and_xss() {
         Duration::from_secs(10),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let nats = async_nats::connect(&f.nats.url).await.unwrap();
-    let db = f.db.client().await.unwrap();
-    let id = raise_alert(&db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
+    wait_for_follower(&nats).await;
+    let mut db = f.db.client().await.unwrap();
+    let id = raise_alert(&mut db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
     let took = d
         .wait_for(
             &format!("document.querySelector('#alerts-table tr[data-alert-id=\"{id}\"]')"),

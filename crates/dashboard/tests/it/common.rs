@@ -73,6 +73,9 @@ impl Fixture {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let db = TestDb::create().await.unwrap();
         let nats = NatsServer::start().unwrap();
+        // The predictor creates NTA_ALERTS in production; the dashboard only reads it.
+        let nc = async_nats::connect(&nats.url).await.unwrap();
+        bus::ensure_alerts_stream(&async_nats::jetstream::new(nc), &bus::AlertLimits::default()).await.unwrap();
         let now = now().floor();
         let mut alert_id = 0;
         if schema {
@@ -261,15 +264,17 @@ async fn insert_run(c: &tokio_postgres::Client, ws: f64) {
     .unwrap();
 }
 
-/// Inserts an open alert as the predictor would and publishes its AlertEvent; returns its id.
+/// Inserts an open alert and its `opened` event (outbox) as the predictor would, and publishes
+/// it with the predictor's relay; returns its id.
 pub async fn raise_alert(
-    c: &tokio_postgres::Client,
+    c: &mut tokio_postgres::Client,
     nats: &async_nats::Client,
     key: &str,
     class: &str,
     severity: &str,
 ) -> i64 {
-    let row = c
+    let tx = c.transaction().await.unwrap();
+    let row = tx
         .query_one(
             "INSERT INTO alerts (view, key, class, severity, detected_by, first_seen, last_seen, window_count, peak_confidence,
                                  packets, bytes, summary, evidence)
@@ -300,7 +305,27 @@ pub async fn raise_alert(
         summary: format!("{class} against {key}"),
         event_id: None,
     };
-    nats.publish(bus::ALERTS_SUBJECT, serde_json::to_vec(&ev).unwrap().into()).await.unwrap();
-    nats.flush().await.unwrap();
+    store::alert_events::record(&tx, &[ev]).await.unwrap();
+    tx.commit().await.unwrap();
+    relay(c, nats).await;
     id
+}
+
+/// Publishes the outbox (alert events not yet on `NTA_ALERTS`) with the predictor's relay.
+pub async fn relay(c: &mut tokio_postgres::Client, nats: &async_nats::Client) -> usize {
+    predictor::service::relay_outbox(c, &async_nats::jetstream::new(nats.clone())).await.unwrap()
+}
+
+/// Waits until the dashboard follows `NTA_ALERTS` (its ordered consumer exists), so that an
+/// event published next reaches the live view.
+pub async fn wait_for_follower(nats: &async_nats::Client) {
+    let js = async_nats::jetstream::new(nats.clone());
+    for _ in 0..400 {
+        let mut s = js.get_stream(bus::ALERTS_STREAM).await.unwrap();
+        if s.info().await.unwrap().state.consumer_count > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the dashboard never followed {}", bus::ALERTS_STREAM);
 }

@@ -5,5 +5,6 @@ mod api;
 mod browser;
 mod common;
 mod hardening;
+mod live;
 mod pcap;
 mod perf;

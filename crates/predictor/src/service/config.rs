@@ -33,6 +33,10 @@ settings::settings! {
         pub alert_quiet_s: u64 = 300,
         /// How often (ms) quiet alerts are looked for.
         pub close_interval_ms: u64 = 10_000,
+        /// How often (ms) the alert-event outbox is checked for events not yet on NTA_ALERTS
+        /// (a dashboard's resolutions, events left by a crash); a batch's own events go out
+        /// right after its commit.
+        pub outbox_interval_ms: u64 = 1000,
         /// Windows fetched and predicted together.
         pub batch_size: usize = 256,
         /// Server-side redelivery timer (s) of unacked windows.
@@ -52,6 +56,8 @@ settings::settings! {
         pub database_url: String = settings::DEFAULT_DATABASE_URL.into(),
         /// Limits applied if this process creates `NTA_WINDOWS` (the `[stream]` settings).
         pub stream_limits: StreamLimits = StreamLimits::default(),
+        /// Limits applied if this process creates `NTA_ALERTS` (the `[alerts]` settings).
+        pub alert_limits: bus::AlertLimits = bus::AlertLimits::default(),
         /// Rule baselines (tuned in code, not settings).
         pub rules: RuleThresholds = RuleThresholds::default(),
     }
@@ -74,6 +80,10 @@ impl PredictorServiceConfig {
 
     pub fn close_interval(&self) -> Duration {
         Duration::from_millis(self.close_interval_ms)
+    }
+
+    pub fn outbox_interval(&self) -> Duration {
+        Duration::from_millis(self.outbox_interval_ms.max(1))
     }
 
     pub fn ack_wait(&self) -> Duration {

@@ -11,6 +11,10 @@ pub const RULE_HITS_TOTAL: &str = "nta_predictor_rule_hits_total";
 pub const DUPLICATE_WINDOWS_TOTAL: &str = "nta_predictor_duplicate_windows_total";
 pub const DB_ERRORS_TOTAL: &str = "nta_predictor_db_errors_total";
 pub const ALERT_PUBLISH_ERRORS_TOTAL: &str = "nta_predictor_alert_publish_errors_total";
+pub const ALERT_EVENTS_PUBLISHED_TOTAL: &str = "nta_predictor_alert_events_published_total";
+pub const ALERT_EVENTS_DUPLICATE_TOTAL: &str = "nta_predictor_alert_events_duplicate_total";
+pub const ALERT_EVENTS_MALFORMED_TOTAL: &str = "nta_predictor_alert_events_malformed_total";
+pub const ALERT_OUTBOX_ERRORS_TOTAL: &str = "nta_predictor_alert_outbox_errors_total";
 
 pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
@@ -26,6 +30,13 @@ pub(crate) fn describe() {
     describe_counter!(DB_ERRORS_TOTAL, "Failed prediction transactions (the windows are redelivered)");
     describe_counter!(
         ALERT_PUBLISH_ERRORS_TOTAL,
-        "Alert events not published on nta.alerts (the alerts table has them)"
+        "Alert events JetStream did not accept (they stay in the alert_events outbox and are retried)"
     );
+    describe_counter!(ALERT_EVENTS_PUBLISHED_TOTAL, "Alert events published to NTA_ALERTS from the outbox");
+    describe_counter!(
+        ALERT_EVENTS_DUPLICATE_TOTAL,
+        "Alert events JetStream already had (re-published after a crash; dropped by their Nats-Msg-Id)"
+    );
+    describe_counter!(ALERT_EVENTS_MALFORMED_TOTAL, "Outbox rows that do not decode as an alert event (skipped)");
+    describe_counter!(ALERT_OUTBOX_ERRORS_TOTAL, "Failed outbox relay transactions (PostgreSQL; retried)");
 }

@@ -2,8 +2,8 @@
 //! `NTA_WINDOWS` with a durable pull consumer (`nta-predictor`; every replica sharing the name
 //! shares the work), classifies them in batches with the model and the rule baselines, and in
 //! one PostgreSQL transaction per batch writes `predictions` and opens or extends `alerts`
-//! (+ `alert_windows`); it acknowledges the messages after the commit and then publishes the
-//! alert events on `nta.alerts`.
+//! (+ `alert_windows`, + the alert events in the `alert_events` outbox); it acknowledges the
+//! messages after the commit and then relays the outbox to JetStream `NTA_ALERTS` ([`outbox`]).
 //!
 //! # Exactly-once effects
 //!
@@ -13,8 +13,10 @@
 //! replica took it after an `ack_wait` timeout) therefore changes nothing, and nothing is acked
 //! before the commit, so a crash before it just redelivers. Alerts are upserted against the
 //! partial unique index `(view, key, class) WHERE state = 'open'` (`INSERT ... ON CONFLICT DO
-//! UPDATE`), atomic between replicas; keys are locked in sorted order. Alert events go out
-//! with a core NATS publish after the commit: a lost event loses nothing, the row is the truth.
+//! UPDATE`), atomic between replicas; keys are locked in sorted order. Alert events are
+//! outbox rows of the same transaction, published with their row id as `Nats-Msg-Id` and
+//! marked after JetStream's acknowledgement: a crash in between re-publishes, JetStream drops
+//! the copy; replicas take turns on the outbox under an advisory lock.
 //!
 //! # Alert lifecycle
 //!
@@ -28,12 +30,14 @@
 mod alerts;
 mod config;
 pub mod metrics;
+mod outbox;
 
 pub use alerts::{aggregate, severity, summary, AlertPolicy};
 pub use config::PredictorServiceConfig;
+pub use outbox::relay as relay_outbox;
 pub use store::alerts::{resolve_alert, resolve_alert_event};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use bus::consume::{Handler, LoopOptions};
 use bus::{Backoff, PullConsumer, Shutdown};
@@ -43,7 +47,7 @@ use std::time::{Duration, Instant};
 use store::predictions::{self, PredictionRow};
 use store::Reconnecting;
 use tracing::{debug, error, info, warn};
-use wire::{AlertEvent, WindowRecord};
+use wire::WindowRecord;
 
 use crate::model::{Model, Verdict, NORMAL};
 use crate::rules::{self, RuleHit};
@@ -53,6 +57,13 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub use crate::decide::MIN_CONFIDENCE;
+
+/// Variable arming the predictor's crash-test failpoint (see [`bus::failpoint`]).
+pub const FAILPOINT_ENV: &str = "NTA_PREDICTOR_FAILPOINT";
+/// After a batch's transaction (alerts and their outbox rows) committed, before the relay.
+pub const AFTER_ALERT_COMMIT: &str = "after_alert_commit";
+/// After JetStream acknowledged relayed alert events, before they are marked published.
+pub const AFTER_ALERT_PUBLISH: &str = "after_alert_publish";
 
 /// Runs the predictor until `shutdown` completes (the batch in hand is finished first).
 /// `role` label of `nta_ready` and of the start-up log lines.
@@ -83,13 +94,12 @@ pub async fn run_with_model(
         stream: bus::WINDOWS_STREAM,
         max_messages_per_batch: svc.cfg.batch_size,
         max_chunk: svc.cfg.batch_size,
-        timers: vec![svc.cfg.close_interval()],
+        timers: vec![svc.cfg.close_interval(), svc.cfg.outbox_interval()],
     };
     let res = bus::consume::run(&consumer, &opts, &mut svc, &mut shutdown).await;
     for t in &svc.background {
         t.abort();
     }
-    let _ = svc.nats.flush().await;
     res
 }
 
@@ -97,8 +107,8 @@ struct Service {
     cfg: PredictorServiceConfig,
     model: Arc<Model>,
     policy: AlertPolicy,
-    nats: async_nats::Client,
     js: jetstream::Context,
+    failpoint: bus::Failpoint,
     consumer: PullConsumer,
     db: Reconnecting,
     backoff: Backoff,
@@ -116,9 +126,9 @@ impl Service {
         use bus::startup::Want;
         let client =
             bus::startup::wait_for_database(ROLE, || store::open(&cfg.database_url), store::conn::unreachable).await?;
-        let wanted = [Want::Windows, Want::DeadLetter];
+        let wanted = [Want::Windows, Want::DeadLetter, Want::Alerts(cfg.alert_limits)];
         let c = bus::startup::connect_streams(&cfg.nats, "nta-predictor", ROLE, &wanted, &cfg.stream_limits).await?;
-        let (nats, js, stream) = (c.client, c.js, c.windows.expect("asked for NTA_WINDOWS"));
+        let (js, stream) = (c.js, c.windows.expect("asked for NTA_WINDOWS"));
         let config = pull::Config {
             description: Some("nta predictor (replicas share it)".into()),
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
@@ -143,7 +153,8 @@ impl Service {
         )];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
-        Ok(Service { cfg, model, policy, nats, js, consumer, db, backoff, background })
+        let failpoint = bus::Failpoint::from_env(FAILPOINT_ENV, &[AFTER_ALERT_COMMIT, AFTER_ALERT_PUBLISH]);
+        Ok(Service { cfg, model, policy, js, failpoint, consumer, db, backoff, background })
     }
 
     async fn process(&mut self, chunk: Vec<jetstream::Message>) {
@@ -202,9 +213,9 @@ impl Service {
         let events = loop {
             attempt += 1;
             match self.store(&items, &verdicts, &hits).await {
-                Ok(ev) => {
+                Ok(()) => {
                     self.backoff.reset();
-                    break Some(ev);
+                    break Some(());
                 }
                 Err(e) => {
                     ::metrics::counter!(m::DB_ERRORS_TOTAL).increment(1);
@@ -217,7 +228,7 @@ impl Service {
                 }
             }
         };
-        let Some(events) = events else {
+        let Some(()) = events else {
             for it in &items {
                 let _ = it.msg.ack_with(AckKind::Nak(Some(self.backoff.current()))).await;
             }
@@ -229,16 +240,11 @@ impl Service {
                 debug!(error = %e, "ack failed");
             }
         }
-        self.publish(&events).await;
+        self.relay().await;
     }
 
-    /// The transaction of one batch; returns the alert events to publish.
-    async fn store(
-        &mut self,
-        items: &[Item],
-        verdicts: &[Option<Verdict>],
-        hits: &[Vec<RuleHit>],
-    ) -> Result<Vec<AlertEvent>> {
+    /// The transaction of one batch (predictions, alerts, their events in the outbox).
+    async fn store(&mut self, items: &[Item], verdicts: &[Option<Verdict>], hits: &[Vec<RuleHit>]) -> Result<()> {
         let model = self.model.clone();
         let rows: Vec<PredictionRow> = items
             .iter()
@@ -268,6 +274,7 @@ impl Service {
         let events =
             store::alerts::apply_alerts(&tx, &deltas, Some(&model.model_version), policy.quiet_period_secs).await?;
         tx.commit().await.context("committing predictions")?;
+        self.failpoint.hit(AFTER_ALERT_COMMIT);
 
         let dups = items.len() - new.len();
         if dups > 0 {
@@ -287,7 +294,7 @@ impl Service {
             }
         }
         debug!(windows = items.len(), new = new.len(), events = events.len(), "batch stored");
-        Ok(events)
+        Ok(())
     }
 
     async fn close_quiet(&mut self) {
@@ -301,30 +308,24 @@ impl Service {
                 if !events.is_empty() {
                     ::metrics::counter!(m::ALERTS_CLOSED_TOTAL).increment(events.len() as u64);
                     info!(closed = events.len(), "closed quiet alerts");
-                    self.publish(&events).await;
+                    self.relay().await;
                 }
             }
             Err(e) => warn!(error = format!("{e:#}"), "closing quiet alerts failed"),
         }
     }
 
-    /// Core NATS publish of alert events (after the commit; the table is the record).
-    async fn publish(&self, events: &[AlertEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        for e in events {
-            let res = match serde_json::to_vec(e) {
-                Ok(body) => self.nats.publish(bus::ALERTS_SUBJECT, body.into()).await.map_err(|e| anyhow!(e)),
-                Err(err) => Err(anyhow!(err)),
-            };
-            if let Err(err) = res {
-                ::metrics::counter!(m::ALERT_PUBLISH_ERRORS_TOTAL).increment(1);
-                warn!(error = %err, alert = e.id, "alert event not published");
-            }
-        }
-        if let Err(err) = self.nats.flush().await {
-            warn!(error = %err, "flushing alert events");
+    /// Publishes the outbox (this batch's events and any left behind); failures are counted
+    /// and the rows stay for the next call.
+    async fn relay(&mut self) {
+        let (js, failpoint) = (self.js.clone(), self.failpoint.clone());
+        let res = match self.db().await {
+            Ok(c) => outbox::relay_with(c, &js, &failpoint).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            ::metrics::counter!(m::ALERT_OUTBOX_ERRORS_TOTAL).increment(1);
+            warn!(error = format!("{e:#}"), "relaying alert events failed; retried later");
         }
     }
 
@@ -377,9 +378,12 @@ impl Handler for Service {
         Ok(())
     }
 
-    /// The one timer: close the alerts that went quiet.
-    async fn tick(&mut self, _: usize, _: &mut Shutdown<'_>) -> Result<()> {
-        self.close_quiet().await;
+    /// Timer 0 closes the alerts that went quiet, timer 1 relays the outbox.
+    async fn tick(&mut self, index: usize, _: &mut Shutdown<'_>) -> Result<()> {
+        match index {
+            0 => self.close_quiet().await,
+            _ => self.relay().await,
+        }
         Ok(())
     }
 }
