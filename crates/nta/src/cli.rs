@@ -290,6 +290,17 @@ pub enum BenchCommand {
         #[arg(long, short = 'o')]
         output: PathBuf,
     },
+    /// Alert-to-notification latency (p50/p95): alert events into a private NTA_ALERTS, an `nta`
+    /// notifier process, a local webhook receiver.
+    Notify {
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Milliseconds between two events.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
+    },
     /// Ingestor write path (ledger + binary COPY) into a throw-away database.
     Ingest {
         #[arg(long, default_value_t = 2_000_000)]
