@@ -45,6 +45,8 @@ impl Seen {
 #[derive(Clone)]
 struct Http {
     webhook: Seen,
+    events: Seen,
+    texts: Arc<Mutex<Vec<String>>>,
     telegram: Seen,
     /// Requests answered 400 (idempotency keys containing this text).
     reject: Option<String>,
@@ -57,6 +59,10 @@ struct Http {
 pub struct HttpReceiver {
     pub port: u16,
     pub webhook: Seen,
+    /// `<event>|<alert id>` of each webhook request.
+    pub events: Seen,
+    /// Texts of the Telegram messages.
+    pub texts: Arc<Mutex<Vec<String>>>,
     pub telegram: Seen,
     pub rejected: Seen,
     pub tokens: Arc<Mutex<Vec<String>>>,
@@ -70,6 +76,8 @@ impl HttpReceiver {
         let mut r = HttpReceiver {
             port,
             webhook: Seen::default(),
+            events: Seen::default(),
+            texts: Arc::default(),
             telegram: Seen::default(),
             rejected: Seen::default(),
             tokens: Arc::default(),
@@ -85,6 +93,8 @@ impl HttpReceiver {
     pub async fn up(&mut self) {
         let state = Http {
             webhook: self.webhook.clone(),
+            events: self.events.clone(),
+            texts: self.texts.clone(),
             telegram: self.telegram.clone(),
             reject: self.reject.clone(),
             rejected: self.rejected.clone(),
@@ -131,6 +141,7 @@ async fn hook(State(s): State<Http>, headers: HeaderMap, Json(body): Json<Value>
         return StatusCode::BAD_REQUEST;
     }
     s.webhook.add(&key);
+    s.events.add(&format!("{}|{}", body["event"].as_str().unwrap_or_default(), body["alert"]["id"]));
     StatusCode::OK
 }
 
@@ -142,6 +153,7 @@ async fn telegram(State(s): State<Http>, Json(body): Json<Value>) -> (StatusCode
         return (StatusCode::BAD_REQUEST, Json(err));
     }
     s.telegram.add(&format!("{}|{key}", body["chat_id"]));
+    s.texts.lock().unwrap().push(text.to_string());
     (StatusCode::OK, Json(json!({"ok": true, "result": {"message_id": 1, "text": text}})))
 }
 
