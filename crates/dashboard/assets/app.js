@@ -538,7 +538,14 @@ function connectLive() {
   const es = new EventSource("/api/alerts/stream");
   S.es = es;
   es.addEventListener("hello", () => { dot.classList.add("on"); text.textContent = "live"; });
-  es.addEventListener("alert", m => { try { onAlertEvent(JSON.parse(m.data)); } catch (e) { /* ignore malformed */ } });
+  // Each event's id is its NTA_ALERTS sequence; the browser resends the last one when it
+  // reconnects and gets what it missed. An id not above the last applied is never applied twice.
+  es.addEventListener("alert", m => {
+    const seq = Number(m.lastEventId);
+    if (seq && S.lastSeq && seq <= S.lastSeq) return;
+    if (seq) S.lastSeq = seq;
+    try { onAlertEvent(JSON.parse(m.data)); } catch (e) { /* ignore malformed */ }
+  });
   es.addEventListener("lagged", () => { if (S.page === "alerts") route(); });
   es.onerror = () => { dot.classList.remove("on"); text.textContent = "reconnecting…"; };
 }

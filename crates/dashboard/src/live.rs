@@ -27,8 +27,9 @@ const MAX_REPLAY: usize = 1024;
 /// A replay that stalls this long ends with `lagged` rather than holding the connection.
 const REPLAY_STALL: Duration = Duration::from_secs(5);
 
-/// Follows `NTA_ALERTS` with an ordered consumer (from new events at start, then from where it
-/// left off after an error, so a NATS outage loses nothing the stream kept) and broadcasts each
+/// Follows `NTA_ALERTS` with an ordered consumer (from new events at start, or from the first
+/// one when the stream did not exist yet, then from where it left off after an error, so a NATS
+/// outage loses nothing the stream kept) and broadcasts each
 /// event with its stream sequence. Only well-formed `AlertEvent`s are relayed, re-serialised,
 /// so a stray publisher cannot push arbitrary data to browsers; the others are counted.
 pub async fn relay_alerts(state: AppState) {
@@ -44,15 +45,31 @@ pub async fn relay_alerts(state: AppState) {
 }
 
 async fn follow(state: &AppState, js: &jetstream::Context, next: &mut Option<u64>) -> anyhow::Result<()> {
+    if next.is_none() {
+        // A stream created after this dashboard started holds only events it has not shown:
+        // follow it from its first one (the predictor may publish before the next attempt).
+        match js.get_stream(bus::ALERTS_STREAM).await {
+            Err(e)
+                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(err)
+                if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                *next = Some(1);
+                return Err(anyhow!(e).context(format!("{} does not exist yet", bus::ALERTS_STREAM)));
+            }
+            _ => {}
+        }
+    }
     let deliver_policy = match *next {
         Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
         None => DeliverPolicy::New,
     };
     let mut msgs = ordered(js, deliver_policy).await?;
+    debug!(?deliver_policy, "following {}", bus::ALERTS_STREAM);
     while let Some(msg) = msgs.next().await {
         let msg = msg.map_err(|e| anyhow!(e))?;
         let seq = msg.info().map_err(|e| anyhow!(e))?.stream_sequence;
         *next = Some(seq + 1);
+        debug!(seq, "alert event");
         if let Some(text) = well_formed(&msg) {
             state.counters.alert_events.fetch_add(1, Ordering::Relaxed);
             let _ = state.alerts_tx.send((seq, text));

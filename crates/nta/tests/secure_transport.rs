@@ -164,6 +164,14 @@ async fn pipeline_runs_with_per_role_credentials_over_tls() {
     })
     .await;
     assert!(alerted.is_some(), "the scan raised an alert through windower and predictor");
+    // Its events reached NTA_ALERTS within the predictor's permissions (marked only on PubAck).
+    let relayed = wait_for(Duration::from_secs(60), || async {
+        (count(&client, "SELECT count(*) FROM alert_events WHERE published_at IS NULL").await == 0
+            && count(&client, "SELECT count(*) FROM alert_events").await > 0)
+            .then_some(())
+    })
+    .await;
+    assert!(relayed.is_some(), "alert events not published on NTA_ALERTS with the predictor's credentials");
     let mut buf = vec![0u8; 65536];
     loop {
         let n = syslog.recv(&mut buf).expect("the notifier sent the scan's alert to syslog");

@@ -47,7 +47,7 @@ async fn legacy_ledgers_are_adopted_not_rerun() {
     // with the ingestor's two versions, and the windower's and predictor's own ledgers.
     c.batch_execute(
         "ALTER TABLE raw_packets DROP COLUMN app_proto, DROP COLUMN tls_sni;
-         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs;
+         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs, alert_events;
          DELETE FROM schema_migrations WHERE version > 2;
          CREATE TABLE windower_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now());
@@ -100,7 +100,7 @@ async fn app_proto_and_sni_columns_reach_existing_partitions() {
     // The schema as release 5 left it, with a day partition and a row in it.
     c.batch_execute(
         "ALTER TABLE raw_packets DROP COLUMN app_proto, DROP COLUMN tls_sni;
-         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs;
+         DROP TABLE run_alert_windows, run_alerts, run_predictions, runs, alert_events;
          DELETE FROM schema_migrations WHERE version >= 6;
          SELECT nta_ensure_raw_partition(DATE '2026-01-01');
          INSERT INTO raw_packets (ts, interface, protocol, length, agent_id, batch_id, idx)

@@ -5,10 +5,10 @@ use anyhow::{bail, Context, Result};
 use async_nats::jetstream::{self, stream};
 use std::fmt::Write;
 
-use crate::subjects::{DEADLETTER_STREAM, FRAMES_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
+use crate::subjects::{ALERTS_STREAM, DEADLETTER_STREAM, FRAMES_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
 
 /// Every stream NTA creates.
-pub const NTA_STREAMS: [&str; 4] = [PACKETS_STREAM, WINDOWS_STREAM, DEADLETTER_STREAM, FRAMES_STREAM];
+pub const NTA_STREAMS: [&str; 5] = [PACKETS_STREAM, WINDOWS_STREAM, DEADLETTER_STREAM, FRAMES_STREAM, ALERTS_STREAM];
 
 /// `get_or_create_stream`, warning when the stream exists with another replica count than
 /// `config` asks for. It is left as is: changing replicas moves data between nodes, which is the

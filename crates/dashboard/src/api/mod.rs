@@ -140,7 +140,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = String::new();
     for (name, kind, help, value) in [
         ("nta_dashboard_http_requests_total", "counter", "HTTP requests served.", load(&c.http_requests)),
-        ("nta_dashboard_alert_events_total", "counter", "Alert events received on nta.alerts.", load(&c.alert_events)),
+        (
+            "nta_dashboard_alert_events_total",
+            "counter",
+            "Alert events received from NTA_ALERTS.",
+            load(&c.alert_events),
+        ),
         ("nta_dashboard_sse_clients", "gauge", "Connected live-alert (SSE) clients.", load(&c.sse_clients)),
         (
             "nta_dashboard_sse_refused_total",

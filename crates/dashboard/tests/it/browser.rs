@@ -186,3 +186,36 @@ async fn browser_runs_page() {
     d.quit().await;
     f.stop().await;
 }
+
+/// The dashboard goes away under an open alerts page (the browser's live connection drops),
+/// alerts are raised meanwhile, and it comes back: Chromium's EventSource reconnects with
+/// `Last-Event-ID` and the page shows the missed alerts from the replay, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_live_alert_view_after_a_dropped_connection_shows_the_events_it_missed() {
+    let Some(d) = Driver::start().await else { return };
+    // Open on loopback: sessions live in the dashboard's memory and would not survive its restart.
+    let mut f = Fixture::start(None, None).await;
+    let nats = async_nats::connect(&f.nats.url).await.unwrap();
+    let mut db = f.db.client().await.unwrap();
+    d.goto(&format!("{}/#/alerts", f.base)).await;
+    let live = "document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'";
+    d.wait_for(live, Duration::from_secs(10)).await;
+    d.exec("window.__noReload = 42; return 0;").await;
+    wait_for_follower(&nats).await;
+    let row = |id: i64| format!("document.querySelector('#alerts-table tr[data-alert-id=\"{id}\"]')");
+    let a1 = raise_alert(&mut db, &nats, "10.0.3.1", "syn_flood", "CRITICAL").await;
+    d.wait_for(&row(a1), Duration::from_secs(10)).await;
+
+    f.stop_server().await;
+    d.wait_for("document.getElementById('live-text').textContent !== 'live'", Duration::from_secs(10)).await;
+    let a2 = raise_alert(&mut db, &nats, "10.0.3.2", "port_scan", "HIGH").await;
+    let a3 = raise_alert(&mut db, &nats, "10.0.3.3", "syn_flood", "MEDIUM").await;
+    f.start_server().await;
+
+    d.wait_for(&format!("{} && {}", row(a2), row(a3)), Duration::from_secs(30)).await;
+    assert_eq!(d.exec("return window.__noReload;").await, json!(42), "the page was reloaded");
+    // The rows came as alert events (stream sequences 2 and 3), not from a list reload.
+    assert_eq!(d.exec("return S.lastSeq;").await, json!(3));
+    d.screenshot("alerts-after-reconnect.png").await;
+    f.stop().await;
+}

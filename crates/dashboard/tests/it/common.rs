@@ -43,6 +43,7 @@ pub struct Fixture {
     pub base: String,
     pub now: f64,
     pub alert_id: i64,
+    cfg: DashboardConfig,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -90,18 +91,36 @@ impl Fixture {
         cfg.token = token.map(str::to_string);
         tweak(&mut cfg);
         let tls = cfg.tls_cert.is_some();
+        let base = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
+        let mut f = Fixture { db, nats, base, now, alert_id, cfg, shutdown: None, task: None };
+        f.start_server().await;
+        f
+    }
+
+    /// Starts the dashboard (again, on the same address) and waits until it accepts connections.
+    pub async fn start_server(&mut self) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(dashboard::run(cfg, async move {
+        let task = tokio::spawn(dashboard::run(self.cfg.clone(), async move {
             let _ = rx.await;
         }));
-        let base = if tls { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
+        let port = self.cfg.listen.port();
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Fixture { db, nats, base, now, alert_id, shutdown: Some(tx), task: Some(task) }
+        (self.shutdown, self.task) = (Some(tx), Some(task));
+    }
+
+    /// Stops the dashboard (its open SSE streams end: every browser loses its connection).
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t).await.expect("dashboard shuts down").unwrap().unwrap();
+        }
     }
 
     /// Host and port of the server, for raw TCP tests.
@@ -110,12 +129,7 @@ impl Fixture {
     }
 
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t).await.expect("dashboard shuts down").unwrap().unwrap();
-        }
+        self.stop_server().await;
     }
 }
 
