@@ -366,12 +366,19 @@ mod tests {
     fn show_redacts_secrets_and_reads_back() {
         let c = load_test(
             None,
-            &[("NTA_DASHBOARD_TOKEN", "s3cret"), ("NTA_DATABASE_URL", "postgres://nta:pw1@db/nta")],
+            &[
+                ("NTA_DASHBOARD_TOKEN", "s3cret"),
+                ("NTA_DATABASE_URL", "postgres://nta:pw1@db/nta"),
+                ("NTA_TELEGRAM_TOKEN", "123:tg-secret"),
+                ("NTA_NOTIFIER_SMTP_PASSWORD", "mail-secret"),
+            ],
             &["run", "-t", "agent"],
         )
         .unwrap();
         let shown = shown(&c);
         assert!(shown.contains("token = \"<redacted>\"") && !shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("tg-secret") && !shown.contains("mail-secret"), "{shown}");
+        assert!(shown.contains("telegram_token = \"<redacted>\""), "{shown}");
         assert!(shown.contains("postgres://nta:***@db/nta") && !shown.contains("pw1"), "{shown}");
         assert!(shown.contains("[agent]\n") && shown.contains("# interface (unset)"), "{shown}");
         let mut layers = Layers::new::<NtaConfig>();
