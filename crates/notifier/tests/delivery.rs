@@ -200,3 +200,31 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Each output's verdict on real answers: SMTP 550 is permanent, a refused connection is not.
+#[tokio::test]
+async fn outputs_classify_real_answers() {
+    use notifier::outputs::{email::Email, telegram::Telegram, webhook::Webhook, Outcome};
+    let n = notifier::Notification::new(alert(1, "opened", "HIGH", "10.0.0.1"), Some("k1"));
+    let smtp_port = testkit::free_port();
+    let (mail, mails) = (Seen::default(), Arc::new(Mutex::new(Vec::new())));
+    smtp(smtp_port, mail.clone(), mails).await;
+    let t = Duration::from_secs(10);
+    let url = format!("smtp://127.0.0.1:{smtp_port}");
+    let ok = Email::new(&url, "nta@example.org", &[s("soc@example.org")], None, t).unwrap();
+    assert_eq!(ok.deliver(&n).await, Outcome::Delivered);
+    assert_eq!(mail.keys(), vec![s("k1")], "the idempotency key is the Message-ID");
+    let bounce = Email::new(&url, "nta@example.org", &[s("bounce@example.org")], None, t).unwrap();
+    assert!(matches!(bounce.deliver(&n).await, Outcome::Reject(r) if r.contains("550")));
+    let closed = format!("smtp://127.0.0.1:{}", testkit::free_port());
+    let down = Email::new(&closed, "nta@example.org", &[s("soc@example.org")], None, t).unwrap();
+    assert!(matches!(down.deliver(&n).await, Outcome::Retry(_)));
+
+    let client = reqwest::Client::new();
+    let refused = format!("http://127.0.0.1:{}/hook", testkit::free_port());
+    assert!(matches!(Webhook::new(0, &refused, client.clone()).unwrap().deliver(&n).await, Outcome::Retry(_)));
+    // A token in the URL never shows in a failure reason.
+    let api = format!("http://127.0.0.1:{}", testkit::free_port());
+    let tg = Telegram::new(&api, "99:very-secret", vec![s("1")], client).unwrap();
+    assert!(matches!(tg.deliver(&n).await, Outcome::Retry(r) if !r.contains("very-secret")));
+}
