@@ -32,10 +32,20 @@ const MIN_FITTED_BYTES: i64 = 64 * 1024 * 1024;
 /// warning says what was kept; a configured size is never silently shrunk.
 pub async fn create_fitting(
     js: &jetstream::Context,
-    mut config: stream::Config,
+    config: stream::Config,
     max_bytes: Option<i64>,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    config.max_bytes = max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    create_fitting_from(js, config, max_bytes, DEFAULT_MAX_BYTES).await
+}
+
+/// [`create_fitting`] asking for `default_bytes` when no size is configured.
+pub async fn create_fitting_from(
+    js: &jetstream::Context,
+    mut config: stream::Config,
+    max_bytes: Option<i64>,
+    default_bytes: i64,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    config.max_bytes = max_bytes.unwrap_or(default_bytes);
     loop {
         match admin::get_or_create(js, config.clone()).await {
             Err(e) if storage_exceeded(&e) => {
@@ -51,12 +61,13 @@ pub async fn create_fitting(
                 config.max_bytes /= 2;
             }
             Ok(s) => {
-                if max_bytes.is_none() && config.max_bytes < DEFAULT_MAX_BYTES {
+                if max_bytes.is_none() && config.max_bytes < default_bytes {
                     tracing::warn!(
                         stream = %config.name,
                         max_bytes = config.max_bytes,
-                        "JetStream could not reserve the default 10 GiB; the stream keeps less history \
-                         (set stream.max_gb, or give nats-server more max_file_store)"
+                        default_bytes,
+                        "JetStream could not reserve the default size; the stream keeps less history \
+                         (set its max_gb, or give nats-server more max_file_store)"
                     );
                 }
                 return Ok(s);

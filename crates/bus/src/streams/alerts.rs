@@ -13,6 +13,9 @@ use crate::subjects::{ALERTS_STREAM, ALERTS_SUBJECT_PREFIX};
 /// and re-publish the outbox rows it had not marked as published.
 pub const ALERTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
 
+/// Size `NTA_ALERTS` asks for when none is configured: some million events.
+pub const DEFAULT_ALERTS_MAX_BYTES: i64 = 1_000_000_000;
+
 settings::settings! {
     /// Retention of `NTA_ALERTS` (`[alerts]`), applied by the role that creates the stream (an
     /// existing stream keeps its configuration).
@@ -22,8 +25,10 @@ settings::settings! {
         /// for longer misses the older events (the alerts table keeps every alert).
         pub max_age_hours: u64 = 30 * 24,
         /// NTA_ALERTS maximum size in GB of 10^9 bytes (applied when the stream is created); the
-        /// oldest events are deleted beyond it.
-        pub max_gb: f64 = 1.0,
+        /// oldest events are deleted beyond it. Unset asks for 1 GB but settles for what
+        /// JetStream can reserve.
+        #[setting(default_doc = "1 GB or what JetStream can reserve")]
+        pub max_gb: Option<f64> = None,
         /// Copies of NTA_ALERTS on distinct nodes of a JetStream cluster (applied when the stream
         /// is created).
         pub replicas: usize = 1,
@@ -35,8 +40,10 @@ impl AlertLimits {
         Duration::from_secs(self.max_age_hours * 3600)
     }
 
-    pub fn max_bytes(&self) -> i64 {
-        (self.max_gb * 1e9) as i64
+    /// Bytes; `None` asks for [`DEFAULT_ALERTS_MAX_BYTES`] but settles for what the server can
+    /// reserve (see [`create_fitting`](super::create_fitting)).
+    pub fn max_bytes(&self) -> Option<i64> {
+        self.max_gb.map(|g| (g * 1e9) as i64)
     }
 }
 
@@ -57,5 +64,5 @@ pub async fn ensure_alerts_stream(
         duplicate_window: ALERTS_DUPLICATE_WINDOW,
         ..Default::default()
     };
-    super::create_fitting(js, config, Some(limits.max_bytes())).await
+    super::create_fitting_from(js, config, limits.max_bytes(), DEFAULT_ALERTS_MAX_BYTES).await
 }
