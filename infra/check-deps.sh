@@ -44,6 +44,8 @@ forbid predictor agent ingestor windower dashboard pcap
 # The dashboard reaches libpcap only through `forensics` (BPF filters of pcap downloads).
 forbid dashboard agent ingestor windower predictor rescore
 forbid_direct dashboard pcap
+# The notifier reads alert events from NATS only: no database, no other stage.
+forbid notifier  store tokio-postgres agent ingestor windower predictor dashboard rescore forensics pcap
 forbid forensics agent ingestor windower predictor dashboard rescore
 # Re-scoring composes the windower and predictor libraries; it reads NATS and PostgreSQL through
 # bus and store only and never captures.

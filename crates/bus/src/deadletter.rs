@@ -19,19 +19,32 @@ pub async fn dead_letter(
     reason: &str,
     consumer: &str,
 ) -> Result<String, String> {
+    // Terminate only once the copy is stored: a lost dead letter would be lost data.
+    let reason = copy(js, msg, reason, consumer).await?;
+    msg.ack_with(AckKind::Term).await.map_err(|e| format!("terminating message: {e}"))?;
+    Ok(reason)
+}
+
+/// Copies `msg` to the dead-letter subject (waiting for the PubAck) without settling it: for a
+/// consumer that gave up on part of a message (one output of the notifier) and still has to
+/// finish the rest. Returns the sanitised reason that was recorded.
+pub async fn copy(
+    js: &jetstream::Context,
+    msg: &jetstream::Message,
+    reason: &str,
+    consumer: &str,
+) -> Result<String, String> {
     let mut headers = HeaderMap::new();
     // Header values cannot hold line breaks; reasons come from error messages.
     let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
     headers.insert(DEADLETTER_REASON_HEADER, reason.as_str());
     headers.insert(DEADLETTER_SUBJECT_HEADER, msg.subject.as_str());
     headers.insert(DEADLETTER_CONSUMER_HEADER, consumer);
-    // Terminate only once the copy is stored: a lost dead letter would be lost data.
     js.publish_with_headers(DEADLETTER_SUBJECT, headers, msg.payload.clone())
         .await
         .map_err(|e| format!("publishing dead letter: {e}"))?
         .await
         .map_err(|e| format!("dead letter not acknowledged by JetStream: {e}"))?;
-    msg.ack_with(AckKind::Term).await.map_err(|e| format!("terminating message: {e}"))?;
     Ok(reason)
 }
 

@@ -74,6 +74,9 @@ pub enum Target {
     Windower,
     Predictor,
     Dashboard,
+    /// Alert notifications (webhook, Telegram, syslog, e-mail); part of `all` only when an
+    /// output is configured.
+    Notifier,
     All,
 }
 
@@ -88,6 +91,7 @@ impl Target {
             [Target::Windower] => 9467,
             [Target::Predictor] => 9468,
             [Target::Dashboard] => 9469,
+            [Target::Notifier] => 9470,
             _ => 9464,
         }
     }
@@ -285,6 +289,17 @@ pub enum BenchCommand {
         frames: usize,
         #[arg(long, short = 'o')]
         output: PathBuf,
+    },
+    /// Alert-to-notification latency (p50/p95): alert events into a private NTA_ALERTS, an `nta`
+    /// notifier process, a local webhook receiver.
+    Notify {
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Milliseconds between two events.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
     },
     /// Ingestor write path (ledger + binary COPY) into a throw-away database.
     Ingest {

@@ -38,6 +38,16 @@ pub async fn dispatch(cli: Cli, cfg: NtaConfig) -> Result<()> {
             tokio::task::spawn_blocking(move || bench::generate_capture(&output, frames)).await??;
             Ok(())
         }
+        Command::Bench(BenchCommand::Notify { events, interval_ms, timeout_s }) => {
+            let opts = bench::NotifyBenchOptions {
+                events: events.max(1),
+                interval: std::time::Duration::from_millis(interval_ms),
+                nta_bin: std::env::current_exe().context("locating the nta binary")?,
+                timeout: std::time::Duration::from_secs(timeout_s),
+            };
+            println!("{}", bench::run_notify_bench(&opts).await?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Ingest { rows, database_url }) => {
             let url = database_url.unwrap_or(cfg.database_url);
             println!("{}", bench::run_ingest_bench(&url, rows).await?);

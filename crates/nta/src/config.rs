@@ -25,7 +25,7 @@ settings::settings! {
         /// Address serving Prometheus metrics. Unset: 127.0.0.1 on the port of the role (see
         /// Metrics), or an ephemeral port, with a warning, if that one is taken; a configured
         /// address that is taken is an error.
-        #[setting(default_doc = "127.0.0.1:9464 (all) / 9465-9469 per role")]
+        #[setting(default_doc = "127.0.0.1:9464 (all) / 9465-9470 per role")]
         pub metrics_addr: Option<SocketAddr> = None,
         /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`.
         pub log: String = "info,async_nats=warn".into(),
@@ -36,6 +36,7 @@ settings::settings! {
         pub windower: windower::service::WindowerServiceConfig,
         pub predictor: predictor::PredictorServiceConfig,
         pub dashboard: dashboard::DashboardConfig,
+        pub notifier: notifier::NotifierConfig,
         pub rescore: rescore::RescoreConfig,
         pub stream: bus::StreamLimits,
         pub frames: bus::FrameLimits,
@@ -76,6 +77,9 @@ impl NtaConfig {
         self.rescore.policy = self.predictor.policy();
         self.rescore.rules.clone_from(&self.predictor.rules);
         self.dashboard.database_url.clone_from(db);
+        self.notifier.nats.clone_from(nats);
+        self.notifier.stream_limits.clone_from(stream);
+        self.notifier.alert_limits.clone_from(&self.alerts);
     }
 }
 
@@ -362,12 +366,19 @@ mod tests {
     fn show_redacts_secrets_and_reads_back() {
         let c = load_test(
             None,
-            &[("NTA_DASHBOARD_TOKEN", "s3cret"), ("NTA_DATABASE_URL", "postgres://nta:pw1@db/nta")],
+            &[
+                ("NTA_DASHBOARD_TOKEN", "s3cret"),
+                ("NTA_DATABASE_URL", "postgres://nta:pw1@db/nta"),
+                ("NTA_TELEGRAM_TOKEN", "123:tg-secret"),
+                ("NTA_NOTIFIER_SMTP_PASSWORD", "mail-secret"),
+            ],
             &["run", "-t", "agent"],
         )
         .unwrap();
         let shown = shown(&c);
         assert!(shown.contains("token = \"<redacted>\"") && !shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("tg-secret") && !shown.contains("mail-secret"), "{shown}");
+        assert!(shown.contains("telegram_token = \"<redacted>\""), "{shown}");
         assert!(shown.contains("postgres://nta:***@db/nta") && !shown.contains("pw1"), "{shown}");
         assert!(shown.contains("[agent]\n") && shown.contains("# interface (unset)"), "{shown}");
         let mut layers = Layers::new::<NtaConfig>();

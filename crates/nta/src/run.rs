@@ -51,6 +51,11 @@ const ROLES: &[Role] = &[
         start: |c, stop| Box::pin(dashboard::run(c.dashboard.clone(), stop).map_ok(|()| None)),
     },
     Role {
+        target: Target::Notifier,
+        name: "notifier",
+        start: |c, stop| Box::pin(notifier::run(c.notifier.clone(), stop).map_ok(|()| None)),
+    },
+    Role {
         target: Target::Agent,
         name: "agent",
         start: |c, stop| Box::pin(agent::run(c.agent.clone(), stop).map_ok(Some)),
@@ -60,7 +65,9 @@ const ROLES: &[Role] = &[
 pub fn resolve(args: RunArgs, mut cfg: NtaConfig) -> Result<Resolved> {
     let mut targets = args.targets;
     if targets.contains(&Target::All) {
-        targets = ROLES.iter().map(|r| r.target).collect();
+        // The notifier has nothing to do (and refuses to start) without an output.
+        let notify = cfg.notifier.has_outputs();
+        targets = ROLES.iter().map(|r| r.target).filter(|t| *t != Target::Notifier || notify).collect();
     }
     targets.dedup();
     cfg.agent.read = args.read;

@@ -18,6 +18,16 @@ fn bench(extra: &[&str]) -> String {
     stdout
 }
 
+/// `nta bench notify` delivers every event once and reports the latency percentiles.
+#[test]
+fn notify_bench_reports_latency() {
+    let out = nta().args(["bench", "notify", "--events", "30", "--interval-ms", "5"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "nta bench notify failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("30 alert events") && stdout.contains("latency: p50 "), "{stdout}");
+    assert!(stdout.contains("0 keys received more than once"), "{stdout}");
+}
+
 #[test]
 fn e2e_bench_checks_every_count_with_one_role_process() {
     let report = bench(&[]);

@@ -12,7 +12,7 @@ use testkit::pg::PgServer;
 use testkit::pki::{CertFiles, NkeyUser, TestCa};
 use tokio::sync::mpsc;
 
-const ROLES: [&str; 5] = ["agent", "ingestor", "windower", "predictor", "dashboard"];
+const ROLES: [&str; 6] = ["agent", "ingestor", "windower", "predictor", "dashboard", "notifier"];
 const AGENT_ID: &str = "sensor1";
 
 struct Secure {
@@ -50,6 +50,7 @@ impl Secure {
             "NTA_WINDOWER_NKEY",
             "NTA_PREDICTOR_NKEY",
             "NTA_DASHBOARD_NKEY",
+            "NTA_NOTIFIER_NKEY",
         ]) {
             env.push((var, users[role].public.clone()));
         }
@@ -107,7 +108,12 @@ impl Secure {
 async fn pipeline_runs_with_per_role_credentials_over_tls() {
     let s = Secure::start();
     let dash_port = free_port();
+    // The notifier, with its own NKey user, sends the alert to a syslog socket of the test.
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
+    let syslog_url = format!("udp://{}", syslog.local_addr().unwrap());
     let _roles = [
+        s.start_role("notifier", &["--syslog", &syslog_url]),
         s.start_role("ingestor", &[]),
         s.start_role("windower", &[]),
         s.start_role("predictor", &[]),
@@ -166,6 +172,14 @@ async fn pipeline_runs_with_per_role_credentials_over_tls() {
     })
     .await;
     assert!(relayed.is_some(), "alert events not published on NTA_ALERTS with the predictor's credentials");
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = syslog.recv(&mut buf).expect("the notifier sent the scan's alert to syslog");
+        let line = String::from_utf8_lossy(&buf[..n]);
+        if line.contains("class=\"port_scan\"") && line.contains("event=\"opened\"") {
+            break;
+        }
+    }
 
     // Every role's database sessions are encrypted (this test's own checking session excepted).
     let (tls, clear): (i64, i64) = {
