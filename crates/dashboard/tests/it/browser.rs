@@ -13,16 +13,21 @@ use testkit::browser::Driver;
 
 const PASSWORD: &str = "browser-test-password";
 
+/// Opens the dashboard and signs in with [`PASSWORD`].
+async fn sign_in(d: &Driver, f: &Fixture) {
+    d.goto(&format!("{}/", f.base)).await;
+    d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-btn").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_live_alert_detail_and_xss() {
     let Some(d) = Driver::start().await else { return };
     let f = Fixture::start(Some(PASSWORD), None).await;
 
     // Sign in.
-    d.goto(&format!("{}/", f.base)).await;
-    d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
-    d.type_into("#password", PASSWORD).await;
-    d.click("#login-btn").await;
+    sign_in(&d, &f).await;
     d.wait_for(
         "document.getElementById('live-text') && document.getElementById('live-text').textContent === 'live'",
         Duration::from_secs(10),
@@ -154,10 +159,7 @@ async fn browser_login_live_alert_detail_and_xss() {
 async fn browser_runs_page() {
     let Some(d) = Driver::start().await else { return };
     let f = Fixture::start(Some(PASSWORD), None).await;
-    d.goto(&format!("{}/", f.base)).await;
-    d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
-    d.type_into("#password", PASSWORD).await;
-    d.click("#login-btn").await;
+    sign_in(&d, &f).await;
     d.wait_for("document.querySelector('.kpi')", Duration::from_secs(10)).await;
 
     d.exec("location.hash = '#/runs'; return 0;").await;
