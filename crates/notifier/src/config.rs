@@ -1,5 +1,6 @@
 //! Settings of the notifier role (`[notifier]`); see the `settings` crate for the rules. Lists
-//! (webhook URLs, chat ids, recipients, classes) are comma-separated, as `nats_url` is.
+//! (webhook URLs, chat ids, recipients, classes) are comma-separated, as `nats_url` is; their
+//! flags may also be repeated.
 
 use std::time::Duration;
 
@@ -9,14 +10,15 @@ settings::settings! {
     pub struct NotifierConfig {
         /// Durable consumer on NTA_ALERTS; replicas with the same name share the alert events.
         pub durable: String = "nta-notifier".into(),
-        /// Webhook URLs (comma-separated): each gets a JSON POST per notification.
-        #[setting(flag = "webhook", env = "NTA_WEBHOOK_URL")]
+        /// Webhook URLs (comma-separated; the flag may be repeated): each gets a JSON POST per
+        /// notification.
+        #[setting(flag = "webhook", env = "NTA_WEBHOOK_URL", list = true)]
         pub webhook: Option<String> = None,
         /// Telegram bot token (enables the Telegram output with `telegram_chat_ids`).
         #[setting(secret = true, env = "NTA_TELEGRAM_TOKEN")]
         pub telegram_token: Option<String> = None,
-        /// Telegram chat ids (comma-separated) the bot writes to.
-        #[setting(env = "NTA_TELEGRAM_CHAT_IDS")]
+        /// Telegram chat ids (comma-separated; the flag may be repeated) the bot writes to.
+        #[setting(env = "NTA_TELEGRAM_CHAT_IDS", list = true)]
         pub telegram_chat_ids: Option<String> = None,
         /// Telegram Bot API base URL (a proxy or a test server).
         #[setting(env = "NTA_TELEGRAM_API_URL")]
@@ -34,8 +36,8 @@ settings::settings! {
         /// Sender address of the e-mails.
         #[setting(flag = "mail-from")]
         pub mail_from: String = "nta@localhost".into(),
-        /// Recipients (comma-separated).
-        #[setting(flag = "mail-to")]
+        /// Recipients (comma-separated; the flag may be repeated).
+        #[setting(flag = "mail-to", list = true)]
         pub mail_to: Option<String> = None,
         /// SMTP login user (with `smtp_password`).
         #[setting(secret = true)]
@@ -46,8 +48,8 @@ settings::settings! {
         /// Alerts below this severity (LOW, MEDIUM, HIGH, CRITICAL) are not notified.
         #[setting(flag = "notify-min-severity")]
         pub min_severity: String = "LOW".into(),
-        /// Classes notified (comma-separated); unset: all.
-        #[setting(flag = "notify-classes")]
+        /// Classes notified (comma-separated; the flag may be repeated); unset: all.
+        #[setting(flag = "notify-classes", list = true)]
         pub classes: Option<String> = None,
         /// Quiet period (s) per (view, key, class): an update of an alert is notified only when
         /// its severity rose or this long after the last notification of that alert.

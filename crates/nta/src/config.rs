@@ -101,6 +101,9 @@ pub fn with_flags(mut cmd: Command, taken: &[String]) -> Command {
         if let Some(c) = s.field.short {
             arg = arg.short(c);
         }
+        if s.field.list {
+            arg = arg.action(clap::ArgAction::Append);
+        }
         if s.field.kind == Kind::Bool {
             // `--promisc` or `--promisc=false` (to override a file or the environment).
             arg = arg.num_args(0..=1).require_equals(true).default_missing_value("true");
@@ -162,13 +165,15 @@ fn load_with(file: Option<&Path>, matches: &ArgMatches, env: impl Fn(&str) -> Op
     let mut level = Some(matches);
     while let Some(m) = level {
         for s in layers.settings().to_vec() {
-            let Ok(Some(mut values)) = m.try_get_raw(&s.key) else { continue };
+            let Ok(Some(values)) = m.try_get_raw(&s.key) else { continue };
             if m.value_source(&s.key) != Some(ValueSource::CommandLine) {
                 continue;
             }
             let flag = format!("--{}", s.flag().unwrap_or_default());
-            let text = values.next().and_then(|v| v.to_str()).with_context(|| format!("{flag}: not UTF-8"))?;
-            layers.set(&s.key, text, &flag)?;
+            // A list flag given several times is the comma-separated list of its values.
+            let values: Option<Vec<&str>> = values.map(|v| v.to_str()).collect();
+            let text = values.filter(|v| !v.is_empty()).with_context(|| format!("{flag}: not UTF-8"))?.join(",");
+            layers.set(&s.key, &text, &flag)?;
         }
         level = m.subcommand().map(|(_, sub)| sub);
     }
@@ -283,6 +288,19 @@ mod tests {
         // Only the flags the file or env did not set fall through.
         let c = load_test(Some(file), &[], &["run", "-t", "agent"]).unwrap();
         assert_eq!((c.agent.batch_size, c.ingestor.retention()), (100, Some(3)));
+    }
+
+    #[test]
+    fn list_flags_repeat() {
+        let args = ["run", "-t", "notifier", "--webhook", "http://a/x", "--webhook", "http://b/y,http://c/z"];
+        let c = load_test(None, &[("NTA_WEBHOOK_URL", "http://env/")], &args).unwrap();
+        assert_eq!(c.notifier.webhook.as_deref(), Some("http://a/x,http://b/y,http://c/z"));
+        let c = load_test(None, &[], &["run", "-t", "notifier", "--mail-to", "a@x", "--mail-to", "b@y"]).unwrap();
+        assert_eq!(c.notifier.mail_to.as_deref(), Some("a@x,b@y"));
+        // Other flags keep taking one value.
+        assert!(crate::cli::command()
+            .try_get_matches_from(["nta", "run", "--snaplen", "1", "--snaplen", "2"])
+            .is_err());
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub struct Field {
     pub env: Option<&'static str>,
     /// No flag; redacted by [`show`].
     pub secret: bool,
+    /// A comma-separated list whose flag may be given several times (`--webhook A --webhook
+    /// B` is `A,B`).
+    pub list: bool,
     /// Default as documented, for defaults computed at run time (host name, ...).
     pub default_doc: Option<&'static str>,
 }
@@ -129,6 +132,7 @@ impl Field {
         short: None,
         env: None,
         secret: false,
+        list: false,
         default_doc: None,
     };
 }
