@@ -313,6 +313,7 @@ async function pageAlerts(main) {
     const t = table(alertHeaders, d.alerts.map(alertRow), { id: "alerts-table", empty: "No alerts match." });
     box.appendChild(t);
     S.alertsView = { filters: f, tbody: t.querySelector("tbody") };
+    for (const ev of S.alertsPending.splice(0)) applyAlertEvent(ev);
   } catch (e) { box.appendChild(errorBox(e)); }
 }
 
@@ -320,8 +321,14 @@ async function pageAlerts(main) {
 function onAlertEvent(ev) {
   if (ev.event === "opened") toast(`${ev.severity} ${ev.class}: ${ev.summary}`, "alert");
   refreshBadge();
+  if (S.page !== "alerts") return;
+  // The list is still loading, perhaps from a snapshot older than this event: applied once shown.
+  if (!S.alertsView) { S.alertsPending.push(ev); return; }
+  applyAlertEvent(ev);
+}
+
+function applyAlertEvent(ev) {
   const v = S.alertsView;
-  if (!v || S.page !== "alerts") return;
   const f = v.filters;
   const existing = v.tbody.querySelector(`tr[data-alert-id="${CSS.escape(String(ev.id))}"]`);
   const matches = (!f.severity || f.severity === ev.severity) && (!f.class || f.class === ev.class) && (!f.state || f.state === ev.state);
@@ -506,6 +513,7 @@ async function route() {
   destroyCharts();
   if (S.timer) { clearTimeout(S.timer); S.timer = null; }
   S.alertsView = null;
+  S.alertsPending = [];
   const h = location.hash.replace(/^#/, "") || "/overview";
   const [path, query] = h.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
