@@ -1,7 +1,6 @@
 //! API integration tests against a real PostgreSQL and NATS with fixture rows.
 
 use crate::common::*;
-use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -464,53 +463,17 @@ async fn authentication_and_csrf() {
     f.stop().await;
 }
 
-/// Reads SSE `alert` events into a channel.
-async fn sse_events(f: &Fixture) -> tokio::sync::mpsc::UnboundedReceiver<(Instant, Value)> {
-    let r = reqwest::Client::new()
-        .get(format!("{}/api/alerts/stream", f.base))
-        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (hello_tx, hello_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut body = r.bytes_stream();
-        let mut buf = String::new();
-        let mut hello = Some(hello_tx);
-        while let Some(Ok(chunk)) = body.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(i) = buf.find("\n\n") {
-                let ev: String = buf.drain(..i + 2).collect();
-                if ev.contains("event: hello") {
-                    if let Some(h) = hello.take() {
-                        let _ = h.send(());
-                    }
-                }
-                if ev.contains("event: alert") {
-                    let data = ev.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-                    let _ = tx.send((Instant::now(), serde_json::from_str(data).unwrap()));
-                }
-            }
-        }
-    });
-    hello_rx.await.unwrap();
-    rx
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_alerts_and_resolve() {
     let f = Fixture::start(None, Some(TOKEN)).await;
-    let mut events = sse_events(&f).await;
+    let (mut events, _sse) = sse_alerts(&f, TOKEN, None).await;
     let nats = async_nats::connect(&f.nats.url).await.unwrap();
     let mut db = f.db.client().await.unwrap();
     // The dashboard follows NTA_ALERTS from new events: wait until its consumer exists.
     wait_for_follower(&nats).await;
     let t0 = Instant::now();
     let id = raise_alert(&mut db, &nats, "10.0.0.2", "syn_flood", "CRITICAL").await;
-    let (at, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    let (at, _, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
     let latency = at.duration_since(t0);
     assert!(latency < Duration::from_secs(1), "alert reached SSE after {latency:?}");
     assert_eq!(ev["id"], id);
@@ -537,7 +500,7 @@ async fn live_alerts_and_resolve() {
     // it to NTA_ALERTS (the dashboard publishes nothing).
     assert_eq!(store::alert_events::unpublished_count(&db).await.unwrap(), 1);
     assert_eq!(relay(&mut db, &nats).await, 1);
-    let (_, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+    let (_, _, ev) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
     assert_eq!(ev["event"], "resolved");
     assert_eq!(ev["id"], id);
     assert_eq!(resolve(id).await.unwrap().status(), StatusCode::CONFLICT);

@@ -343,3 +343,56 @@ pub async fn wait_for_follower(nats: &async_nats::Client) {
     }
     panic!("the dashboard never followed {}", bus::ALERTS_STREAM);
 }
+
+/// One SSE `alert` event as a test client read it: when, its `id` (stream sequence), its data.
+pub type SseAlert = (std::time::Instant, u64, serde_json::Value);
+
+/// Opens the live stream with bearer `token` (resuming after `last_id` when given) and reads its
+/// `alert` events into a channel; returns once `hello` arrived. Aborting the task drops the
+/// connection. A `lagged` event fails the test.
+pub async fn sse_alerts(
+    f: &Fixture,
+    token: &str,
+    last_id: Option<u64>,
+) -> (tokio::sync::mpsc::UnboundedReceiver<SseAlert>, tokio::task::JoinHandle<()>) {
+    use futures::StreamExt;
+    let mut req = reqwest::Client::new()
+        .get(format!("{}/api/alerts/stream", f.base))
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (hello_tx, hello_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut body = r.bytes_stream();
+        let mut buf = String::new();
+        let mut hello = Some(hello_tx);
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find("\n\n") {
+                let ev: String = buf.drain(..i + 2).collect();
+                let field = |name: &str| ev.lines().find_map(|l| l.strip_prefix(name)).map(str::to_string);
+                match field("event: ").as_deref() {
+                    Some("hello") => {
+                        if let Some(h) = hello.take() {
+                            let _ = h.send(());
+                        }
+                    }
+                    Some("alert") => {
+                        let id = field("id: ").expect("an alert event without id").parse().unwrap();
+                        let data = serde_json::from_str(&field("data: ").unwrap()).unwrap();
+                        let _ = tx.send((std::time::Instant::now(), id, data));
+                    }
+                    Some("lagged") => panic!("unexpected lagged event: {ev}"),
+                    _ => {}
+                }
+            }
+        }
+    });
+    hello_rx.await.unwrap();
+    (rx, task)
+}

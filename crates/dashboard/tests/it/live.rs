@@ -3,64 +3,16 @@
 //! exactly the events it missed, then the live ones, none twice.
 
 use crate::common::*;
-use futures::StreamExt;
-use reqwest::header::AUTHORIZATION;
-use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
 const TOKEN: &str = "live-token-0123456789";
 
-/// One SSE `alert` event: its `id` (stream sequence) and its data.
-type Alert = (u64, Value);
-
-/// Opens the live stream (resuming after `last_id` when given) and reads its `alert` events
-/// into a channel; returns once `hello` arrived. Dropping the task's body drops the connection.
-async fn open(
-    f: &Fixture,
-    last_id: Option<u64>,
-) -> (tokio::sync::mpsc::UnboundedReceiver<Alert>, tokio::task::JoinHandle<()>) {
-    let mut req = reqwest::Client::new()
-        .get(format!("{}/api/alerts/stream", f.base))
-        .header(AUTHORIZATION, format!("Bearer {TOKEN}"));
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id.to_string());
-    }
-    let r = req.send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (hello_tx, hello_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        let mut body = r.bytes_stream();
-        let mut buf = String::new();
-        let mut hello = Some(hello_tx);
-        while let Some(Ok(chunk)) = body.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(i) = buf.find("\n\n") {
-                let ev: String = buf.drain(..i + 2).collect();
-                let field = |name: &str| ev.lines().find_map(|l| l.strip_prefix(name)).map(str::to_string);
-                match field("event: ").as_deref() {
-                    Some("hello") => {
-                        if let Some(h) = hello.take() {
-                            let _ = h.send(());
-                        }
-                    }
-                    Some("alert") => {
-                        let id = field("id: ").expect("an alert event without id").parse().unwrap();
-                        let _ = tx.send((id, serde_json::from_str(&field("data: ").unwrap()).unwrap()));
-                    }
-                    Some("lagged") => panic!("unexpected lagged event: {ev}"),
-                    _ => {}
-                }
-            }
-        }
-    });
-    hello_rx.await.unwrap();
-    (rx, task)
-}
-
-async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Alert>) -> Alert {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("no alert event").expect("stream ended")
+/// The next SSE `alert` event: its `id` (stream sequence) and its data.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<SseAlert>) -> (u64, Value) {
+    let (_, id, data) =
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("no alert event").expect("stream ended");
+    (id, data)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +23,7 @@ async fn reconnect_with_last_event_id_gets_exactly_the_missed_events() {
     wait_for_follower(&nats).await;
 
     // Connected: two alerts arrive live, with increasing ids.
-    let (mut rx, task) = open(&f, None).await;
+    let (mut rx, task) = sse_alerts(&f, TOKEN, None).await;
     let a1 = raise_alert(&mut db, &nats, "10.0.1.1", "syn_flood", "CRITICAL").await;
     let a2 = raise_alert(&mut db, &nats, "10.0.1.2", "port_scan", "HIGH").await;
     let (s1, e1) = next(&mut rx).await;
@@ -89,7 +41,7 @@ async fn reconnect_with_last_event_id_gets_exactly_the_missed_events() {
     assert_eq!(relay(&mut db, &nats).await, 1);
 
     // Back with the last id seen: exactly the missed ones, in order, then live ones.
-    let (mut rx, _task) = open(&f, Some(s2)).await;
+    let (mut rx, _task) = sse_alerts(&f, TOKEN, Some(s2)).await;
     let missed = [next(&mut rx).await, next(&mut rx).await, next(&mut rx).await];
     let got: Vec<(i64, &str)> =
         missed.iter().map(|(_, e)| (e["id"].as_i64().unwrap(), e["event"].as_str().unwrap())).collect();
