@@ -7,7 +7,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash infra/setup.sh
-cargo build --release -p nta
+# NTA_BIN: a binary built already (the test of this script uses the debug one).
+NTA="${NTA_BIN:-}"
+if [ -z "$NTA" ]; then
+  cargo build --release -p nta
+  NTA=./target/release/nta
+fi
 CAPTURE="${1:-testdata/pcaps/ssh_brute-guessing.pcap}"
 # The dashboard signs browsers in with this password (generated once, kept in .nta/).
 if [ -z "${NTA_DASHBOARD_PASSWORD:-}" ]; then
@@ -17,5 +22,6 @@ fi
 export NTA_DASHBOARD_PASSWORD
 echo "dashboard password: $NTA_DASHBOARD_PASSWORD (from .nta/dashboard-password or NTA_DASHBOARD_PASSWORD)"
 # Every role in one process: replay the capture, print what landed and the alerts, then keep
-# the dashboard up until Ctrl-C.
-exec ./target/release/nta run --target all --read "$CAPTURE" --metrics-addr "${NTA_METRICS_ADDR:-127.0.0.1:9464}"
+# the dashboard up until Ctrl-C. The dashboard link it prints opens the range around the
+# capture's packets (a replay is rarely from the last hour).
+exec "$NTA" run --target all --read "$CAPTURE" --metrics-addr "${NTA_METRICS_ADDR:-127.0.0.1:9464}"

@@ -237,7 +237,19 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
         }
         s
     });
-    tracing::info!(?capture, ?publish, ?frames, "agent finished");
+    tracing::info!(
+        frames = capture.frames,
+        decoded = capture.decoded,
+        malformed = capture.malformed,
+        batches_acked = publish.batches_acked,
+        records_acked = publish.records_acked,
+        duplicates = publish.duplicates,
+        records_dropped = dropped_records,
+        frames_kept = frames.as_ref().map(|f| f.publish.records_acked),
+        frames_dropped = frames.as_ref().map(|f| f.dropped),
+        file_error = capture.file_error.as_deref(),
+        "agent finished"
+    );
     if let Some(fatal) = &publish.fatal {
         bail!(
             "{fatal}; the replay stopped: {} records acknowledged, {dropped_records} not published",

@@ -105,10 +105,10 @@ function errorBox(e) { return el("p", { class: "error", text: "Error: " + e.mess
 
 function rangeParams(extra) {
   const p = new URLSearchParams();
-  if (S.range.kind === "custom" && S.range.from && S.range.to) {
+  if (fixedRange()) {
     p.set("from", String(S.range.from)); p.set("to", String(S.range.to));
   } else {
-    p.set("range", S.range.kind === "custom" ? "1h" : S.range.kind);
+    p.set("range", RANGE_SECS[S.range.kind] ? S.range.kind : "1h");
   }
   if (extra) for (const [k, v] of Object.entries(extra)) if (v !== "" && v !== null && v !== undefined) p.set(k, String(v));
   return p;
@@ -118,8 +118,10 @@ const RANGE_SECS = { "15m": 900, "1h": 3600, "24h": 86400 };
 function pcapLink(params, id) {
   return el("a", { href: "/api/pcap?" + new URLSearchParams(params).toString(), id: id, download: "", text: "Download pcap" });
 }
+// Custom and "around the latest data" ranges are absolute; the others end now.
+function fixedRange() { return (S.range.kind === "custom" || S.range.kind === "latest") && S.range.from && S.range.to; }
 function pcapRange() {
-  if (S.range.kind === "custom" && S.range.from && S.range.to) return { from: String(S.range.from), to: String(S.range.to) };
+  if (fixedRange()) return { from: String(S.range.from), to: String(S.range.to) };
   const now = Math.floor(Date.now() / 1000);
   return { from: String(now - (RANGE_SECS[S.range.kind] || 3600)), to: String(now) };
 }
@@ -154,7 +156,7 @@ function setupRange() {
       return;
     }
     custom.hidden = true;
-    S.range = { kind: sel.value, from: null, to: null };
+    S.range = { kind: sel.value, from: null, to: null, chosen: true };
     localStorage.setItem("nta.range", sel.value);
     route();
   });
@@ -167,12 +169,34 @@ function setupRange() {
   });
 }
 function setCustomRange(f, t) {
-  S.range = { kind: "custom", from: f, to: t };
+  S.range = { kind: "custom", from: f, to: t, chosen: true };
+  document.getElementById("range-note").hidden = true;
   document.getElementById("range-select").value = "custom";
   document.getElementById("custom-range").hidden = false;
   document.getElementById("range-from").value = toLocalInput(f);
   document.getElementById("range-to").value = toLocalInput(t);
 }
+
+// "Around the latest data": the range ending at the newest packet or window stored
+// (/api/data-extent), resolved again on every page load so that it follows new data. Chosen
+// by itself when the relative range in effect is empty but older data exists (a replayed
+// capture), unless the user picked a range in this session; the page says so (#range-note).
+async function resolveRange() {
+  const note = document.getElementById("range-note");
+  if (S.range.kind === "custom" || (S.range.kind !== "latest" && S.range.chosen)) { note.hidden = true; return; }
+  let ext;
+  try { ext = await api("/api/data-extent"); } catch (e) { return; }
+  const secs = RANGE_SECS[S.range.kind];
+  if (secs && !(ext.newest !== null && ext.newest < Date.now() / 1000 - secs)) { note.hidden = true; return; }
+  if (secs) S.range = { kind: "latest", auto: RANGE_LABELS[S.range.kind], from: null, to: null };
+  document.getElementById("range-select").value = "latest";
+  if (!ext.range) { S.range.from = S.range.to = null; note.hidden = false; note.textContent = "Nothing is stored yet."; return; }
+  S.range.from = ext.range.from; S.range.to = ext.range.to;
+  clear(note).append(`Around the latest data: ${fmtTime(ext.range.from)} to ${fmtTime(ext.range.to)} (newest record ${fmtTime(ext.newest)})`);
+  if (S.range.auto) note.append(`. There is nothing in the ${S.range.auto}.`);
+  note.hidden = false;
+}
+const RANGE_LABELS = { "15m": "last 15 minutes", "1h": "last hour", "24h": "last 24 hours" };
 
 // ------------------------------------------------------------------ charts
 
@@ -520,6 +544,8 @@ async function route() {
   const name = parts[0] || "overview";
   S.page = name === "alerts" && parts[1] ? "alert" : name;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
+  if (new URLSearchParams(query || "").get("range") === "latest") S.range = { kind: "latest", from: null, to: null, chosen: true };
+  await resolveRange();
   const main = clear(document.getElementById("main"));
   try {
     if (name === "alerts" && parts[1]) await pageAlertDetail(main, parts[1]);

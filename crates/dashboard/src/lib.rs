@@ -161,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/top-destinations", get(api::top_destinations))
         .route("/api/top-ports", get(api::top_ports))
         .route("/api/pipeline", get(api::pipeline))
+        .route("/api/data-extent", get(api::data_extent))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/summary", get(api::alerts_summary))
         .route("/api/alerts/stream", get(live::alerts_stream))

@@ -29,6 +29,9 @@ settings::settings! {
         pub metrics_addr: Option<SocketAddr> = None,
         /// Log filter (tracing EnvFilter syntax), e.g. `info` or `agent=debug,info`.
         pub log: String = "info,async_nats=warn".into(),
+        /// Log lines as `text` (for people) or `json` (one object per line, for log shippers:
+        /// timestamp, level, target, message and the event's fields as keys).
+        pub log_format: LogFormat = LogFormat::Text,
     }
     sections {
         pub agent: agent::AgentConfig,
@@ -43,6 +46,18 @@ settings::settings! {
         pub alerts: bus::AlertLimits,
         pub nats: bus::NatsAuth,
     }
+}
+
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, settings::serde::Serialize, settings::serde::Deserialize)]
+#[serde(crate = "settings::serde", rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl settings::SettingType for LogFormat {
+    const KIND: Kind = Kind::Str;
 }
 
 impl NtaConfig {

@@ -26,10 +26,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        config::LogFormat::Text => logs.init(),
+        config::LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(commands::dispatch(cli, cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -210,7 +210,12 @@ pub async fn run(r: Resolved) -> Result<()> {
                 } else {
                     "open (loopback, no password set)"
                 };
-                println!("dashboard: http://{} (login: {login}); Ctrl-C to stop", cfg.dashboard.listen);
+                // The replayed capture is rarely from the last hour: the link opens the range
+                // that ends at its newest packet.
+                println!(
+                    "dashboard: http://{}/#/overview?range=latest (login: {login}); Ctrl-C to stop",
+                    cfg.dashboard.listen
+                );
             } else {
                 let _ = stop_tx.send(true);
                 return stop_all(&mut tasks).await;

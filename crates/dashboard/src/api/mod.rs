@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 
 mod alerts;
+mod extent;
 mod hosts;
 mod overview;
 mod packets;
@@ -22,6 +23,7 @@ pub mod rollup;
 mod runs;
 
 pub use alerts::*;
+pub use extent::*;
 pub use hosts::*;
 pub use overview::*;
 pub use packets::*;

@@ -1,0 +1,98 @@
+//! The quick start as a new user runs it: `bash infra/quickstart.sh` replays Zeek's 2015 SSH
+//! trace through every role in one process. Signed in with the dashboard's default range (the
+//! last hour of wall-clock time, empty for a 2015 capture), the Overview must show the capture's
+//! traffic without the range selector being touched, and say which range it shows; the link the
+//! quick start prints must open the same range. Screenshots land in
+//! `$CARGO_TARGET_DIR/dashboard-e2e/`.
+
+mod common;
+
+use common::*;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use testkit::browser::Driver;
+
+const PASSWORD: &str = "quickstart-password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_overview_shows_the_replayed_capture() {
+    let Some(d) = Driver::start().await else { return };
+    let nats = NatsServer::start().unwrap();
+    let db = TestDb::create().await.unwrap();
+    let root = testkit::workspace_root();
+    let port = |url: &str| url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    let mut quickstart = Command::new("bash");
+    quickstart
+        .arg(root.join("infra/quickstart.sh"))
+        .current_dir(&root)
+        // The debug binary the tests use, instead of the release build the script makes.
+        .env("NTA_BIN", nta_bin())
+        .env("NTA_NATS_URL", &nats.url)
+        .env("NTA_NATS_PORT", port(&nats.url))
+        .env("NTA_DATABASE_URL", &db.url)
+        .env("NTA_PG_PORT", port(&db.url))
+        .env("NTA_DASHBOARD_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("NTA_DASHBOARD_PASSWORD", PASSWORD)
+        .env("NTA_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("NTA_LOG", "warn")
+        .stdout(Stdio::piped());
+    // The script execs nta: the child is the stack, stopped on drop.
+    let mut stack = Role(quickstart.spawn().expect("running infra/quickstart.sh"));
+    let stdout = stack.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("quickstart: {line}");
+            if let Some(rest) = line.strip_prefix("dashboard: ") {
+                let _ = tx.send(rest.split(' ').next().unwrap().to_string());
+            }
+        }
+    });
+    let link = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(300)))
+        .await
+        .unwrap()
+        .expect("the quick start printed no dashboard link");
+    assert!(link.ends_with("/#/overview?range=latest"), "{link}");
+    let base = link.split("/#").next().unwrap().to_string();
+
+    // What the Overview must show: every packet of the capture summed in the 5 s source windows.
+    let pg = db.client().await.unwrap();
+    let packets: i64 = pg
+        .query_one("SELECT coalesce(sum(packet_count), 0)::int8 FROM window_features WHERE view = 'source' AND window_size = 5", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let stored: i64 = pg.query_one("SELECT count(*) FROM raw_packets", &[]).await.unwrap().get(0);
+    assert!(packets > 0 && stored > 0, "nothing landed: {packets} packets in windows, {stored} stored");
+
+    // A new user: signs in, never touches the range selector.
+    d.goto(&format!("{base}/")).await;
+    d.wait_for("document.getElementById('password')", Duration::from_secs(10)).await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-btn").await;
+    let kpi = "[...document.querySelectorAll('.kpi')].find(k => k.querySelector('.l').textContent === 'packets')";
+    d.wait_for(kpi, Duration::from_secs(20)).await;
+    let shown = d.exec(&format!("return {kpi}.querySelector('.v').textContent;")).await;
+    let digits: String = shown.as_str().unwrap().chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(digits, packets.to_string(), "Overview shows {shown} packets");
+    let note = d.exec("const n = document.getElementById('range-note'); return n.hidden ? '' : n.textContent;").await;
+    let note = note.as_str().unwrap();
+    assert!(note.starts_with("Around the latest data: 2015-"), "{note}");
+    assert!(note.ends_with("There is nothing in the last hour."), "{note}");
+    assert_eq!(d.exec("return document.getElementById('range-select').value;").await, "latest");
+    assert_eq!(d.exec("return document.querySelectorAll('.chart-box canvas').length;").await, 2, "charts missing");
+    let shot = d.screenshot("quickstart-overview.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // The printed link: the same range, chosen rather than a fallback.
+    d.goto(&link).await;
+    d.wait_for(
+        &format!("{kpi} && {kpi}.querySelector('.v').textContent === {}", serde_json::json!(shown)),
+        Duration::from_secs(20),
+    )
+    .await;
+    let note = d.exec("return document.getElementById('range-note').textContent;").await;
+    assert!(!note.as_str().unwrap().contains("nothing in the"), "{note}");
+    d.quit().await;
+}
