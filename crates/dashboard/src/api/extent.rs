@@ -31,14 +31,16 @@ pub async fn data_extent(State(state): State<AppState>) -> JsonResult {
         let (packet, window): (Option<f64>, Option<f64>) = (newest.get(0), newest.get(1));
         let Some(latest) = packet.into_iter().chain(window).reduce(f64::max) else { return Ok(empty.clone()) };
         let since = latest - LOOKBACK_S;
-        // The rollup's minutes, else (no rollup consumer ran) the packets themselves.
+        // The rollup's minutes, else (no rollup consumer ran) the packets themselves; 5 s windows
+        // only, as a 3 min window starts up to 3 minutes before its first packet.
         let oldest: Option<f64> = c
             .query_one(
                 "SELECT extract(epoch from least( \
                     coalesce((SELECT min(bucket) FROM traffic_rollup WHERE width = 60 AND dim = 'protocol' \
                                 AND bucket >= to_timestamp($1)), \
                              (SELECT min(ts) FROM raw_packets WHERE ts >= to_timestamp($1))), \
-                    (SELECT min(window_start) FROM window_features WHERE window_start >= to_timestamp($1))))::float8",
+                    (SELECT min(window_start) FROM window_features WHERE window_size = 5 \
+                       AND window_start >= to_timestamp($1))))::float8",
                 &[&since],
             )
             .await?

@@ -629,7 +629,7 @@ async fn data_extent_follows_the_stored_data() {
         let oldest: f64 = c
             .query_one(
                 "SELECT extract(epoch from least((SELECT min(ts) FROM raw_packets WHERE ts >= to_timestamp($1)), \
-                 (SELECT min(window_start) FROM window_features WHERE window_start >= to_timestamp($1))))::float8",
+                 (SELECT min(window_start) FROM window_features WHERE window_size = 5 AND window_start >= to_timestamp($1))))::float8",
                 &[&(newest - 86400.0)],
             )
             .await
