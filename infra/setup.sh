@@ -45,6 +45,8 @@ apt_install() {
 apt_install nats-server:nats-server psql:postgresql-client libpcap-dev tshark:tshark \
   tcpdump:tcpdump ip:iproute2 ping:iputils-ping pkg-config:pkg-config \
   chromium:chromium chromedriver:chromium-driver
+# Prometheus and promtool for the monitoring kit's checks and test (its service is not started).
+bash "$ROOT/infra/monitoring/install-prometheus.sh"
 # The server binaries also when a server already listens: the TLS tests start a private one.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgres:postgresql

@@ -9,6 +9,8 @@ bash infra/setup.sh
 bash infra/lab/setup.sh
 # fmt, clippy -D warnings, unused dependencies, stage boundaries.
 bash infra/lint.sh
+# Monitoring kit: Prometheus config, rules and their unit tests, Grafana dashboards (a few s).
+bash infra/monitoring/check.sh
 # Integration tests drive the real binary.
 cargo build -p nta
 cargo test --workspace "$@"

@@ -6,6 +6,7 @@ pub mod capture;
 mod config;
 pub mod decode;
 mod frames;
+mod metrics;
 mod pcapfile;
 pub mod publisher;
 pub mod queue;

@@ -59,7 +59,9 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn label(self) -> &'static str {
+    pub(crate) const ALL: [Failure; 3] = [Failure::Transient, Failure::StreamFull, Failure::Permanent];
+
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Failure::Transient => "transient",
             Failure::StreamFull => "stream_full",

@@ -86,6 +86,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()> + Send) ->
     let frame_bytes = cfg.frames_kept();
     let frames_queue =
         frame_bytes.map(|_| Arc::new(SendQueue::with_metrics(cfg.frames_queue_max_bytes(), &FRAME_METRICS)));
+    crate::metrics::register(frames_queue.as_ref().map(|_| &FRAME_METRICS));
     let stop = Arc::new(AtomicBool::new(false));
     // Stopping the capture: the flag its loop checks, and a wake-up for a live read waiting on
     // a quiet interface.

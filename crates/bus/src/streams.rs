@@ -14,6 +14,7 @@ mod admin;
 mod alerts;
 mod frames;
 mod limits;
+pub mod usage;
 pub use admin::{report, set_replicas, ReplicaChange};
 pub use alerts::{ensure_alerts_stream, AlertLimits, ALERTS_DUPLICATE_WINDOW};
 pub use frames::{ensure_frames_stream, FrameLimits};

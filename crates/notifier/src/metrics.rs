@@ -27,3 +27,18 @@ pub(crate) fn describe() {
     describe_counter!(MALFORMED_TOTAL, "Undecodable alert events moved to nta.deadletter");
     describe_gauge!(CONSUMER_PENDING_MESSAGES, "Alert events of NTA_ALERTS not yet delivered to the notifiers");
 }
+
+/// Every counter of the configured `outputs` at 0 from start-up: Prometheus' increase() needs a
+/// sample before the first event, or an alert on it never fires on the first one (see
+/// infra/monitoring/).
+pub(crate) fn register(outputs: &[&str]) {
+    metrics::counter!(MALFORMED_TOTAL).increment(0);
+    for skip in crate::notification::Skip::ALL {
+        metrics::counter!(SKIPPED_TOTAL, "reason" => skip.label()).increment(0);
+    }
+    for output in outputs {
+        for name in [SENT_TOTAL, FAILED_TOTAL, RETRIED_TOTAL, DEADLETTER_TOTAL] {
+            metrics::counter!(name, "output" => output.to_string()).increment(0);
+        }
+    }
+}

@@ -63,6 +63,8 @@ pub enum Skip {
 }
 
 impl Skip {
+    pub const ALL: [Skip; 4] = [Skip::Severity, Skip::Class, Skip::Quiet, Skip::Resolved];
+
     pub fn label(self) -> &'static str {
         match self {
             Skip::Severity => "severity",

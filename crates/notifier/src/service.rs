@@ -70,6 +70,7 @@ pub async fn run(cfg: NotifierConfig, shutdown: impl Future<Output = ()> + Send)
     m::describe();
     let outputs = outputs(&cfg).await?;
     let names: Vec<&str> = outputs.iter().map(Output::name).collect();
+    m::register(&names);
     let mut shutdown = Shutdown::new(shutdown);
     bus::startup::set_ready(ROLE, false);
     let started = async {
@@ -94,8 +95,10 @@ pub async fn run(cfg: NotifierConfig, shutdown: impl Future<Output = ()> + Send)
     };
     bus::startup::set_ready(ROLE, true);
     info!(outputs = ?names, durable = %cfg.durable, "notifier consuming NTA_ALERTS");
-    let gauge =
-        bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, Duration::from_secs(5));
+    let gauges = [
+        bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, Duration::from_secs(5)),
+        bus::streams::usage::spawn_gauges(js.clone(), vec![bus::ALERTS_STREAM], bus::streams::usage::EVERY),
+    ];
     let policy = Policy::new(&cfg.min_severity, list(cfg.classes.as_deref()), cfg.quiet(), cfg.notify_resolved);
     let mut notifier = Notifier { cfg, js, outputs, policy };
     let opts = LoopOptions {
@@ -105,7 +108,7 @@ pub async fn run(cfg: NotifierConfig, shutdown: impl Future<Output = ()> + Send)
         timers: vec![Duration::from_secs(60)],
     };
     let res = bus::consume::run(&consumer, &opts, &mut notifier, &mut shutdown).await;
-    gauge.abort();
+    gauges.iter().for_each(|g| g.abort());
     res
 }
 

@@ -52,6 +52,38 @@ fn build(addr: SocketAddr) -> PrometheusBuilder {
         .expect("static bucket list")
 }
 
+/// Commit the binary was built from (see build.rs).
+const GIT_COMMIT: &str = match option_env!("NTA_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+/// Marks `role` as running in this process: `nta_build_info{version,git_commit,role}` = 1 (which
+/// version runs where, and a series per role that exists as long as the process is up).
+pub fn role_started(role: &'static str) {
+    metrics::gauge!("nta_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_commit" => GIT_COMMIT,
+        "role" => role)
+    .set(1.0);
+    if role == "dashboard" {
+        // The dashboard crate counts these where they happen; they exist from start-up at 0 (an
+        // increase() over a counter without a sample before the first event stays empty).
+        for name in [
+            "nta_dashboard_connections_refused_total",
+            "nta_dashboard_header_timeouts_total",
+            "nta_dashboard_sse_refused_total",
+            "nta_dashboard_login_failures_total",
+            "nta_dashboard_login_lockouts_total",
+            "nta_dashboard_login_refused_total",
+            "nta_dashboard_alert_events_malformed_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
+        for name in ["nta_dashboard_open_connections", "nta_dashboard_sse_clients"] {
+            metrics::gauge!(name).increment(0.0);
+        }
+    }
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, Unit};
     describe_counter!("nta_agent_frames_captured_total", "Frames read from the interface or file");
@@ -73,6 +105,7 @@ fn describe() {
         "nta_agent_dropped_records_total",
         "Records never published, by reason (queue_full, stream_full, shutdown, publish_error)"
     );
+    describe_gauge!("nta_build_info", "1, with the version, git commit and role of this process as labels");
     describe_gauge!("nta_ready", "1 once the role is connected to what it needs (NATS, streams, PostgreSQL), by role");
     describe_gauge!("nta_agent_queue_bytes", Unit::Bytes, "Bytes waiting in the send queue");
     describe_gauge!("nta_agent_pending_acks", "Publications awaiting their PubAck");

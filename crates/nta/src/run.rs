@@ -134,6 +134,7 @@ pub async fn run(r: Resolved) -> Result<()> {
 
     let mut agent_task = None;
     for role in ROLES.iter().filter(|role| r.targets.contains(&role.target)) {
+        crate::metrics::role_started(role.name);
         let running = (role.start)(cfg, stopped(stop_rx.clone()));
         let name = role.name;
         if role.target == Target::Agent {

@@ -146,11 +146,14 @@ impl Service {
         }
         info!(durable = %cfg.durable, model_version = %model.model_version, instance = %cfg.instance, "predictor started");
         let policy = cfg.policy();
-        let background = vec![bus::consume::spawn_pending_gauge(
-            consumer.clone(),
-            m::CONSUMER_PENDING_MESSAGES,
-            cfg.pending_refresh(),
-        )];
+        let background = vec![
+            bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
+            bus::streams::usage::spawn_gauges(
+                js.clone(),
+                vec![bus::WINDOWS_STREAM, bus::ALERTS_STREAM],
+                bus::streams::usage::EVERY,
+            ),
+        ];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         let failpoint = bus::Failpoint::from_env(FAILPOINT_ENV, &[AFTER_ALERT_COMMIT, AFTER_ALERT_PUBLISH]);

@@ -211,11 +211,16 @@ impl Service {
             "windower partition started"
         );
         bus::startup::set_ready(ROLE, true);
-        let background = vec![bus::consume::spawn_pending_gauge(
-            consumer.clone(),
-            m::CONSUMER_PENDING_MESSAGES,
-            cfg.pending_refresh(),
-        )];
+        // Every partition polls the streams (one request each per 15 s): which partitions this
+        // process holds changes as windowers come and go.
+        let background = vec![
+            bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
+            bus::streams::usage::spawn_gauges(
+                js.clone(),
+                vec![bus::PACKETS_STREAM, bus::WINDOWS_STREAM],
+                bus::streams::usage::EVERY,
+            ),
+        ];
         let database_url = cfg.database_url.clone();
         Ok(Service {
             tracker: Tracker::new(replay_seq),
