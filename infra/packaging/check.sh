@@ -76,7 +76,7 @@ depends=$(dpkg-query -W -f='${Depends}' nta)
 recommends=$(dpkg-query -W -f='${Recommends}' nta)
 log "installed; Depends: $depends; Recommends: $recommends"
 grep -q 'libpcap0.8' <<<"$depends" || fail "Depends lacks libpcap0.8"
-grep -q 'nats-server' <<<"$recommends" && grep -q postgresql <<<"$recommends" || fail "Recommends: $recommends"
+{ grep -q 'nats-server' <<<"$recommends" && grep -q postgresql <<<"$recommends"; } || fail "Recommends: $recommends"
 for f in /etc/nta/nta.env /etc/nta/nta.toml; do
   dpkg-query -W -f='${Conffiles}' nta | grep -q " $f " || fail "$f is not a conffile"
 done
@@ -125,7 +125,11 @@ done
 
 # --- the packaged model, found by the installed binary as user nta ------------------------
 work=$(mktemp -d)
-trap 'for p in ${agent_pid:-} ${nats_pid:-}; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+cleanup() {
+  for pid in ${agent_pid:-} ${nats_pid:-}; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 cp "$CAPTURE" "$work/capture.pcap"
 chmod -R a+rX "$work"
 # From / and without NTA_MODEL, so neither the working directory nor the environment helps.
@@ -184,10 +188,10 @@ nats_pid=
 
 # --- remove, purge ------------------------------------------------------------------------
 dpkg -r nta >/tmp/nta-packaging-dpkg.log 2>&1 || { cat /tmp/nta-packaging-dpkg.log >&2; fail "dpkg -r"; }
-[ ! -e /usr/bin/nta ] && [ ! -e /lib/systemd/system/nta@.service ] && [ ! -e $MODEL ] || fail "dpkg -r left files"
+{ [ ! -e /usr/bin/nta ] && [ ! -e /lib/systemd/system/nta@.service ] && [ ! -e $MODEL ]; } || fail "dpkg -r left files"
 [ -f /etc/nta/nta.env ] || fail "dpkg -r removed the conffiles (only purge should)"
 dpkg -P nta >/tmp/nta-packaging-dpkg.log 2>&1 || { cat /tmp/nta-packaging-dpkg.log >&2; fail "dpkg -P"; }
-[ ! -e /etc/nta ] && [ ! -e /var/lib/nta ] || fail "dpkg -P left /etc/nta or /var/lib/nta"
+{ [ ! -e /etc/nta ] && [ ! -e /var/lib/nta ]; } || fail "dpkg -P left /etc/nta or /var/lib/nta"
 ! dpkg -s nta >/dev/null 2>&1 || fail "nta still known to dpkg after purge"
 log "removed and purged cleanly (the nta user stays, as Debian keeps system users)"
 
@@ -203,5 +207,13 @@ services=$(NTA_DASHBOARD_PASSWORD=check compose config --services | sort | tr '\
 for s in nats1 nats2 nats3 postgres agent agent-live ingestor windower predictor dashboard notifier prometheus grafana; do
   grep -qw -- "$s" <<<"$services" || fail "compose.yaml lacks service $s (has: $services)"
 done
+# Prometheus' own check of the stack's scrape configuration, where promtool is installed
+# (infra/setup.sh installs Debian's prometheus for the monitoring tests).
+if command -v promtool >/dev/null; then
+  promtool check config --syntax-only infra/compose/prometheus.yml >/dev/null || fail "promtool check config"
+  log "infra/compose/prometheus.yml valid (promtool)"
+else
+  log "infra/compose/prometheus.yml not checked: no promtool"
+fi
 log "infra/compose/compose.yaml valid ($(docker-compose version --short 2>/dev/null || echo docker-compose))"
 log "all package checks passed"
