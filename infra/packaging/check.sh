@@ -141,6 +141,24 @@ grep 'model loaded' "$work/analyze.err" | grep -qF "$MODEL" || { cat "$work/anal
 grep -q ssh_brute "$work/analyze.out" || { cat "$work/analyze.out" >&2; fail "no ssh_brute verdict"; }
 log "nta analyze as nta loaded $MODEL: $(grep -m1 'windows from' "$work/analyze.err")"
 
+# --- the shipped configuration templates name real settings ------------------------------
+# Every variable nta.env shows is in the settings table, and with all the examples of nta.env
+# and nta.toml uncommented, `nta config` accepts them (it rejects unknown keys and bad values).
+known=$(nta config --markdown | awk -F'|' 'NR > 2 { gsub(/[ `]/, "", $4); print $4 }')
+examples=$(grep '^#NTA_[A-Z0-9_]*=' /etc/nta/nta.env | sed 's/^#//')
+[ -n "$examples" ] || fail "nta.env shows no variable"
+while IFS= read -r line; do
+  grep -qx "${line%%=*}" <<<"$known" || fail "nta.env names ${line%%=*}, which is no setting"
+done <<<"$examples"
+sed -n 's/^# \(\[[a-z]*\]\|[a-z_]* = .*\)$/\1/p' /etc/nta/nta.toml >"$work/examples.toml"
+grep -q = "$work/examples.toml" || fail "nta.toml shows no example"
+if ! (while IFS= read -r line; do export "${line?}"; done <<<"$examples"
+  nta --config "$work/examples.toml" config >"$work/config.out" 2>&1); then
+  cat "$work/config.out" >&2
+  fail "the examples of nta.env and nta.toml do not load"
+fi
+log "nta.env and nta.toml examples load ($(grep -c . <<<"$examples") variables, $(grep -c = "$work/examples.toml") keys)"
+
 # --- capture as nta with the drop-in's capabilities ---------------------------------------
 # What systemd grants nta@agent (AmbientCapabilities of the drop-in), applied with setpriv
 # (systemd cannot run units here): live capture on lo must work with them and fail without.
