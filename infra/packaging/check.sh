@@ -35,8 +35,7 @@ if dpkg -s nta >/dev/null 2>&1 && [ "${NTA_PACKAGING_REPLACE:-}" != 1 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt_get() { apt-get -o DPkg::Lock::Timeout=300 -y -q "$@" >/tmp/nta-packaging-apt.log 2>&1 ||
-  { tail -20 /tmp/nta-packaging-apt.log >&2; fail "apt-get $*"; }; }
+apt_get() { apt-get -o DPkg::Lock::Timeout=300 -y -q "$@" >>/tmp/nta-packaging-apt.log 2>&1; }
 missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
@@ -46,10 +45,12 @@ command -v curl >/dev/null || missing+=(curl)
 command -v ping >/dev/null || missing+=(iputils-ping)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  apt_get install "${missing[@]}" || { apt_get update && apt_get install "${missing[@]}"; }
+  apt_get install "${missing[@]}" || { apt_get update && apt_get install "${missing[@]}"; } ||
+    { tail -20 /tmp/nta-packaging-apt.log >&2; fail "apt-get install ${missing[*]}"; }
 fi
 if ! command -v cargo-deb >/dev/null; then
   log "installing cargo-deb from crates.io"
+  # Pinned: 3.8 packages the dev profile with a warning that a later version may refuse it.
   cargo install --locked --quiet cargo-deb --version 3.8.0
   log "cargo-deb installed"
 fi
@@ -58,7 +59,8 @@ fi
 log "cargo deb -p nta --profile $PROFILE"
 rm -rf target/debian
 if [ "$PROFILE" = release ]; then
-  cargo deb -p nta --locked
+  # Debug info (profile.release has line tables) goes to nta-dbgsym_*.ddeb: a 6 MB package, not 25.
+  cargo deb -p nta --locked --dbgsym
 else
   # --fast: less compression, the package is thrown away right after.
   cargo deb -p nta --locked --profile "$PROFILE" --fast
@@ -69,7 +71,7 @@ log "built $DEB ($(du -h "$DEB" | cut -f1))"
 # --- install ------------------------------------------------------------------------------
 if ! dpkg -i "$DEB" >/tmp/nta-packaging-dpkg.log 2>&1; then
   log "dpkg -i left dependencies unmet; apt-get -f install"
-  apt_get -f install
+  apt_get -f install || { tail -20 /tmp/nta-packaging-apt.log >&2; fail "apt-get -f install"; }
 fi
 dpkg -s nta | grep -q '^Status: install ok installed' || { cat /tmp/nta-packaging-dpkg.log >&2; fail "not installed"; }
 depends=$(dpkg-query -W -f='${Depends}' nta)
