@@ -175,15 +175,17 @@ nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/nats.log" 
 nats_pid=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
 chown -R nta "$work"
-agent() { # agent() CAPS: a live-capture agent on lo as user nta, setpriv capabilities CAPS
+agent() { # agent CAPS: becomes a live-capture agent on lo as user nta with capabilities CAPS
   local caps=$1
-  NTA_NATS_URL=nats://127.0.0.1:$nats_port NTA_METRICS_ADDR=127.0.0.1:$metrics_port NTA_STREAM_MAX_GB=0.01 \
+  # exec: the caller's $! (or subshell) is then the agent (timeout passes a kill on to it),
+  # which ends in 60 s at most even if capture without capabilities were to work.
+  exec timeout 60 env "NTA_NATS_URL=nats://127.0.0.1:$nats_port" "NTA_METRICS_ADDR=127.0.0.1:$metrics_port" NTA_STREAM_MAX_GB=0.01 \
     NTA_FRAMES_MAX_GB=0.01 setpriv --reuid nta --regid nta --init-groups --no-new-privs \
     --inh-caps "-all${caps:+,$caps}" --ambient-caps "-all${caps:+,$caps}" --bounding-set "-all${caps:+,$caps}" \
     nta run --target agent --interface lo --agent-id pkgcheck --bpf 'icmp'
 }
 metrics_port=$(free_port)
-if agent "" >"$work/nocap.log" 2>&1; then fail "the agent captured without capabilities: the check proves nothing"; fi
+if (agent "") >"$work/nocap.log" 2>&1; then fail "the agent captured without capabilities: the check proves nothing"; fi
 grep -qi 'permit' "$work/nocap.log" || { cat "$work/nocap.log" >&2; fail "the agent without capabilities failed otherwise"; }
 agent "$setcaps" >"$work/agent.log" 2>&1 &
 agent_pid=$!
