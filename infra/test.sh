@@ -13,6 +13,9 @@ bash infra/lint.sh
 bash infra/monitoring/check.sh
 # Integration tests drive the real binary.
 cargo build -p nta
+# The Debian package of that build installed and checked (units, user, model, capture
+# capabilities, removal) and the compose file validated: README, Installing.
+bash infra/packaging/check.sh
 cargo test --workspace "$@"
 # A short fuzzing pass over every parser of untrusted bytes (nightly + cargo-fuzz; the long
 # runs are `bash infra/fuzz.sh 3600`). 15 s per target: crashes found so far took seconds.

@@ -75,3 +75,39 @@ fn benign_captures_raise_nothing() {
     }
     assert!(noisy.is_empty(), "false positives:\n{}", noisy.join("\n"));
 }
+
+/// The installed layout (README, Installing): a binary in `PREFIX/bin` loads
+/// `PREFIX/share/nta/models/default.nta-model` when no model is configured, before the
+/// repository's model of the checkout it was built from; without that file it falls back to
+/// the repository's.
+#[test]
+fn installed_binary_loads_the_model_beside_it() {
+    let prefix = tempfile::tempdir().unwrap();
+    let (bin, models) = (prefix.path().join("bin"), prefix.path().join("share/nta/models"));
+    std::fs::create_dir_all(&bin).unwrap();
+    // A hard link keeps /proc/self/exe in the prefix (a symlink would resolve to target/).
+    let exe = bin.join("nta");
+    std::fs::hard_link(nta_bin(), &exe).or_else(|_| std::fs::copy(nta_bin(), &exe).map(|_| ())).unwrap();
+    let loaded = || {
+        let capture = testkit::workspace_root().join("testdata/pcaps/ssh_brute-guessing.pcap");
+        let out = std::process::Command::new(&exe)
+            .arg("analyze")
+            .arg(capture)
+            .current_dir(prefix.path())
+            .env_remove("NTA_MODEL")
+            .env("NTA_LOG", "info")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr.lines().find(|l| l.contains("model loaded")).unwrap_or_else(|| panic!("{stderr}")).to_owned()
+    };
+    let repo_model = testkit::workspace_root().join("crates/predictor/models/default.nta-model");
+    assert!(loaded().contains(&repo_model.display().to_string()), "without an installed model: the repository's");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(&repo_model, models.join("default.nta-model")).unwrap();
+    let installed = models.join("default.nta-model").display().to_string();
+    let line = loaded();
+    assert!(line.contains(&installed), "expected {installed}: {line}");
+}

@@ -317,6 +317,8 @@ impl Model {
             None => default_model_path()?,
         };
         let m = Model::load(&path).map_err(|e| anyhow::anyhow!("loading model {}: {e}", path.display()))?;
+        // Which file, not only which version: the default is looked up in several places.
+        tracing::info!(model = %path.display(), version = %m.model_version, "model loaded");
         for view in [View::Source, View::Destination] {
             let unknown = m.view(view).map(|vm| vm.unknown_features(view)).unwrap_or_default();
             if !unknown.is_empty() {
@@ -357,27 +359,45 @@ impl Model {
     }
 }
 
-/// Where the model comes from when none is configured: `$NTA_MODEL`, else the model shipped
-/// in the repository (`crates/predictor/models/default.nta-model`, looked up next to this
-/// crate's sources and then relative to the working directory).
+/// Where the model comes from when none is configured: `$NTA_MODEL`, else the first file of
+/// [`default_model_candidates`] that exists.
 pub fn default_model_path() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os(MODEL_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.nta-model"),
-        PathBuf::from("crates/predictor/models/default.nta-model"),
-        PathBuf::from("models/default.nta-model"),
-    ];
-    for c in &candidates {
-        if c.is_file() {
-            return Ok(c.clone());
-        }
+    let candidates = default_model_candidates();
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
     }
     anyhow::bail!(
         "no model configured and no default model found (tried {}); train one or pass --model / set {MODEL_ENV}",
         candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
     )
+}
+
+/// The places a default model is looked for, in order (the one list the docs describe):
+/// 1. `../share/nta/models/default.nta-model` beside the running binary: the installed layout
+///    (`/usr/bin/nta` finds `/usr/share/nta/models/default.nta-model`, as the Debian package and
+///    the container image install it). First, so that an installed binary uses the model it was
+///    installed with even when a checkout sits on the same machine; a binary in `target/` has
+///    no such file and falls through to the repository's.
+/// 2. The repository's `crates/predictor/models/default.nta-model`, next to this crate's
+///    sources (a build from a checkout), then relative to the working directory.
+/// 3. `/usr/share/nta/models/default.nta-model` itself, for a packaged model with a binary
+///    copied elsewhere.
+pub fn default_model_candidates() -> Vec<PathBuf> {
+    const INSTALLED: &str = "share/nta/models/default.nta-model";
+    let mut candidates = Vec::new();
+    if let Some(prefix) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf())) {
+        candidates.push(prefix.join(INSTALLED));
+    }
+    candidates.extend([
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.nta-model"),
+        PathBuf::from("crates/predictor/models/default.nta-model"),
+        PathBuf::from("models/default.nta-model"),
+        Path::new("/usr").join(INSTALLED),
+    ]);
+    candidates
 }
 
 /// `YYYYMMDDTHHMMSSZ` of an epoch time.

@@ -13,8 +13,14 @@ settings::settings! {
     pub struct PredictorServiceConfig {
         /// Durable consumer on NTA_WINDOWS; replicas with the same name share the windows.
         pub durable: String = "nta-predictor".into(),
-        /// Model file; unset: the repository's crates/predictor/models/default.nta-model.
-        #[setting(flag = "model", env = "NTA_MODEL", default_doc = "`crates/predictor/models/default.nta-model`")]
+        /// Model file; unset: the installed default model (`../share/nta/models/default.nta-model`
+        /// beside the binary: /usr/share/nta/models/ for the package), else the repository's
+        /// crates/predictor/models/default.nta-model (see Installing).
+        #[setting(
+            flag = "model",
+            env = "NTA_MODEL",
+            default_doc = "installed default model, else `crates/predictor/models/default.nta-model`"
+        )]
         pub model: Option<PathBuf> = None,
         /// Smallest model confidence that raises an alert (model verdicts other than Normal alert
         /// from this probability on).
