@@ -207,6 +207,7 @@ pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send
         (None, None) => None,
         _ => bail!("dashboard.tls_cert and dashboard.tls_key go together: set both or neither"),
     };
+    register_metrics();
     let state = AppState::new(&cfg).await?;
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -223,4 +224,23 @@ pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send
         t.abort();
     }
     res.context("serving the dashboard")
+}
+
+/// The dashboard's process-wide metrics (counted where they happen) exist from start-up at 0:
+/// an `increase()` over a counter without a sample before the first event stays empty.
+fn register_metrics() {
+    for name in [
+        "nta_dashboard_connections_refused_total",
+        "nta_dashboard_header_timeouts_total",
+        "nta_dashboard_sse_refused_total",
+        "nta_dashboard_login_failures_total",
+        "nta_dashboard_login_lockouts_total",
+        "nta_dashboard_login_refused_total",
+        "nta_dashboard_alert_events_malformed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in ["nta_dashboard_open_connections", "nta_dashboard_sse_clients"] {
+        metrics::gauge!(name).increment(0.0);
+    }
 }

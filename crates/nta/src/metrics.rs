@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 /// inside the runtime.
 pub fn install(configured: Option<SocketAddr>, default: SocketAddr) -> Result<SocketAddr> {
     let addr = match configured {
+        // Port 0: the exporter would pick one it cannot tell; pick it here so the log names it.
+        Some(addr) if addr.port() == 0 => install_ephemeral(addr.ip(), None)?,
         Some(addr) => {
             build(addr).install().with_context(|| format!("serving metrics on {addr}"))?;
             addr
@@ -23,22 +25,26 @@ pub fn install(configured: Option<SocketAddr>, default: SocketAddr) -> Result<So
 fn install_default(default: SocketAddr) -> Result<SocketAddr> {
     // The exporter binds before it installs anything, so a refused bind can be retried.
     let Err(e) = build(default).install() else { return Ok(default) };
-    let mut last = anyhow::Error::new(e);
-    // A free port found by binding port 0 may be taken again before the exporter binds it.
+    let e = anyhow::Error::new(e);
+    let addr = install_ephemeral(default.ip(), Some(&e)).with_context(|| format!("serving metrics on {default}"))?;
+    tracing::warn!(default = %default, metrics_addr = %addr, error = %format!("{e:#}"),
+        "default metrics address unavailable (another NTA process of this role?); serving metrics on \
+         an ephemeral port instead (set metrics_addr to choose one)");
+    Ok(addr)
+}
+
+/// Serves on a free port of `ip`, found by binding port 0: it may be taken again before the
+/// exporter binds it, hence a few tries.
+fn install_ephemeral(ip: std::net::IpAddr, first: Option<&anyhow::Error>) -> Result<SocketAddr> {
+    let mut last = first.map(|e| format!("{e:#}"));
     for _ in 0..5 {
-        let port = std::net::TcpListener::bind((default.ip(), 0))?.local_addr()?.port();
-        let addr = SocketAddr::new(default.ip(), port);
+        let addr = SocketAddr::new(ip, std::net::TcpListener::bind((ip, 0))?.local_addr()?.port());
         match build(addr).install() {
-            Ok(()) => {
-                tracing::warn!(default = %default, metrics_addr = %addr, error = %format!("{last:#}"),
-                    "default metrics address unavailable (another NTA process of this role?); serving metrics on \
-                     an ephemeral port instead (set metrics_addr to choose one)");
-                return Ok(addr);
-            }
-            Err(e) => last = e.into(),
+            Ok(()) => return Ok(addr),
+            Err(e) => last = Some(e.to_string()),
         }
     }
-    Err(last.context(format!("serving metrics on {default} or an ephemeral port")))
+    anyhow::bail!("serving metrics on an ephemeral port of {ip}: {}", last.unwrap_or_default())
 }
 
 fn build(addr: SocketAddr) -> PrometheusBuilder {
@@ -64,24 +70,6 @@ pub fn role_started(role: &'static str) {
     metrics::gauge!("nta_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_commit" => GIT_COMMIT,
         "role" => role)
     .set(1.0);
-    if role == "dashboard" {
-        // The dashboard crate counts these where they happen; they exist from start-up at 0 (an
-        // increase() over a counter without a sample before the first event stays empty).
-        for name in [
-            "nta_dashboard_connections_refused_total",
-            "nta_dashboard_header_timeouts_total",
-            "nta_dashboard_sse_refused_total",
-            "nta_dashboard_login_failures_total",
-            "nta_dashboard_login_lockouts_total",
-            "nta_dashboard_login_refused_total",
-            "nta_dashboard_alert_events_malformed_total",
-        ] {
-            metrics::counter!(name).increment(0);
-        }
-        for name in ["nta_dashboard_open_connections", "nta_dashboard_sse_clients"] {
-            metrics::gauge!(name).increment(0.0);
-        }
-    }
 }
 
 fn describe() {
