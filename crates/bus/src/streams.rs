@@ -15,7 +15,7 @@ mod alerts;
 mod frames;
 mod limits;
 pub mod usage;
-pub use admin::{report, set_replicas, ReplicaChange};
+pub use admin::{report, reset_consumer, set_replicas, ReplicaChange};
 pub use alerts::{ensure_alerts_stream, AlertLimits, ALERTS_DUPLICATE_WINDOW};
 pub use frames::{ensure_frames_stream, FrameLimits};
 pub use limits::StreamLimits;

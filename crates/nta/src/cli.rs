@@ -129,6 +129,11 @@ pub struct StreamsArgs {
     /// With --replicas: only this stream (NTA_PACKETS, NTA_WINDOWS, NTA_DEADLETTER or NTA_FRAMES).
     #[arg(long, requires = "replicas")]
     pub stream: Option<String>,
+    /// Delete this durable consumer (repeatable; e.g. nta-ingestor) with the roles that use it
+    /// stopped: they create it again at the start of the stream and read everything retained,
+    /// skipping what is stored (after a database restore; see Backing up).
+    #[arg(long = "reset-consumer", value_name = "DURABLE")]
+    pub reset_consumers: Vec<String>,
 }
 
 // `nta rescore`; the settings' flags are added by `command()`.

@@ -113,6 +113,9 @@ async fn streams(args: StreamsArgs, nats: &bus::Nats) -> Result<()> {
             println!("{change}");
         }
     }
+    for name in &args.reset_consumers {
+        println!("{}", bus::streams::reset_consumer(&client, name).await?);
+    }
     print!("{}", bus::streams::report(&client).await?);
     Ok(())
 }

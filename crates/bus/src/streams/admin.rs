@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use async_nats::jetstream::{self, stream};
+use futures::TryStreamExt;
 use std::fmt::Write;
 
 use crate::subjects::{ALERTS_STREAM, DEADLETTER_STREAM, FRAMES_STREAM, PACKETS_STREAM, WINDOWS_STREAM};
@@ -110,6 +111,39 @@ pub async fn set_replicas(
     Ok(changes)
 }
 
+/// Deletes the durable consumer `name` from whichever of NTA's streams holds it, so that the
+/// role using it creates it again when it next starts, at the beginning of the stream (durable
+/// consumers deliver everything retained): after a database restore it reads again what the
+/// stream holds, and its ledger skips what the restored database has. Refused while a process
+/// pulls from it: deleting a consumer under a running role would only make it recreate it.
+pub async fn reset_consumer(client: &async_nats::Client, name: &str) -> Result<String> {
+    use jetstream::context::ConsumerInfoErrorKind;
+    let js = &jetstream::new(client.clone());
+    for stream in NTA_STREAMS {
+        let Some(info) = info(js, stream).await? else { continue };
+        let s = js.get_stream(stream).await.with_context(|| format!("opening {stream}"))?;
+        let ci = match s.consumer_info(name).await {
+            Ok(ci) => ci,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,
+            Err(e) => return Err(anyhow::anyhow!("consumer {name} of {stream}: {e}")),
+        };
+        if ci.num_waiting > 0 {
+            bail!(
+                "consumer {name} of {stream} is in use ({} pull request(s) waiting): stop the roles that use it \
+                 first",
+                ci.num_waiting
+            );
+        }
+        s.delete_consumer(name).await.with_context(|| format!("deleting consumer {name} of {stream}"))?;
+        return Ok(format!(
+            "deleted consumer {name} of {stream} (it had delivered through stream sequence {}); the role that \
+             uses it creates it again when it starts and reads the {} messages {stream} holds from sequence {}",
+            ci.delivered.stream_sequence, info.state.messages, info.state.first_sequence
+        ));
+    }
+    bail!("no consumer named {name} on NTA's streams (`nta streams` lists them)")
+}
+
 /// The stream's info, `None` if it does not exist.
 async fn info(js: &jetstream::Context, name: &str) -> Result<Option<stream::Info>> {
     match js.get_stream(name).await {
@@ -166,6 +200,19 @@ pub async fn report(client: &async_nats::Client) -> Result<String> {
             c.storage,
             c.subjects.join(" ")
         )?;
+        let mut consumers = js.get_stream(name).await.with_context(|| format!("opening {name}"))?.consumers();
+        while let Some(ci) = consumers.try_next().await.with_context(|| format!("listing the consumers of {name}"))? {
+            // Ordered consumers (dashboard, exports) are ephemeral: only the durable ones matter here.
+            if ci.config.durable_name.is_none() {
+                continue;
+            }
+            writeln!(
+                out,
+                "  consumer {}: delivered through sequence {}, {} not yet delivered, {} unacknowledged, {} pull \
+                 request(s) waiting",
+                ci.name, ci.delivered.stream_sequence, ci.num_pending, ci.num_ack_pending, ci.num_waiting
+            )?;
+        }
     }
     Ok(out)
 }
