@@ -377,7 +377,9 @@ async function pageAlertDetail(main, id) {
     ["Distinct sources", a.distinct_sources === null ? "—" : fmtNum(a.distinct_sources, 0)], ["Model version", a.model_version || "—"],
     ["Resolved at", fmtTime(a.resolved_at)]];
   const info = el("table", { id: "alert-fields" }, el("tbody", null, fields.map(([k, v]) => el("tr", null, el("th", { text: k }), td(v)))));
-  const actions = el("p", null, hashLink("/hosts/" + encodeURIComponent(a.key), "Host page of " + a.key), " · ", hashLink(packetsHref, "Packets of " + a.key + " while the alert was active"),
+  // The host page over the alert's span: a replayed capture's alert is rarely in the range in effect.
+  const hostHref = "/hosts/" + encodeURIComponent(a.key) + "?" + new URLSearchParams({ from: q.from, to: q.to }).toString();
+  const actions = el("p", null, hashLink(hostHref, "Host page of " + a.key + " while the alert was active"), " · ", hashLink(packetsHref, "Packets of " + a.key + " while the alert was active"),
     " · ", pcapLink({ alert: String(a.id) }, "alert-pcap"), " ",
     a.state === "open" ? el("button", { type: "button", id: "resolve-btn", text: "Resolve", onclick: () => resolveAlert(a.id) }) : null);
   const wins = el("div");
@@ -400,7 +402,9 @@ async function pageAlertDetail(main, id) {
       el("section", { class: "card wide" }, el("h2", { text: `Windows that raised it (${d.windows.length})` }), wins)));
 }
 
-async function pageHosts(main, ip) {
+async function pageHosts(main, ip, query) {
+  const q = new URLSearchParams(query || "");
+  if (q.get("from") && q.get("to")) setCustomRange(Number(q.get("from")), Number(q.get("to")));
   const input = el("input", { id: "host-ip", placeholder: "IP address", value: ip || "" });
   const go = el("form", { class: "filters", onsubmit: e => { e.preventDefault(); location.hash = "#/hosts/" + encodeURIComponent(input.value.trim()); } },
     el("label", null, "Address", input), el("button", { type: "submit", text: "Show" }));
@@ -539,18 +543,26 @@ async function route() {
   S.alertsView = null;
   S.alertsPending = [];
   const h = location.hash.replace(/^#/, "") || "/overview";
-  const [path, query] = h.split("?");
+  let [path, query] = h.split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const name = parts[0] || "overview";
   S.page = name === "alerts" && parts[1] ? "alert" : name;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
-  if (new URLSearchParams(query || "").get("range") === "latest") S.range = { kind: "latest", from: null, to: null, chosen: true };
+  // `?range=latest` (the quick start's link) picks the range once; taken out of the address so
+  // that a range picked afterwards is not overridden by it.
+  const qp = new URLSearchParams(query || "");
+  if (qp.get("range") === "latest") {
+    S.range = { kind: "latest", from: null, to: null, chosen: true };
+    qp.delete("range");
+    query = qp.toString();
+    history.replaceState(null, "", "#" + path + (query ? "?" + query : ""));
+  }
   await resolveRange();
   const main = clear(document.getElementById("main"));
   try {
     if (name === "alerts" && parts[1]) await pageAlertDetail(main, parts[1]);
     else if (name === "alerts") await pageAlerts(main);
-    else if (name === "hosts") await pageHosts(main, parts[1]);
+    else if (name === "hosts") await pageHosts(main, parts[1], query);
     else if (name === "packets") await pagePackets(main, query);
     else if (name === "runs") await pageRuns(main, parts[1]);
     else await pageOverview(main);

@@ -94,5 +94,26 @@ async fn quickstart_overview_shows_the_replayed_capture() {
     .await;
     let note = d.exec("return document.getElementById('range-note').textContent;").await;
     assert!(!note.as_str().unwrap().contains("nothing in the"), "{note}");
+
+    // The alert the replay raised links to its host over the alert's span: its windows and
+    // verdicts are there even with a range picked by hand that holds nothing (the last 15 min).
+    let (id, key): (i64, String) = {
+        let r = pg.query_one("SELECT id, key FROM alerts WHERE class = 'ssh_brute' ORDER BY id LIMIT 1", &[]).await;
+        let r = r.expect("the quick start raised no ssh_brute alert");
+        (r.get(0), r.get(1))
+    };
+    d.exec("const s = document.getElementById('range-select'); s.value = '15m'; s.dispatchEvent(new Event('change')); return 0;")
+        .await;
+    d.exec(&format!("location.hash = '#/alerts/{id}'; return 0;")).await;
+    let host_link = "[...document.querySelectorAll('#main a')].find(a => a.textContent.startsWith('Host page of'))";
+    d.wait_for(host_link, Duration::from_secs(10)).await;
+    d.exec(&format!("{host_link}.click(); return 0;")).await;
+    let verdicts = format!(
+        "document.querySelector('#main h1') && document.querySelector('#main h1').textContent === 'Host {key}' \
+         && [...document.querySelectorAll('#main section')].some(c => c.querySelector('h2').textContent.startsWith('Verdicts') \
+              && c.querySelectorAll('tbody tr td').length >= 5)"
+    );
+    d.wait_for(&verdicts, Duration::from_secs(10)).await;
+    d.screenshot("quickstart-alert-host.png").await;
     d.quit().await;
 }
