@@ -558,7 +558,10 @@ async function route() {
     history.replaceState(null, "", "#" + path + (query ? "?" + query : ""));
   }
   await resolveRange();
-  const main = clear(document.getElementById("main"));
+  // A fresh element per route: a page still loading from an earlier route keeps appending to
+  // its own, detached one instead of mixing into this page.
+  const main = el("main", { id: "main" });
+  document.getElementById("main").replaceWith(main);
   try {
     if (name === "alerts" && parts[1]) await pageAlertDetail(main, parts[1]);
     else if (name === "alerts") await pageAlerts(main);
