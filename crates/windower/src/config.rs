@@ -30,7 +30,7 @@ settings::settings! {
 /// Measured peak memory per source-view state of a one-packet spoofed source (`nta bench
 /// windows`, the 1 M spoofed-source case: peak RSS / open states), with its map slot and the
 /// destination view's share; the automatic key budget divides memory by it.
-pub const BYTES_PER_SOURCE_STATE: usize = 1600;
+pub const BYTES_PER_SOURCE_STATE: usize = 700;
 
 /// The automatic key budget never goes below this (small containers still window a LAN).
 const MIN_AUTO_BUDGET: usize = 100_000;

@@ -47,7 +47,10 @@ impl ClosedWindow {
 
 #[derive(Debug, Default, Clone)]
 pub struct Level {
-    pub src: FastMap<IpAddr, SrcState>,
+    /// Boxed: a map slot is then a pointer, not a 0.5 KB state, so the table's free slots
+    /// (up to half of it after a resize) and the copies made when it grows or merges stay
+    /// small under a million one-packet keys.
+    pub src: FastMap<IpAddr, Box<SrcState>>,
     pub dst: FastMap<IpAddr, DstState>,
     /// Source-view traffic refused state by the key budget (see [`crate::Windower`]).
     pub shed: Option<Box<Shed>>,
@@ -144,7 +147,7 @@ impl Level {
 
     /// Seals order-dependent parts; called once when a 5 s window closes.
     pub fn seal(&mut self) {
-        self.src.values_mut().for_each(SrcState::seal);
+        self.src.values_mut().for_each(|s| s.seal());
     }
 
     pub fn merge(&mut self, other: Level, p: &Params) {
@@ -162,7 +165,7 @@ impl Level {
         }
         for (k, s) in other.src {
             match self.src.get_mut(&k) {
-                Some(x) => x.merge(s, p),
+                Some(x) => x.merge(*s, p),
                 None => {
                     self.src.insert(k, s);
                 }
@@ -191,7 +194,8 @@ impl Level {
     pub fn finalize_with(&self, start: i64, size: u32, emit: &mut dyn FnMut(ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
-        let mut src: Vec<(&IpAddr, &SrcState)> = self.src.iter().filter(|(_, s)| s.packets > 0).collect();
+        let mut src: Vec<(&IpAddr, &SrcState)> =
+            self.src.iter().filter(|(_, s)| s.packets > 0).map(|(k, s)| (k, &**s)).collect();
         src.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut dst: Vec<(&IpAddr, &DstState)> = self.dst.iter().collect();
         dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
