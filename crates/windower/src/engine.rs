@@ -213,7 +213,7 @@ impl Windower {
         };
         let mut admit = [true, true];
         if self.frozen.contains(&period) || (self.period_states[i].1 >= self.budget && self.freeze(period)) {
-            admit = self.admit(rec, start, period);
+            admit = self.admit(rec, period);
             self.stats.shed_records += admit.contains(&false) as u64;
         }
         let level = self.open5.entry(start).or_default();
@@ -247,12 +247,14 @@ impl Windower {
 
     /// Which source-view keys of `rec` may have state in a frozen period: those already holding
     /// some there (a key gets all of the period's records or none).
-    fn admit(&self, rec: &PacketRecord, start: i64, period: i64) -> [bool; 2] {
+    fn admit(&self, rec: &PacketRecord, period: i64) -> [bool; 2] {
         let Ok(keys) = source_keys(rec, &self.params) else { return [true, true] };
         keys.map(|k| {
             k.is_none_or(|k| {
                 self.open5.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
-                    || self.acc30.get(&floor_to(start, 30)).is_some_and(|l| l.src.contains_key(&k))
+                    // Every 30 s window of the period: the previous one is merged into the 180 s
+                    // accumulator only when its last 5 s window closes, after the next one opened.
+                    || self.acc30.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
                     || self.acc180.get(&period).is_some_and(|l| l.src.contains_key(&k))
             })
         })

@@ -143,6 +143,27 @@ fn a_key_held_before_the_freeze_keeps_all_its_records() {
     assert_eq!(w.expect("source 0 in period 2").features["packet_count"], Some(4.0));
 }
 
+#[test]
+fn a_key_held_in_the_previous_30s_window_is_admitted_in_the_next() {
+    // Source 0 sends at T0 and again at T0 + 31, when the 30 s window [T0, T0 + 30) is still
+    // open (not yet merged into the 180 s accumulator) and no open 5 s window holds source 0.
+    // (Source 1 at T0 + 28 closes the 5 s windows before T0 + 25.)
+    let recs = vec![
+        syn(T0, 0, 1000),
+        syn(T0 + 1.0, 1, 1000),
+        syn(T0 + 2.0, 2, 1000),
+        syn(T0 + 28.0, 1, 1001),
+        syn(T0 + 31.0, 0, 1001),
+    ];
+    let (full, _) = windows_from_records_with_stats(recs.clone(), &cfg(0));
+    let (got, stats) = windows_from_records_with_stats(recs, &cfg(2));
+    let src = check_exact(&got, &full);
+    assert_eq!(stats.shed_records, 1, "only source 2");
+    let zero = Ipv4Addr::from(0x2000_0000).to_string();
+    let w180 = src.values().find(|w| w.key == zero && w.window_size == 180).expect("source 0's 180 s window");
+    assert_eq!(w180.features["packet_count"], Some(2.0));
+}
+
 /// The shared spoofed SYN flood (9 701 sources to one target) under a small key budget, fed as
 /// the service does (batches, polls): the target's destination windows equal the unbudgeted
 /// ones, so does every source window still emitted, and the shedding is counted.
