@@ -6,7 +6,7 @@
 //! at the same watermark step as its last 5 s window and is merged into its 180 s window.
 //! Only three states per key are therefore alive at a time, whatever the window length.
 
-use crate::level::{ClosedWindow, Level, Skip};
+use crate::level::{source_keys, ClosedWindow, Level, Skip};
 use crate::state::Params;
 use crate::{Partition, WindowerConfig};
 use std::collections::BTreeMap;
@@ -37,6 +37,11 @@ pub struct WindowerStats {
     /// Records whose timestamp is not a finite number.
     pub skipped_bad_timestamp: u64,
     pub windows_emitted: u64,
+    /// Records whose source-view part got no state because the key budget was exceeded (see
+    /// [`Windower`]; `nta_windower_shed_records_total`).
+    pub shed_records: u64,
+    /// 3-minute periods in which the key budget was exceeded (`nta_windower_overload_periods_total`).
+    pub overload_periods: u64,
 }
 
 struct AgentClock {
@@ -46,8 +51,26 @@ struct AgentClock {
     finished: bool,
 }
 
+/// # Key budget (overload mode)
+///
+/// Source-view states are bounded by [`WindowerConfig::key_budget`] per 3-minute period (the
+/// 180 s window; two periods overlap only until the older one closes). Once the states of the
+/// record's period reach it, the period is *frozen*: until it
+/// closes, a source key that holds no state in that period (in an open 5 s window, its 30 s or
+/// its 180 s accumulator) gets none; its records are counted in the window's [`Level::shed`]
+/// instead. A key either has all of its period's records or none, so every emitted window stays
+/// exact (5, 30 and 180 s alike), and the destination view is never shed: a spoofed flood's
+/// target keeps its exact windows. The source windows of a window that shed carry
+/// `shed_records` and `shed_sources`. Which keys are shed depends on arrival order.
 pub struct Windower {
     cfg: WindowerConfig,
+    budget: usize,
+    /// Source-view states held in the open windows of each 3-minute period (recounted at each
+    /// close, counted up between): the budget is per period, so the closing period's states do
+    /// not freeze the next one at every boundary.
+    period_states: Vec<(i64, usize)>,
+    /// Starts of the frozen 3-minute periods (see the key budget above).
+    frozen: Vec<i64>,
     params: Params,
     open5: BTreeMap<i64, Level>,
     acc30: BTreeMap<i64, Level>,
@@ -82,6 +105,9 @@ impl Windower {
     pub fn for_partition(cfg: WindowerConfig, part: Partition) -> Windower {
         let params = Params { cap: cfg.distinct_cap.max(2), part };
         Windower {
+            budget: cfg.key_budget(),
+            period_states: Vec::new(),
+            frozen: Vec::new(),
             cfg,
             params,
             open5: BTreeMap::new(),
@@ -177,15 +203,61 @@ impl Windower {
             self.stats.already_emitted += 1;
             return PushOutcome::AlreadyEmitted;
         }
+        let period = floor_to(start, 180);
+        let i = match self.period_states.iter().position(|p| p.0 == period) {
+            Some(i) => i,
+            None => {
+                self.period_states.push((period, 0));
+                self.period_states.len() - 1
+            }
+        };
+        let mut admit = [true, true];
+        if self.frozen.contains(&period) || (self.period_states[i].1 >= self.budget && self.freeze(period)) {
+            admit = self.admit(rec, period);
+            self.stats.shed_records += admit.contains(&false) as u64;
+        }
         let level = self.open5.entry(start).or_default();
-        match level.add(rec, &self.params) {
-            Ok(()) => self.stats.accepted += 1,
+        match level.add_admitted(rec, &self.params, admit) {
+            Ok(created) => {
+                self.period_states[i].1 += created;
+                self.stats.accepted += 1
+            }
             Err(Skip::NoAddress) => {
                 self.stats.skipped_no_address += 1;
                 metrics::counter!("nta_windower_skipped_records_total", "reason" => "no_address").increment(1);
             }
         }
         PushOutcome::Accepted
+    }
+
+    /// Freezes `period` (see the key budget on [`Windower`]); returns true.
+    #[cold]
+    fn freeze(&mut self, period: i64) -> bool {
+        self.frozen.push(period);
+        self.stats.overload_periods += 1;
+        tracing::warn!(
+            budget = self.budget,
+            period_start = period,
+            "windower over its key budget (windower.max_open_keys): source keys new to the 3-minute \
+             period are counted in aggregate (shed_records on its source windows) until it closes; \
+             the destination view stays exact"
+        );
+        true
+    }
+
+    /// Which source-view keys of `rec` may have state in a frozen period: those already holding
+    /// some there (a key gets all of the period's records or none).
+    fn admit(&self, rec: &PacketRecord, period: i64) -> [bool; 2] {
+        let Ok(keys) = source_keys(rec, &self.params) else { return [true, true] };
+        keys.map(|k| {
+            k.is_none_or(|k| {
+                self.open5.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
+                    // Every 30 s window of the period: the previous one is merged into the 180 s
+                    // accumulator only when its last 5 s window closes, after the next one opened.
+                    || self.acc30.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
+                    || self.acc180.get(&period).is_some_and(|l| l.src.contains_key(&k))
+            })
+        })
     }
 
     /// Current watermark (epoch seconds): the smallest `max event time - allowed lateness`
@@ -307,6 +379,23 @@ impl Windower {
             let (start, level) = self.acc180.pop_first().unwrap();
             if end > self.resumed[2] {
                 level.finalize_with(start, 180, &mut count);
+            }
+            if let Some(shed) = &level.shed {
+                tracing::warn!(
+                    period_start = start,
+                    shed_records = shed.records,
+                    shed_sources = shed.sources.count(),
+                    "windower key budget: source-view records counted in aggregate in this 3-minute period"
+                );
+            }
+        }
+        self.frozen.retain(|&p| p + 180 > target);
+        self.period_states.clear();
+        for (&start, l) in self.open5.iter().chain(&self.acc30).chain(&self.acc180) {
+            let period = floor_to(start, 180);
+            match self.period_states.iter_mut().find(|p| p.0 == period) {
+                Some(p) => p.1 += l.src.len(),
+                None => self.period_states.push((period, l.src.len())),
             }
         }
         self.sealed = target;

@@ -8,7 +8,8 @@
 //! IP source nor an ARP sender is skipped and counted.
 
 use crate::features::{destination_features, source_features, ArpBinding};
-use crate::hash::FastMap;
+use crate::hash::{hash_ip, FastMap};
+use crate::sketch::BottomK;
 use crate::state::{DstState, Params, SrcState};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -46,8 +47,38 @@ impl ClosedWindow {
 
 #[derive(Debug, Default, Clone)]
 pub struct Level {
-    pub src: FastMap<IpAddr, SrcState>,
+    /// Boxed: a map slot is then a pointer, not a 0.5 KB state, so the table's free slots
+    /// (up to half of it after a resize) and the copies made when it grows or merges stay
+    /// small under a million one-packet keys.
+    pub src: FastMap<IpAddr, Box<SrcState>>,
     pub dst: FastMap<IpAddr, DstState>,
+    /// Source-view traffic refused state by the key budget (see [`crate::Windower`]).
+    pub shed: Option<Box<Shed>>,
+}
+
+/// What the key budget kept out of a window's source view: counted, never silently lost.
+#[derive(Debug, Default, Clone)]
+pub struct Shed {
+    /// Records whose source-view part (sent, or an answer received) got no state.
+    pub records: u64,
+    /// The keys refused (a bottom-k sketch: exact up to the cap, an estimate above).
+    pub sources: BottomK<()>,
+}
+
+/// Feature names of the shedding flag on the source windows of a window that shed.
+pub const SHED_RECORDS: &str = "shed_records";
+pub const SHED_SOURCES: &str = "shed_sources";
+
+/// The source-view keys a record updates, each only if this windower keeps it: the sender
+/// (IP source, or ARP sender) and the receiver of an answer (see [`SrcState::wants_received`]).
+pub fn source_keys(r: &PacketRecord, p: &Params) -> Result<[Option<IpAddr>; 2], Skip> {
+    if r.protocol == Protocol::Arp {
+        // ARP senders are kept in every partition (the ARP join needs them all).
+        return Ok([Some(r.arp_psrc.ok_or(Skip::NoAddress)?), None]);
+    }
+    let k = r.src_ip.ok_or(Skip::NoAddress)?;
+    let recv = r.dst_ip.filter(|d| p.part.owns(d) && SrcState::wants_received(r));
+    Ok([Some(k).filter(|k| p.part.owns(k)), recv])
 }
 
 /// Why a record contributed to no key.
@@ -71,39 +102,70 @@ impl Level {
     /// every partition: the window's ARP join relates keys of all partitions (only the owner
     /// emits them, see `Windower`).
     pub fn add(&mut self, r: &PacketRecord, p: &Params) -> Result<(), Skip> {
-        if r.protocol == Protocol::Arp {
-            let k = r.arp_psrc.ok_or(Skip::NoAddress)?;
-            self.src.entry(k).or_default().add_sent(r, p);
-            return Ok(());
+        self.add_admitted(r, p, [true, true]).map(|_| ())
+    }
+
+    /// Like [`Level::add`], but the source-view keys of [`source_keys`] whose `admit` is false
+    /// get no state: the record is counted in [`Level::shed`] instead. Returns the number of
+    /// source-view states created.
+    pub fn add_admitted(&mut self, r: &PacketRecord, p: &Params, admit: [bool; 2]) -> Result<usize, Skip> {
+        let [sent, recv] = source_keys(r, p)?;
+        let before = self.src.len();
+        let mut shed = false;
+        if let Some(k) = sent {
+            if admit[0] {
+                self.src.entry(k).or_default().add_sent(r, p);
+            } else {
+                self.shed_key(&k, p);
+                shed = true;
+            }
         }
-        let k = r.src_ip.ok_or(Skip::NoAddress)?;
-        if p.part.owns(&k) {
-            self.src.entry(k).or_default().add_sent(r, p);
-        }
-        if let Some(d) = r.dst_ip {
-            if p.part.owns(&d) {
-                self.dst.entry(d).or_default().add(r, p);
-                if SrcState::wants_received(r) {
-                    self.src.entry(d).or_default().add_received(r);
+        if r.protocol != Protocol::Arp {
+            if let Some(d) = r.dst_ip {
+                if p.part.owns(&d) {
+                    self.dst.entry(d).or_default().add(r, p);
                 }
             }
         }
-        Ok(())
+        if let Some(d) = recv {
+            if admit[1] {
+                self.src.entry(d).or_default().add_received(r);
+            } else {
+                self.shed_key(&d, p);
+                shed = true;
+            }
+        }
+        if shed {
+            self.shed.get_or_insert_with(Default::default).records += 1;
+        }
+        Ok(self.src.len() - before)
+    }
+
+    fn shed_key(&mut self, k: &IpAddr, p: &Params) {
+        self.shed.get_or_insert_with(Default::default).sources.upsert(hash_ip(k), p.cap, |_| {});
     }
 
     /// Seals order-dependent parts; called once when a 5 s window closes.
     pub fn seal(&mut self) {
-        self.src.values_mut().for_each(SrcState::seal);
+        self.src.values_mut().for_each(|s| s.seal());
     }
 
     pub fn merge(&mut self, other: Level, p: &Params) {
-        if self.is_empty() {
+        if self.is_empty() && self.shed.is_none() {
             *self = other;
             return;
         }
+        match (self.shed.as_mut(), other.shed) {
+            (_, None) => {}
+            (None, Some(o)) => self.shed = Some(o),
+            (Some(a), Some(b)) => {
+                a.records += b.records;
+                a.sources.merge(b.sources, p.cap);
+            }
+        }
         for (k, s) in other.src {
             match self.src.get_mut(&k) {
-                Some(x) => x.merge(s, p),
+                Some(x) => x.merge(*s, p),
                 None => {
                     self.src.insert(k, s);
                 }
@@ -132,18 +194,21 @@ impl Level {
     pub fn finalize_with(&self, start: i64, size: u32, emit: &mut dyn FnMut(ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
-        let mut src: Vec<(&IpAddr, &SrcState)> = self.src.iter().filter(|(_, s)| s.packets > 0).collect();
+        let mut src: Vec<(&IpAddr, &SrcState)> =
+            self.src.iter().filter(|(_, s)| s.packets > 0).map(|(k, s)| (k, &**s)).collect();
         src.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut dst: Vec<(&IpAddr, &DstState)> = self.dst.iter().collect();
         dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let shed = self.shed.as_deref().map(|x| (x.records as f64, x.sources.count()));
         for (k, s) in src {
-            emit(ClosedWindow {
-                view: View::Source,
-                key: *k,
-                window_start: start,
-                window_size: size,
-                features: source_features(s, d, arp.get(k)),
-            });
+            let mut features = source_features(s, d, arp.get(k));
+            if let Some((records, sources)) = shed {
+                // Every source window of a window that shed says so: the ranking of this
+                // window's sources is missing some of them.
+                features.push((SHED_RECORDS, Some(records)));
+                features.push((SHED_SOURCES, Some(sources)));
+            }
+            emit(ClosedWindow { view: View::Source, key: *k, window_start: start, window_size: size, features });
         }
         for (k, s) in dst {
             emit(ClosedWindow {

@@ -62,6 +62,11 @@
 //! standard error below `1/sqrt(cap - 2)` (1.6 %) for the distinct counts; ports are exact
 //! bitmaps. Sketches merge exactly (the merged sketch equals the directly built one), so the
 //! cascade equals the direct computation even above the cap.
+//!
+//! What a flood controls is the number of keys. Source-view states are bounded per 3-minute
+//! period by `max_open_keys` ([`WindowerConfig::key_budget`]): past it, source keys new to the
+//! period are counted in aggregate, not kept (the key budget on [`Windower`]); the windows that
+//! are emitted stay exact and the destination view is never shed.
 
 pub mod service;
 
@@ -76,7 +81,7 @@ pub mod partition;
 pub mod sketch;
 pub mod state;
 
-pub use config::WindowerConfig;
+pub use config::{WindowerConfig, BYTES_PER_SOURCE_STATE};
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
 pub use level::{direct_window, ClosedWindow};
 pub use partition::Partition;

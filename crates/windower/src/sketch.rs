@@ -220,34 +220,62 @@ pub fn is_remote_access_port(p: u16) -> bool {
     matches!(p, 22 | 23 | 513 | 3389 | 5900 | 6000..=6063)
 }
 
-/// Exact set of ports: a short vector, then a 8 KiB bitmap (the domain is only 65 536).
+/// Exact set of ports: inline up to [`PORTS_INLINE`] ports (no allocation: a spoofed source's
+/// sets hold one port each), then a short vector, then a 8 KiB bitmap (the domain is only
+/// 65 536).
 #[derive(Debug, Clone)]
 pub enum PortSet {
+    Inline(u8, [u16; PORTS_INLINE]),
     Small(Vec<u16>),
     Bits(Box<[u64; 1024]>, u32),
 }
+
+/// Ports held in the enum itself (as many as fit beside a vector's size).
+pub const PORTS_INLINE: usize = 11;
 
 /// Linear search beats hashing up to here; a set that outgrows it becomes the bitmap.
 const PORTS_SMALL: usize = 32;
 
 impl Default for PortSet {
     fn default() -> Self {
-        PortSet::Small(Vec::new())
+        PortSet::Inline(0, [0; PORTS_INLINE])
     }
 }
 
 impl PortSet {
+    /// The members of a set not (yet) a bitmap, in insertion order.
+    #[inline]
+    fn listed(&self) -> Option<&[u16]> {
+        match self {
+            PortSet::Inline(n, a) => Some(&a[..*n as usize]),
+            PortSet::Small(v) => Some(v),
+            PortSet::Bits(..) => None,
+        }
+    }
+
     #[inline]
     pub fn insert(&mut self, p: u16) {
         match self {
+            PortSet::Inline(n, a) => {
+                let k = *n as usize;
+                if a[..k].contains(&p) {
+                    return;
+                }
+                if k < PORTS_INLINE {
+                    a[k] = p;
+                    *n += 1;
+                    return;
+                }
+                let mut v = Vec::with_capacity(PORTS_SMALL);
+                v.extend_from_slice(a);
+                *self = PortSet::Small(v);
+                self.insert(p)
+            }
             PortSet::Small(v) => {
                 if v.contains(&p) {
                     return;
                 }
                 if v.len() < PORTS_SMALL {
-                    if v.capacity() == 0 {
-                        v.reserve_exact(1);
-                    }
                     v.push(p);
                     return;
                 }
@@ -272,8 +300,8 @@ impl PortSet {
 
     pub fn len(&self) -> usize {
         match self {
-            PortSet::Small(v) => v.len(),
             PortSet::Bits(_, n) => *n as usize,
+            _ => self.listed().map_or(0, <[u16]>::len),
         }
     }
 
@@ -283,31 +311,28 @@ impl PortSet {
 
     /// Members of `self` not in `other` (all of them when `other` is None).
     pub fn count_missing_from(&self, other: Option<&PortSet>) -> usize {
-        match other {
-            None => self.len(),
-            Some(o) => match self {
-                PortSet::Small(v) => v.iter().filter(|&&p| !o.contains(p)).count(),
-                PortSet::Bits(b, _) => match o {
-                    PortSet::Bits(ob, _) => b.iter().zip(ob.iter()).map(|(x, y)| (x & !y).count_ones() as usize).sum(),
-                    PortSet::Small(ov) => self.len() - ov.iter().filter(|&&p| self.contains(p)).count(),
-                },
-            },
+        let Some(o) = other else { return self.len() };
+        match (self, self.listed(), o) {
+            (_, Some(v), _) => v.iter().filter(|&&p| !o.contains(p)).count(),
+            (PortSet::Bits(b, _), None, PortSet::Bits(ob, _)) => {
+                b.iter().zip(ob.iter()).map(|(x, y)| (x & !y).count_ones() as usize).sum()
+            }
+            (_, None, _) => self.len() - o.listed().unwrap_or(&[]).iter().filter(|&&p| self.contains(p)).count(),
         }
     }
 
     pub fn contains(&self, p: u16) -> bool {
         match self {
-            PortSet::Small(v) => v.contains(&p),
             PortSet::Bits(b, _) => b[p as usize >> 6] & (1 << (p & 63)) != 0,
+            _ => self.listed().is_some_and(|v| v.contains(&p)),
         }
     }
 
     pub fn merge(&mut self, other: &PortSet) {
         match other {
-            PortSet::Small(v) => v.iter().for_each(|&p| self.insert(p)),
             PortSet::Bits(ob, _) => {
-                if let PortSet::Small(v) = self {
-                    let mine = std::mem::take(v);
+                if let Some(v) = self.listed() {
+                    let mine = v.to_vec();
                     *self = other.clone();
                     mine.into_iter().for_each(|p| self.insert(p));
                     return;
@@ -321,17 +346,13 @@ impl PortSet {
                     *n = c;
                 }
             }
+            _ => other.listed().unwrap_or(&[]).iter().for_each(|&p| self.insert(p)),
         }
     }
 
     /// Ports in ascending order.
     pub fn sorted(&self) -> Vec<u16> {
         match self {
-            PortSet::Small(v) => {
-                let mut s = v.clone();
-                s.sort_unstable();
-                s
-            }
             PortSet::Bits(b, n) => {
                 let mut out = Vec::with_capacity(*n as usize);
                 for (i, &w) in b.iter().enumerate() {
@@ -344,14 +365,19 @@ impl PortSet {
                 }
                 out
             }
+            _ => {
+                let mut s = self.listed().unwrap_or(&[]).to_vec();
+                s.sort_unstable();
+                s
+            }
         }
     }
 
     /// Members that are not remote-access ports.
     pub fn count_not_remote_access(&self) -> usize {
-        match self {
-            PortSet::Small(v) => v.iter().filter(|&&p| !is_remote_access_port(p)).count(),
-            PortSet::Bits(..) => {
+        match self.listed() {
+            Some(v) => v.iter().filter(|&&p| !is_remote_access_port(p)).count(),
+            None => {
                 let ra = [22u16, 23, 513, 3389, 5900].into_iter().chain(6000..=6063);
                 self.len() - ra.filter(|&p| self.contains(p)).count()
             }
@@ -393,6 +419,41 @@ mod tests {
         assert_eq!(x, y);
         let est = direct.count();
         assert!((est - 1000.0).abs() < 1000.0 * 4.0 / (62f64).sqrt(), "{est}");
+    }
+
+    /// Every representation (inline, vector, bitmap) against every other gives the set
+    /// operations of plain sets.
+    #[test]
+    fn portset_representations_agree() {
+        use std::collections::BTreeSet;
+        let sizes = [0usize, 1, PORTS_INLINE, PORTS_INLINE + 1, PORTS_SMALL + 1, 300];
+        let build = |n: usize, off: u16| {
+            let mut s = PortSet::default();
+            let mut b = BTreeSet::new();
+            for i in 0..n as u16 {
+                let p = off.wrapping_add(i.wrapping_mul(7));
+                s.insert(p);
+                s.insert(p);
+                b.insert(p);
+            }
+            (s, b)
+        };
+        for &n in &sizes {
+            for &m in &sizes {
+                let (a, ab) = build(n, 20);
+                let (c, cb) = build(m, 41);
+                assert_eq!(a.len(), ab.len());
+                assert_eq!(a.sorted(), ab.iter().copied().collect::<Vec<_>>());
+                assert_eq!(a.count_missing_from(Some(&c)), ab.difference(&cb).count(), "{n} vs {m}");
+                assert_eq!(a.count_missing_from(None), ab.len());
+                let mut u = a.clone();
+                u.merge(&c);
+                assert_eq!(u.sorted(), ab.union(&cb).copied().collect::<Vec<_>>(), "{n} + {m}");
+                assert_eq!(u.len(), ab.union(&cb).count());
+                let ra = ab.iter().filter(|&&p| !is_remote_access_port(p)).count();
+                assert_eq!(a.count_not_remote_access(), ra);
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 pub const RECORDS_TOTAL: &str = "nta_windower_records_total";
 pub const LATE_RECORDS_TOTAL: &str = "nta_windower_late_records_total";
 pub const ALREADY_EMITTED_RECORDS_TOTAL: &str = "nta_windower_already_emitted_records_total";
+pub const SHED_RECORDS_TOTAL: &str = "nta_windower_shed_records_total";
+pub const OVERLOAD_PERIODS_TOTAL: &str = "nta_windower_overload_periods_total";
 pub const WINDOWS_TOTAL: &str = "nta_windower_windows_total";
 pub const OPEN_KEYS: &str = "nta_windower_open_keys";
 pub const CONSUMER_PENDING_MESSAGES: &str = "nta_windower_consumer_pending_messages";
@@ -25,6 +27,14 @@ pub(crate) fn describe() {
     describe_counter!(
         ALREADY_EMITTED_RECORDS_TOTAL,
         "Replayed records whose windows were all emitted before a restart"
+    );
+    describe_counter!(
+        SHED_RECORDS_TOTAL,
+        "Records whose source-view part was counted in aggregate because windower.max_open_keys was exceeded"
+    );
+    describe_counter!(
+        OVERLOAD_PERIODS_TOTAL,
+        "3-minute periods in which windower.max_open_keys was exceeded (new source keys shed)"
     );
     describe_counter!(WINDOWS_TOTAL, "Closed windows published and stored, by size and view");
     describe_gauge!(OPEN_KEYS, "Keys with an open window");
@@ -52,6 +62,8 @@ pub(crate) fn describe() {
         RECORDS_TOTAL,
         LATE_RECORDS_TOTAL,
         ALREADY_EMITTED_RECORDS_TOTAL,
+        SHED_RECORDS_TOTAL,
+        OVERLOAD_PERIODS_TOTAL,
         DEADLETTER_TOTAL,
         PUBLISH_ERRORS_TOTAL,
         DB_ERRORS_TOTAL,

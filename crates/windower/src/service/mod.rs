@@ -308,6 +308,7 @@ impl Service {
         }
         let mut ends = Ends::default();
         let (mut late, mut already) = (0u64, 0u64);
+        let before = self.windower.stats().clone();
         for r in &batch.records {
             match self.windower.push(&batch.agent_id, r, now) {
                 PushOutcome::Accepted => ends.add(r.timestamp),
@@ -321,6 +322,13 @@ impl Service {
         }
         if already > 0 {
             ::metrics::counter!(m::ALREADY_EMITTED_RECORDS_TOTAL).increment(already);
+        }
+        let after = self.windower.stats();
+        if after.shed_records > before.shed_records {
+            ::metrics::counter!(m::SHED_RECORDS_TOTAL).increment(after.shed_records - before.shed_records);
+        }
+        if after.overload_periods > before.overload_periods {
+            ::metrics::counter!(m::OVERLOAD_PERIODS_TOTAL).increment(after.overload_periods - before.overload_periods);
         }
         self.tracker.hold(seq, ends, msg, now);
         ::metrics::gauge!(m::HELD_MESSAGES).set(self.tracker.len() as f64);
