@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod common;
+mod extent;
 mod hardening;
 mod live;
 mod pcap;
