@@ -6,7 +6,7 @@ use crate::queue::{QueueMetrics, PUBLISH_ERROR, QUEUE_FULL, SHUTDOWN, STREAM_FUL
 
 /// Registers the counters of the records queue and, if frames are kept, of the frames queue.
 pub(crate) fn register(frames: Option<&QueueMetrics>) {
-    for name in [
+    bus::startup::counters_from_zero(&[
         "nta_agent_frames_captured_total",
         "nta_agent_frames_decoded_total",
         "nta_agent_capture_file_errors_total",
@@ -14,13 +14,16 @@ pub(crate) fn register(frames: Option<&QueueMetrics>) {
         "nta_agent_kernel_received_packets_total",
         "nta_agent_kernel_dropped_packets_total",
         "nta_agent_interface_dropped_packets_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    ]);
     for m in std::iter::once(&crate::queue::PACKET_METRICS).chain(frames) {
-        for name in [m.dropped_batches, m.dropped_items, m.published, m.acked, m.items_acked, m.duplicates] {
-            metrics::counter!(name).increment(0);
-        }
+        bus::startup::counters_from_zero(&[
+            m.dropped_batches,
+            m.dropped_items,
+            m.published,
+            m.acked,
+            m.items_acked,
+            m.duplicates,
+        ]);
         for reason in [QUEUE_FULL, STREAM_FULL, SHUTDOWN, PUBLISH_ERROR] {
             metrics::counter!(m.dropped_by_reason, "reason" => reason).increment(0);
         }

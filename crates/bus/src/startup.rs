@@ -27,6 +27,14 @@ pub fn set_ready(role: &'static str, ready: bool) {
     metrics::gauge!(READY, "role" => role).set(if ready { 1.0 } else { 0.0 });
 }
 
+/// Registers `counters` at 0 when a role starts: Prometheus' `increase()` needs a sample before
+/// the first event, or an alert on it never fires on the first one (see infra/monitoring/).
+pub fn counters_from_zero(counters: &[&'static str]) {
+    for &name in counters {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// Calls `attempt` until it succeeds or fails with an error `transient` does not accept,
 /// logging the wait at once and then every [`LOG_EVERY`]. Cancel-safe: a role stopped while
 /// waiting drops this future and exits.

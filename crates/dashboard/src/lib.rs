@@ -226,10 +226,9 @@ pub async fn run(cfg: DashboardConfig, shutdown: impl Future<Output = ()> + Send
     res.context("serving the dashboard")
 }
 
-/// The dashboard's process-wide metrics (counted where they happen) exist from start-up at 0:
-/// an `increase()` over a counter without a sample before the first event stays empty.
+/// The dashboard's process-wide metrics (counted where they happen) exist from start-up at 0.
 fn register_metrics() {
-    for name in [
+    bus::startup::counters_from_zero(&[
         "nta_dashboard_connections_refused_total",
         "nta_dashboard_header_timeouts_total",
         "nta_dashboard_sse_refused_total",
@@ -237,9 +236,7 @@ fn register_metrics() {
         "nta_dashboard_login_lockouts_total",
         "nta_dashboard_login_refused_total",
         "nta_dashboard_alert_events_malformed_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    ]);
     for name in ["nta_dashboard_open_connections", "nta_dashboard_sse_clients"] {
         metrics::gauge!(name).increment(0.0);
     }

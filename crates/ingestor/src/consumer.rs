@@ -74,11 +74,7 @@ pub(crate) async fn run(
         bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
         bus::consume::spawn_pending_gauge(rollup_consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
         spawn_maintenance(&cfg, stream.cached_info().config.max_age)?,
-        bus::streams::usage::spawn_gauges(
-            js.clone(),
-            vec![bus::PACKETS_STREAM, bus::DEADLETTER_STREAM],
-            bus::streams::usage::EVERY,
-        ),
+        bus::streams::usage::spawn_gauges(js.clone(), vec![bus::PACKETS_STREAM, bus::DEADLETTER_STREAM]),
     ];
     let (stop_tx, stop_rx) = watch::channel(false);
     let db_cfg = store::DbConfig::parse(&cfg.database_url)?;

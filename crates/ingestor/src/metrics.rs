@@ -30,9 +30,7 @@ pub(crate) fn describe() {
     );
     describe_gauge!(CONSUMER_PENDING_MESSAGES, "Messages of NTA_PACKETS not yet delivered, per durable consumer");
     describe_counter!(DB_ERRORS_TOTAL, "Failed write transactions (retried)");
-    // Counters exist from start-up at 0: Prometheus' increase() needs a sample before the first
-    // event, or an alert on it never fires on the first one (see infra/monitoring/).
-    for name in [
+    bus::startup::counters_from_zero(&[
         BATCHES_TOTAL,
         ROWS_TOTAL,
         DUPLICATE_BATCHES_TOTAL,
@@ -41,7 +39,5 @@ pub(crate) fn describe() {
         ROLLUP_ROWS_TOTAL,
         ROLLUP_SKIPPED_TOTAL,
         DB_ERRORS_TOTAL,
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    ]);
 }

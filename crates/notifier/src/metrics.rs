@@ -32,7 +32,7 @@ pub(crate) fn describe() {
 /// sample before the first event, or an alert on it never fires on the first one (see
 /// infra/monitoring/).
 pub(crate) fn register(outputs: &[&str]) {
-    metrics::counter!(MALFORMED_TOTAL).increment(0);
+    bus::startup::counters_from_zero(&[MALFORMED_TOTAL]);
     for skip in crate::notification::Skip::ALL {
         metrics::counter!(SKIPPED_TOTAL, "reason" => skip.label()).increment(0);
     }

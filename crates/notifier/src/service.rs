@@ -97,7 +97,7 @@ pub async fn run(cfg: NotifierConfig, shutdown: impl Future<Output = ()> + Send)
     info!(outputs = ?names, durable = %cfg.durable, "notifier consuming NTA_ALERTS");
     let gauges = [
         bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, Duration::from_secs(5)),
-        bus::streams::usage::spawn_gauges(js.clone(), vec![bus::ALERTS_STREAM], bus::streams::usage::EVERY),
+        bus::streams::usage::spawn_gauges(js.clone(), vec![bus::ALERTS_STREAM]),
     ];
     let policy = Policy::new(&cfg.min_severity, list(cfg.classes.as_deref()), cfg.quiet(), cfg.notify_resolved);
     let mut notifier = Notifier { cfg, js, outputs, policy };

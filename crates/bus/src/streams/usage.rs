@@ -16,18 +16,14 @@ pub const MAX_AGE_SECONDS: &str = "nta_stream_max_age_seconds";
 
 /// How often the roles refresh the stream gauges: cheap (one STREAM.INFO each), and a stream
 /// filling up takes minutes, not seconds.
-pub const EVERY: Duration = Duration::from_secs(15);
+const EVERY: Duration = Duration::from_secs(15);
 
-/// Keeps the gauges of `streams` current every `every` until the task is aborted. A stream that
-/// does not exist (yet) is skipped quietly: the role that creates it exports it.
-pub fn spawn_gauges(
-    js: jetstream::Context,
-    streams: Vec<&'static str>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
+/// Keeps the gauges of `streams` current every [`EVERY`] until the task is aborted. A stream
+/// that does not exist (yet) is skipped quietly: the role that creates it exports it.
+pub fn spawn_gauges(js: jetstream::Context, streams: Vec<&'static str>) -> tokio::task::JoinHandle<()> {
     describe();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

@@ -39,9 +39,7 @@ pub(crate) fn describe() {
     );
     describe_counter!(ALERT_EVENTS_MALFORMED_TOTAL, "Outbox rows that do not decode as an alert event (skipped)");
     describe_counter!(ALERT_OUTBOX_ERRORS_TOTAL, "Failed outbox relay transactions (PostgreSQL; retried)");
-    // Counters exist from start-up at 0: Prometheus' increase() needs a sample before the first
-    // event, or an alert on it never fires on the first one (see infra/monitoring/).
-    for name in [
+    bus::startup::counters_from_zero(&[
         ALERTS_CLOSED_TOTAL,
         DEADLETTER_TOTAL,
         DUPLICATE_WINDOWS_TOTAL,
@@ -51,7 +49,5 @@ pub(crate) fn describe() {
         ALERT_EVENTS_DUPLICATE_TOTAL,
         ALERT_EVENTS_MALFORMED_TOTAL,
         ALERT_OUTBOX_ERRORS_TOTAL,
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    ]);
 }

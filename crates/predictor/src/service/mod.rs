@@ -148,11 +148,7 @@ impl Service {
         let policy = cfg.policy();
         let background = vec![
             bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
-            bus::streams::usage::spawn_gauges(
-                js.clone(),
-                vec![bus::WINDOWS_STREAM, bus::ALERTS_STREAM],
-                bus::streams::usage::EVERY,
-            ),
+            bus::streams::usage::spawn_gauges(js.clone(), vec![bus::WINDOWS_STREAM, bus::ALERTS_STREAM]),
         ];
         let db = Reconnecting::new(cfg.database_url.clone(), client);
         let backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);

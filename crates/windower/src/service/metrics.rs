@@ -56,9 +56,7 @@ pub(crate) fn describe() {
     describe_counter!(PARTITION_CLAIMS_TOTAL, "Partitions taken (at start, from a dead windower, or handed over)");
     describe_counter!(PARTITION_RELEASES_TOTAL, "Partitions handed back to a windower that joined");
     describe_histogram!(FLUSH_DURATION_SECONDS, Unit::Seconds, "Publish + store + checkpoint of closed windows");
-    // Counters exist from start-up at 0: Prometheus' increase() needs a sample before the first
-    // event, or an alert on it never fires on the first one (see infra/monitoring/).
-    for name in [
+    bus::startup::counters_from_zero(&[
         RECORDS_TOTAL,
         LATE_RECORDS_TOTAL,
         ALREADY_EMITTED_RECORDS_TOTAL,
@@ -71,7 +69,5 @@ pub(crate) fn describe() {
         OUT_OF_ORDER_RESTARTS_TOTAL,
         PARTITION_CLAIMS_TOTAL,
         PARTITION_RELEASES_TOTAL,
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    ]);
 }

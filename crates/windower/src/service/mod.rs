@@ -215,11 +215,7 @@ impl Service {
         // process holds changes as windowers come and go.
         let background = vec![
             bus::consume::spawn_pending_gauge(consumer.clone(), m::CONSUMER_PENDING_MESSAGES, cfg.pending_refresh()),
-            bus::streams::usage::spawn_gauges(
-                js.clone(),
-                vec![bus::PACKETS_STREAM, bus::WINDOWS_STREAM],
-                bus::streams::usage::EVERY,
-            ),
+            bus::streams::usage::spawn_gauges(js.clone(), vec![bus::PACKETS_STREAM, bus::WINDOWS_STREAM]),
         ];
         let database_url = cfg.database_url.clone();
         Ok(Service {
