@@ -402,9 +402,7 @@ async function pageAlertDetail(main, id) {
       el("section", { class: "card wide" }, el("h2", { text: `Windows that raised it (${d.windows.length})` }), wins)));
 }
 
-async function pageHosts(main, ip, query) {
-  const q = new URLSearchParams(query || "");
-  if (q.get("from") && q.get("to")) setCustomRange(Number(q.get("from")), Number(q.get("to")));
+async function pageHosts(main, ip) {
   const input = el("input", { id: "host-ip", placeholder: "IP address", value: ip || "" });
   const go = el("form", { class: "filters", onsubmit: e => { e.preventDefault(); location.hash = "#/hosts/" + encodeURIComponent(input.value.trim()); } },
     el("label", null, "Address", input), el("button", { type: "submit", text: "Show" }));
@@ -445,7 +443,6 @@ const PACKET_FILTER_LABELS = { ip: "Address", src: "Source", dst: "Destination",
 const SELECT_FILTERS = { protocol: ["TCP", "UDP", "ICMP", "ICMPv6", "ARP", "OTHER"], app_proto: ["tls", "http", "dns", "ssh", "quic"] };
 async function pagePackets(main, query) {
   const q = new URLSearchParams(query || "");
-  if (q.get("from") && q.get("to")) { setCustomRange(Number(q.get("from")), Number(q.get("to"))); q.delete("from"); q.delete("to"); }
   const inputs = {};
   const form = el("form", { class: "filters", id: "packet-filters", onsubmit: e => {
     e.preventDefault();
@@ -557,6 +554,8 @@ async function route() {
     query = qp.toString();
     history.replaceState(null, "", "#" + path + (query ? "?" + query : ""));
   }
+  // `from` and `to` (links to a host or to packets over an alert's span) set a custom range.
+  if (qp.get("from") && qp.get("to")) setCustomRange(Number(qp.get("from")), Number(qp.get("to")));
   await resolveRange();
   // A fresh element per route: a page still loading from an earlier route keeps appending to
   // its own, detached one instead of mixing into this page.
@@ -565,7 +564,7 @@ async function route() {
   try {
     if (name === "alerts" && parts[1]) await pageAlertDetail(main, parts[1]);
     else if (name === "alerts") await pageAlerts(main);
-    else if (name === "hosts") await pageHosts(main, parts[1], query);
+    else if (name === "hosts") await pageHosts(main, parts[1]);
     else if (name === "packets") await pagePackets(main, query);
     else if (name === "runs") await pageRuns(main, parts[1]);
     else await pageOverview(main);
