@@ -94,7 +94,7 @@ pub async fn set_replicas(
     };
     let mut changes = Vec::new();
     for name in names {
-        let Some(info) = info(js, name).await? else {
+        let Some(info) = open(js, name).await?.map(|s| s.cached_info().clone()) else {
             changes.push(ReplicaChange::Missing { stream: name.to_string() });
             continue;
         };
@@ -120,8 +120,8 @@ pub async fn reset_consumer(client: &async_nats::Client, name: &str) -> Result<S
     use jetstream::context::ConsumerInfoErrorKind;
     let js = &jetstream::new(client.clone());
     for stream in NTA_STREAMS {
-        let Some(info) = info(js, stream).await? else { continue };
-        let s = js.get_stream(stream).await.with_context(|| format!("opening {stream}"))?;
+        let Some(s) = open(js, stream).await? else { continue };
+        let info = s.cached_info();
         let ci = match s.consumer_info(name).await {
             Ok(ci) => ci,
             Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,
@@ -144,11 +144,10 @@ pub async fn reset_consumer(client: &async_nats::Client, name: &str) -> Result<S
     bail!("no consumer named {name} on NTA's streams (`nta streams` lists them)")
 }
 
-/// The stream's info, `None` if it does not exist.
-async fn info(js: &jetstream::Context, name: &str) -> Result<Option<stream::Info>> {
+/// The stream (with its info: `get_stream` fetches it), `None` if it does not exist.
+async fn open(js: &jetstream::Context, name: &str) -> Result<Option<stream::Stream>> {
     match js.get_stream(name).await {
-        // `get_stream` fetched the info already.
-        Ok(s) => Ok(Some(s.cached_info().clone())),
+        Ok(s) => Ok(Some(s)),
         Err(e)
             if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
             if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
@@ -165,10 +164,11 @@ pub async fn report(client: &async_nats::Client) -> Result<String> {
     let js = &jetstream::new(client.clone());
     let mut out = String::new();
     for name in NTA_STREAMS {
-        let Some(info) = info(js, name).await? else {
+        let Some(stream) = open(js, name).await? else {
             writeln!(out, "{name}: does not exist (created by the roles at start)")?;
             continue;
         };
+        let info = stream.cached_info();
         let c = &info.config;
         write!(out, "{name}: {} replica(s)", c.num_replicas.max(1))?;
         if let Some(cluster) = &info.cluster {
@@ -200,7 +200,7 @@ pub async fn report(client: &async_nats::Client) -> Result<String> {
             c.storage,
             c.subjects.join(" ")
         )?;
-        let mut consumers = js.get_stream(name).await.with_context(|| format!("opening {name}"))?.consumers();
+        let mut consumers = stream.consumers();
         while let Some(ci) = consumers.try_next().await.with_context(|| format!("listing the consumers of {name}"))? {
             // Ordered consumers (dashboard, exports) are ephemeral: only the durable ones matter here.
             if ci.config.durable_name.is_none() {
