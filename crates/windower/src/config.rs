@@ -27,9 +27,11 @@ settings::settings! {
     }
 }
 
-/// Measured peak memory per source-view state of a one-packet spoofed source (`nta bench
-/// windows`, the 1 M spoofed-source case: peak RSS / open states), with its map slot and the
-/// destination view's share; the automatic key budget divides memory by it.
+/// Peak memory per *full* source-view state with its map entry and the destination view's
+/// share (`nta bench windows` before compact slots: peak RSS / open states of the 1 M
+/// spoofed-source case). The automatic key budget divides memory by it, so it holds even when
+/// every state is full (a flood of DNS queries, say); the compact states of a SYN flood take
+/// about 200 bytes (see `crate::slot`).
 pub const BYTES_PER_SOURCE_STATE: usize = 700;
 
 /// The automatic key budget never goes below this (small containers still window a LAN).

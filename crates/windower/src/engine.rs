@@ -86,6 +86,8 @@ pub struct Windower {
     /// windowers this one takes over from, for keys whose old owner got further than `resumed`.
     resumed_by_owner: Option<(u32, Vec<[i64; 3]>)>,
     stats: WindowerStats,
+    /// (source, destination) states of the last sealed 5 s window: the room a new one gets.
+    keys_hint: (usize, usize),
 }
 
 const SIZES: [i64; 3] = [5, 30, 180];
@@ -103,7 +105,7 @@ impl Windower {
     /// A windower that keeps and emits only the keys of `part` (see [`crate::partition`]); the
     /// union of the outputs of partitions `0..count` is the output of [`Windower::new`].
     pub fn for_partition(cfg: WindowerConfig, part: Partition) -> Windower {
-        let params = Params { cap: cfg.distinct_cap.max(2), part };
+        let params = Params { cap: cfg.distinct_cap.max(2), part, few: crate::slot::FEW as u8 };
         Windower {
             budget: cfg.key_budget(),
             period_states: Vec::new(),
@@ -119,7 +121,16 @@ impl Windower {
             resumed: [i64::MIN; 3],
             resumed_by_owner: None,
             stats: WindowerStats::default(),
+            keys_hint: (0, 0),
         }
+    }
+
+    /// Gives every source key a full state from its first packet, as before compact slots
+    /// existed: for tests that check both paths give the same windows.
+    #[doc(hidden)]
+    pub fn with_full_states(mut self) -> Windower {
+        self.params.few = 0;
+        self
     }
 
     /// Checkpoint: per window size (5, 30, 180), every window ending at or before the given
@@ -216,7 +227,8 @@ impl Windower {
             admit = self.admit(rec, period);
             self.stats.shed_records += admit.contains(&false) as u64;
         }
-        let level = self.open5.entry(start).or_default();
+        let hint = self.keys_hint;
+        let level = self.open5.entry(start).or_insert_with(|| Level::with_capacity(hint));
         match level.add_admitted(rec, &self.params, admit) {
             Ok(created) => {
                 self.period_states[i].1 += created;
@@ -361,9 +373,10 @@ impl Windower {
             }
             if ends[0] == Some(end) {
                 let (start, mut level) = self.open5.pop_first().unwrap();
+                self.keys_hint = (level.src.len(), level.dst.len());
                 level.seal();
                 if end > self.resumed[0] {
-                    level.finalize_with(start, 5, &mut count);
+                    level.finalize_with(start, 5, &p, &mut count);
                 }
                 self.acc30.entry(floor_to(start, 30)).or_default().merge(level, &p);
                 continue; // the 30 s window ending here (if any) is next
@@ -371,14 +384,14 @@ impl Windower {
             if ends[1] == Some(end) {
                 let (start, level) = self.acc30.pop_first().unwrap();
                 if end > self.resumed[1] {
-                    level.finalize_with(start, 30, &mut count);
+                    level.finalize_with(start, 30, &p, &mut count);
                 }
                 self.acc180.entry(floor_to(start, 180)).or_default().merge(level, &p);
                 continue;
             }
             let (start, level) = self.acc180.pop_first().unwrap();
             if end > self.resumed[2] {
-                level.finalize_with(start, 180, &mut count);
+                level.finalize_with(start, 180, &p, &mut count);
             }
             if let Some(shed) = &level.shed {
                 tracing::warn!(

@@ -164,11 +164,7 @@ fn variance(n: u64, sum: u64, sum_sq: u128) -> Option<f64> {
 }
 
 fn mean_duration(c: &BottomK<crate::state::Conn>) -> Option<f64> {
-    let (mut sum, mut k) = (0.0, 0usize);
-    for v in c.values() {
-        sum += v.last - v.first;
-        k += 1;
-    }
+    let (sum, k) = c.fold_values((0.0, 0usize), |(sum, k), v| (sum + (v.last - v.first), k + 1));
     ratio(sum, k as f64)
 }
 

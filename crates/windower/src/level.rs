@@ -8,9 +8,12 @@
 //! IP source nor an ARP sender is skipped and counted.
 
 use crate::features::{destination_features, source_features, ArpBinding};
-use crate::hash::{hash_ip, FastMap};
+use crate::hash::{hash_ip, BuildFast, FastMap};
 use crate::sketch::BottomK;
+use crate::slot::SrcSlot;
 use crate::state::{DstState, Params, SrcState};
+use indexmap::IndexMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use wire::{PacketRecord, Protocol, View, WindowRecord, BATCH_FORMAT_VERSION};
@@ -47,10 +50,11 @@ impl ClosedWindow {
 
 #[derive(Debug, Default, Clone)]
 pub struct Level {
-    /// Boxed: a map slot is then a pointer, not a 0.5 KB state, so the table's free slots
-    /// (up to half of it after a resize) and the copies made when it grows or merges stay
-    /// small under a million one-packet keys.
-    pub src: FastMap<IpAddr, Box<SrcState>>,
+    /// Compact slots (see [`crate::slot`]) in an index map: the hash table holds 8-byte
+    /// indices and the entries sit in one dense vector, so a million one-packet keys cost
+    /// about 130 bytes each, not a sparse table of slots (half empty after it grows, and
+    /// copied whole when it does).
+    pub src: IndexMap<IpAddr, SrcSlot, BuildFast>,
     pub dst: FastMap<IpAddr, DstState>,
     /// Source-view traffic refused state by the key budget (see [`crate::Windower`]).
     pub shed: Option<Box<Shed>>,
@@ -89,6 +93,17 @@ pub enum Skip {
 }
 
 impl Level {
+    /// An empty window with room for `keys` (source, destination) states: sized from the
+    /// previous 5 s window, a flood's window does not grow its maps (and copy them) a dozen
+    /// times over.
+    pub fn with_capacity(keys: (usize, usize)) -> Level {
+        Level {
+            src: IndexMap::with_capacity_and_hasher(keys.0, BuildFast),
+            dst: FastMap::with_capacity_and_hasher(keys.1, BuildFast),
+            shed: None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.src.is_empty() && self.dst.is_empty()
     }
@@ -129,7 +144,7 @@ impl Level {
         }
         if let Some(d) = recv {
             if admit[1] {
-                self.src.entry(d).or_default().add_received(r);
+                self.src.entry(d).or_default().add_received(r, p);
             } else {
                 self.shed_key(&d, p);
                 shed = true;
@@ -163,9 +178,15 @@ impl Level {
                 a.sources.merge(b.sources, p.cap);
             }
         }
+        if self.src.capacity() - self.src.len() < other.src.len() {
+            // Room for exactly the new keys: letting the map double copies a flood's million
+            // entries and can leave half of the new room unused.
+            let new = other.src.keys().filter(|k| !self.src.contains_key(*k)).count();
+            self.src.reserve(new);
+        }
         for (k, s) in other.src {
             match self.src.get_mut(&k) {
-                Some(x) => x.merge(*s, p),
+                Some(x) => x.merge(s, p),
                 None => {
                     self.src.insert(k, s);
                 }
@@ -183,25 +204,28 @@ impl Level {
 
     /// The window's records, sorted by (view, key). Source keys that only received answers
     /// (no packet sent) are not emitted.
-    pub fn finalize(&self, start: i64, size: u32) -> Vec<WindowRecord> {
+    pub fn finalize(&self, start: i64, size: u32, p: &Params) -> Vec<WindowRecord> {
         let mut out = Vec::new();
-        self.finalize_with(start, size, &mut |w| out.push(w.into_record()));
+        self.finalize_with(start, size, p, &mut |w| out.push(w.into_record()));
         out
     }
 
     /// Like [`Level::finalize`], handing each window to `emit` as it is computed (no
     /// `WindowRecord` maps are built unless the caller wants them).
-    pub fn finalize_with(&self, start: i64, size: u32, emit: &mut dyn FnMut(ClosedWindow)) {
+    pub fn finalize_with(&self, start: i64, size: u32, p: &Params, emit: &mut dyn FnMut(ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
-        let mut src: Vec<(&IpAddr, &SrcState)> =
-            self.src.iter().filter(|(_, s)| s.packets > 0).map(|(k, s)| (k, &**s)).collect();
+        // Sized up front: growing a vector of a million keys copies it a dozen times.
+        let mut src: Vec<(&IpAddr, &SrcSlot)> = Vec::with_capacity(self.src.len());
+        src.extend(self.src.iter().filter(|(_, s)| s.sent_any()));
         src.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut dst: Vec<(&IpAddr, &DstState)> = self.dst.iter().collect();
+        let mut dst: Vec<(&IpAddr, &DstState)> = Vec::with_capacity(self.dst.len());
+        dst.extend(self.dst.iter());
         dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let shed = self.shed.as_deref().map(|x| (x.records as f64, x.sources.count()));
         for (k, s) in src {
-            let mut features = source_features(s, d, arp.get(k));
+            let s: Cow<SrcState> = s.state(p);
+            let mut features = source_features(&s, d, arp.get(k));
             if let Some((records, sources)) = shed {
                 // Every source window of a window that shed says so: the ranking of this
                 // window's sources is missing some of them.
@@ -230,7 +254,7 @@ impl Level {
         let mut mac_ips: HashMap<u64, Vec<IpAddr>> = HashMap::new();
         let mut asked: HashMap<IpAddr, u64> = HashMap::new();
         for (ip, s) in &self.src {
-            let Some(a) = s.arp.as_deref() else { continue };
+            let Some(a) = s.arp() else { continue };
             for (t, n) in &a.asked {
                 *asked.entry(*t).or_default() += n;
             }
@@ -280,10 +304,10 @@ impl Level {
 /// starting at `start` (records are not checked against the bounds). The cascade must give
 /// the same features as this; the property tests compare them.
 pub fn direct_window(records: &[PacketRecord], start: i64, size: u32, cap: usize) -> Vec<WindowRecord> {
-    let p = Params { cap, part: crate::Partition::ALL };
+    let p = Params { cap, part: crate::Partition::ALL, few: crate::slot::FEW as u8 };
     let mut l = Level::default();
     for r in records {
         let _ = l.add(r, &p);
     }
-    l.finalize(start, size)
+    l.finalize(start, size, &p)
 }

@@ -79,6 +79,7 @@ pub mod hash;
 pub mod level;
 pub mod partition;
 pub mod sketch;
+pub mod slot;
 pub mod state;
 
 pub use config::{WindowerConfig, BYTES_PER_SOURCE_STATE};

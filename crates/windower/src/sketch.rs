@@ -190,10 +190,19 @@ impl<V: Cell> BottomK<V> {
     /// Members satisfying `pred`: exact below the cap; above it, the sample share times the
     /// estimated total.
     pub fn count_where(&self, mut pred: impl FnMut(&V) -> bool) -> f64 {
-        let n = self.values().filter(|v| pred(v)).count() as f64;
+        let n = self.fold_values(0usize, |n, v| n + pred(v) as usize) as f64;
         match self {
             BottomK::Sample(m) => n / m.len() as f64 * self.count(),
             _ => n,
+        }
+    }
+
+    /// Folds over the stored values (no boxed iterator: this runs for every window).
+    pub fn fold_values<A>(&self, init: A, f: impl FnMut(A, &V) -> A) -> A {
+        match self {
+            BottomK::Small(v) => v.iter().map(|e| &e.1).fold(init, f),
+            BottomK::Exact(m) => m.values().fold(init, f),
+            BottomK::Sample(m) => m.values().fold(init, f),
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Params {
     pub cap: usize,
     /// Keys whose states this windower keeps (see [`crate::partition`]).
     pub part: crate::Partition,
+    /// Packets a source key's compact slot keeps before it becomes a full state
+    /// ([`crate::slot::FEW`]; 0 only where tests compare the compact path with the full one).
+    pub few: u8,
 }
 
 /// Ports whose TCP connections count towards `partial_http_count` (the original's list).
