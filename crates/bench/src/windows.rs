@@ -150,7 +150,7 @@ pub fn run_window_bench(packets: usize, sources: usize) -> String {
         return out;
     }
     // Case 2: one million spoofed sources, with a budget of 100 000 states (overload mode) and
-    // with the default key budget (which holds them on a machine with more than ~3 GB). The
+    // with the default key budget (which holds their 2 M states with 6 GB of memory or more). The
     // small case first: memory freed by a case stays with the process and would count in the
     // next one's peak.
     let budget = 100_000;

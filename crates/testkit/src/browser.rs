@@ -4,8 +4,8 @@
 //! it panics.
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
