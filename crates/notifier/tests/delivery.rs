@@ -149,10 +149,24 @@ async fn receiver_down_rejection_and_sigkill() {
     let down_for = Duration::from_secs(30).saturating_sub(down_since.elapsed());
     tokio::time::sleep(down_for).await;
     b.up().await;
-    testkit::wait_until("everything delivered after the receiver came back", WAIT, || async {
-        b.webhook.distinct() >= 12 && drained(&nats.url).await
-    })
-    .await;
+    // Not `testkit::wait_until`: a failure must say which half is missing (it flaked once in
+    // CI with nothing to go on).
+    let back = Instant::now();
+    loop {
+        let (got, drained) = (b.webhook.distinct(), drained(&nats.url).await);
+        if got >= 12 && drained {
+            break;
+        }
+        assert!(
+            back.elapsed() < WAIT,
+            "{WAIT:?} after the receiver came back: webhook 1 has {got} of 12 events, consumer drained: \
+             {drained}, webhook 0 {} syslog {}; notifier log:\n{}",
+            a.webhook.distinct(),
+            syslog.distinct(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -8,7 +8,7 @@
 //! therefore always defined.
 
 use crate::arp::ArpSeq;
-use crate::sketch::{sequential_pairs, BottomK};
+use crate::sketch::BottomK;
 use crate::state::{DstState, SrcState, C_ACK, C_HTTP, C_SYN, C_WEB, IN_ACK, IN_SYN};
 use wire::features::{EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 
@@ -63,7 +63,7 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("syn_ack_rate_pps", Some(synack / d));
     put("syn_to_synack_ratio", Some(syn / synack.max(1.0)));
     put("half_open_count", Some(s.conns.count_where(|c| c.flags & (C_SYN | C_ACK) == C_SYN)));
-    put("sequential_port_count", Some(sequential_pairs(&all_ports.sorted()) as f64));
+    put("sequential_port_count", Some(all_ports.sequential_pairs() as f64));
     put("scan_rate_pps", Some(s.tcp as f64 / d));
     put("distinct_targets_count", Some(dst_ips));
     put("syn_only_ratio", ratio(syn, syn + ack));

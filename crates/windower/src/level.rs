@@ -179,8 +179,8 @@ impl Level {
             }
         }
         if self.src.capacity() - self.src.len() < other.src.len() {
-            // Room for exactly the new keys: letting the map double copies a flood's million
-            // entries and can leave half of the new room unused.
+            // Room for exactly the new keys: letting the map double holds the old and the new
+            // entries at once, a flood's million of them (measured: 444 MB peak instead of 544).
             let new = other.src.keys().filter(|k| !self.src.contains_key(*k)).count();
             self.src.reserve(new);
         }

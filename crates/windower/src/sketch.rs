@@ -38,6 +38,10 @@ const SMALL: usize = 8;
 
 #[derive(Debug, Clone)]
 pub enum BottomK<V> {
+    /// One member, inline: most sets of most keys (a source's peers and connections, a
+    /// destination's sources) hold one, and a flood makes a million such keys.
+    One(u64, V),
+    /// Empty, or 2..=[`SMALL`] members.
     Small(Vec<(u64, V)>),
     Exact(HashMap<u64, V, BuildIdentity>),
     /// Exactly `cap` smallest hashes of the set.
@@ -55,6 +59,17 @@ impl<V: Cell> BottomK<V> {
     #[inline]
     pub fn upsert(&mut self, h: u64, cap: usize, f: impl FnOnce(&mut V)) {
         match self {
+            BottomK::One(x, val) if *x == h => f(val),
+            BottomK::One(..) => {
+                let BottomK::One(x, val) = std::mem::take(self) else { unreachable!() };
+                *self = BottomK::Small(vec![(x, val)]);
+                self.upsert(h, cap, f)
+            }
+            BottomK::Small(v) if v.is_empty() => {
+                let mut val = V::default();
+                f(&mut val);
+                *self = BottomK::One(h, val);
+            }
             BottomK::Small(v) => {
                 if let Some(e) = v.iter_mut().find(|e| e.0 == h) {
                     f(&mut e.1);
@@ -63,10 +78,6 @@ impl<V: Cell> BottomK<V> {
                 if v.len() < SMALL.min(cap) {
                     let mut val = V::default();
                     f(&mut val);
-                    if v.capacity() == 0 {
-                        // Most sets of most keys hold one member: don't pay for four.
-                        v.reserve_exact(1);
-                    }
                     v.push((h, val));
                     return;
                 }
@@ -129,6 +140,7 @@ impl<V: Cell> BottomK<V> {
                 self.upsert(h, cap, |cur| cur.merge(v.take().unwrap()));
             };
             match other {
+                BottomK::One(h, x) => put(h, x),
                 BottomK::Small(v) => v.into_iter().for_each(|(h, x)| put(h, x)),
                 BottomK::Exact(m) => m.into_iter().for_each(|(h, x)| put(h, x)),
                 BottomK::Sample(_) => unreachable!(),
@@ -155,6 +167,7 @@ impl<V: Cell> BottomK<V> {
 
     fn into_btree(self) -> BTreeMap<u64, V> {
         match self {
+            BottomK::One(h, v) => BTreeMap::from([(h, v)]),
             BottomK::Small(v) => v.into_iter().collect(),
             BottomK::Exact(m) => m.into_iter().collect(),
             BottomK::Sample(m) => m,
@@ -164,6 +177,7 @@ impl<V: Cell> BottomK<V> {
     /// Members actually stored (equals the distinct count while exact).
     pub fn stored(&self) -> usize {
         match self {
+            BottomK::One(..) => 1,
             BottomK::Small(v) => v.len(),
             BottomK::Exact(m) => m.len(),
             BottomK::Sample(m) => m.len(),
@@ -198,8 +212,9 @@ impl<V: Cell> BottomK<V> {
     }
 
     /// Folds over the stored values (no boxed iterator: this runs for every window).
-    pub fn fold_values<A>(&self, init: A, f: impl FnMut(A, &V) -> A) -> A {
+    pub fn fold_values<A>(&self, init: A, mut f: impl FnMut(A, &V) -> A) -> A {
         match self {
+            BottomK::One(_, v) => f(init, v),
             BottomK::Small(v) => v.iter().map(|e| &e.1).fold(init, f),
             BottomK::Exact(m) => m.values().fold(init, f),
             BottomK::Sample(m) => m.values().fold(init, f),
@@ -208,6 +223,7 @@ impl<V: Cell> BottomK<V> {
 
     pub fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
         match self {
+            BottomK::One(_, v) => Box::new(std::iter::once(v)),
             BottomK::Small(v) => Box::new(v.iter().map(|e| &e.1)),
             BottomK::Exact(m) => Box::new(m.values()),
             BottomK::Sample(m) => Box::new(m.values()),
@@ -216,6 +232,7 @@ impl<V: Cell> BottomK<V> {
 
     pub fn hashes(&self) -> Box<dyn Iterator<Item = u64> + '_> {
         match self {
+            BottomK::One(h, _) => Box::new(std::iter::once(*h)),
             BottomK::Small(v) => Box::new(v.iter().map(|e| e.0)),
             BottomK::Exact(m) => Box::new(m.keys().copied()),
             BottomK::Sample(m) => Box::new(m.keys().copied()),
@@ -382,6 +399,26 @@ impl PortSet {
         }
     }
 
+    /// Number of members p with p + 1 also a member, without allocating (every window asks).
+    pub fn sequential_pairs(&self) -> usize {
+        match self {
+            PortSet::Bits(b, _) => {
+                // Pairs inside each word, then across word boundaries (bit 63 and the next bit 0).
+                let inside: u32 = b.iter().map(|w| (w & (w >> 1)).count_ones()).sum();
+                let across = b.windows(2).filter(|w| w[0] >> 63 == 1 && w[1] & 1 == 1).count();
+                inside as usize + across
+            }
+            _ => {
+                let v = self.listed().unwrap_or(&[]);
+                let mut a = [0u16; PORTS_SMALL];
+                let a = &mut a[..v.len()];
+                a.copy_from_slice(v);
+                a.sort_unstable();
+                sequential_pairs(a)
+            }
+        }
+    }
+
     /// Members that are not remote-access ports.
     pub fn count_not_remote_access(&self) -> usize {
         match self.listed() {
@@ -459,6 +496,9 @@ mod tests {
                 u.merge(&c);
                 assert_eq!(u.sorted(), ab.union(&cb).copied().collect::<Vec<_>>(), "{n} + {m}");
                 assert_eq!(u.len(), ab.union(&cb).count());
+                let seq = ab.iter().filter(|&&p| p < u16::MAX && ab.contains(&(p + 1))).count();
+                assert_eq!(u.sequential_pairs(), sequential_pairs(&u.sorted()), "{n} + {m}");
+                assert_eq!(a.sequential_pairs(), seq, "{n}");
                 let ra = ab.iter().filter(|&&p| !is_remote_access_port(p)).count();
                 assert_eq!(a.count_not_remote_access(), ra);
             }
@@ -473,6 +513,11 @@ mod tests {
         }
         assert_eq!(s.len(), 200);
         assert_eq!(sequential_pairs(&s.sorted()), 199);
+        assert_eq!(s.sequential_pairs(), 199);
+        // Pairs across the bitmap's 64-bit words: 63-64 and 127-128.
+        let mut w = PortSet::default();
+        (60..70u16).chain(127..129).chain(300..340).for_each(|p| w.insert(p));
+        assert_eq!(w.sequential_pairs(), 9 + 1 + 39);
         assert_eq!(s.count_not_remote_access(), 198);
     }
 }

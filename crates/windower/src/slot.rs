@@ -181,8 +181,11 @@ impl SrcSlot {
 
     /// The full state, built from the kept packets if the slot is compact.
     pub fn full(&mut self, p: &Params) -> &mut SrcState {
-        if let SrcSlot::Few(..) = self {
-            *self = SrcSlot::Full(Box::new(self.state(p).into_owned()));
+        if let SrcSlot::Few(n, few) = *self {
+            // Built in place: a state is half a kilobyte, not worth a copy through the stack.
+            let mut s = Box::<SrcState>::default();
+            few[..n as usize].iter().for_each(|m| m.replay_into(&mut s, p));
+            *self = SrcSlot::Full(s);
         }
         match self {
             SrcSlot::Full(s) => s,

@@ -351,7 +351,7 @@ pub async fn drained(nats_url: &str) -> bool {
 }
 
 /// `nta run --target notifier` with `args` and `env` (secrets), logging to a file.
-pub fn notifier(nats_url: &str, args: &[String], env: &[(&str, String)], log: &std::path::Path) -> Child {
+pub fn notifier(nats_url: &str, args: &[String], env: &[(&str, String)], log: &std::path::Path) -> Running {
     let mut cmd = Command::new(testkit::nta_bin());
     cmd.args([
         "run",
@@ -370,9 +370,33 @@ pub fn notifier(nats_url: &str, args: &[String], env: &[(&str, String)], log: &s
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("starting nta")
+    Running(cmd.spawn().expect("starting nta"))
 }
 
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A role process killed when dropped: a test that fails half-way leaves no notifier running
+/// (one kept retrying a deleted nats-server for minutes after a failed CI run).
+pub struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
