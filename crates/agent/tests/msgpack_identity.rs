@@ -10,15 +10,7 @@ use wire::PacketBatch;
 
 fn captures() -> Vec<PathBuf> {
     let mut v = testkit::shared_pcaps();
-    let corpus = testkit::pcaps_dir().join("benign-corpus");
-    let mut more: Vec<PathBuf> = std::fs::read_dir(&corpus)
-        .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    more.sort();
-    assert!(more.len() > 10, "benign-corpus holds {} captures", more.len());
-    v.extend(more);
+    v.extend(testkit::benign_corpus());
     v
 }
 

@@ -43,13 +43,7 @@ fn assert_same(path: &Path) -> usize {
 
 fn captures() -> Vec<PathBuf> {
     let mut v = testkit::shared_pcaps();
-    let mut corpus: Vec<PathBuf> = std::fs::read_dir(testkit::pcaps_dir().join("benign-corpus"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    corpus.sort();
-    v.extend(corpus);
+    v.extend(testkit::benign_corpus());
     v
 }
 

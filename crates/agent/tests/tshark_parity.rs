@@ -472,14 +472,7 @@ fn decoder_matches_tshark_on_every_shared_capture() {
 /// apps), QUIC Initials, STARTTLS, TLS on other ports.
 #[test]
 fn app_proto_and_sni_match_tshark_on_the_benign_corpus() {
-    let dir = testkit::pcaps_dir().join("benign-corpus");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    files.sort();
-    assert!(files.len() > 10, "benign-corpus holds {} captures", files.len());
+    let files = testkit::benign_corpus();
     let (mut diffs, mut seen) = (Vec::new(), BTreeMap::new());
     let mut total = 0;
     for path in &files {

@@ -36,8 +36,21 @@ pub fn pcaps_dir() -> PathBuf {
 
 /// All capture files of [`pcaps_dir`], sorted by name.
 pub fn shared_pcaps() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
-        .expect("shared pcaps directory (set NTA_PCAPS_DIR)")
+    captures_in(&pcaps_dir())
+}
+
+/// The captures of `benign-corpus/` in [`pcaps_dir`] (ordinary application traffic; none may
+/// raise an alert), sorted by name; panics when it holds fewer than 40.
+pub fn benign_corpus() -> Vec<PathBuf> {
+    let v = captures_in(&pcaps_dir().join("benign-corpus"));
+    assert!(v.len() >= 40, "the shared benign corpus holds {} captures", v.len());
+    v
+}
+
+/// The `.pcap` and `.pcapng` files of `dir`, sorted by name.
+fn captures_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (set NTA_PCAPS_DIR to the shared captures)", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
         .collect();

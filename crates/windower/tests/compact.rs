@@ -5,7 +5,6 @@
 
 use agent::records_from_file;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
 use windower::{Windower, WindowerConfig};
 use wire::{AppProto, PacketRecord, Protocol, WindowRecord};
 
@@ -16,20 +15,10 @@ fn both(recs: &[PacketRecord]) -> (Vec<WindowRecord>, Vec<WindowRecord>) {
     (compact, full)
 }
 
-fn captures(dir: PathBuf) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn compact_slots_give_the_windows_of_full_states_on_every_shared_capture() {
-    let mut files = captures(testkit::pcaps_dir());
-    files.extend(captures(testkit::pcaps_dir().join("benign-corpus")));
+    let mut files = testkit::shared_pcaps();
+    files.extend(testkit::benign_corpus());
     assert!(files.len() > 60, "shared captures missing: {}", files.len());
     let mut windows = 0;
     for p in files {
