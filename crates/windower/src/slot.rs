@@ -240,8 +240,8 @@ impl SrcSlot {
             }
             (SrcSlot::Full(s), SrcSlot::Full(o)) => s.merge(*o, p),
             (SrcSlot::Few(..), SrcSlot::Full(mut o)) => {
-                // Keep the other's allocation: replaying this slot's packets into it is
-                // merging the state they make (merges are exact and order-free).
+                // Keep the other's allocation and merge this slot's state into it: a compact
+                // slot holds no ARP, the one part of a state whose merge depends on order.
                 let mine = std::mem::take(self);
                 o.merge(mine.state(p).into_owned(), p);
                 *self = SrcSlot::Full(o);
