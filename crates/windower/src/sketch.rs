@@ -221,15 +221,6 @@ impl<V: Cell> BottomK<V> {
         }
     }
 
-    pub fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
-        match self {
-            BottomK::One(_, v) => Box::new(std::iter::once(v)),
-            BottomK::Small(v) => Box::new(v.iter().map(|e| &e.1)),
-            BottomK::Exact(m) => Box::new(m.values()),
-            BottomK::Sample(m) => Box::new(m.values()),
-        }
-    }
-
     pub fn hashes(&self) -> Box<dyn Iterator<Item = u64> + '_> {
         match self {
             BottomK::One(h, _) => Box::new(std::iter::once(*h)),

@@ -137,6 +137,11 @@ impl Mini {
     }
 }
 
+/// Adds the kept packets to `s`, in arrival order.
+fn replay(few: &[Mini], s: &mut SrcState, p: &Params) {
+    few.iter().for_each(|m| m.replay_into(s, p));
+}
+
 /// A source key's state in one window (see the module docs).
 #[derive(Debug, Clone)]
 pub enum SrcSlot {
@@ -184,7 +189,7 @@ impl SrcSlot {
         if let SrcSlot::Few(n, few) = *self {
             // Built in place: a state is half a kilobyte, not worth a copy through the stack.
             let mut s = Box::<SrcState>::default();
-            few[..n as usize].iter().for_each(|m| m.replay_into(&mut s, p));
+            replay(&few[..n as usize], &mut s, p);
             *self = SrcSlot::Full(s);
         }
         match self {
@@ -199,7 +204,7 @@ impl SrcSlot {
             SrcSlot::Full(s) => Cow::Borrowed(s),
             SrcSlot::Few(n, few) => {
                 let mut s = SrcState::default();
-                few[..*n as usize].iter().for_each(|m| m.replay_into(&mut s, p));
+                replay(&few[..*n as usize], &mut s, p);
                 Cow::Owned(s)
             }
         }
@@ -235,8 +240,7 @@ impl SrcSlot {
                 *n += m;
             }
             (_, SrcSlot::Few(m, more)) => {
-                let s = self.full(p);
-                more[..m as usize].iter().for_each(|x| x.replay_into(s, p));
+                replay(&more[..m as usize], self.full(p), p);
             }
             (SrcSlot::Full(s), SrcSlot::Full(o)) => s.merge(*o, p),
             (SrcSlot::Few(..), SrcSlot::Full(mut o)) => {
