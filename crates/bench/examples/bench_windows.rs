@@ -1,5 +1,8 @@
 //! `cargo run --release -p bench --example bench_windows [PACKETS] [SOURCES]`
-//! (the same as `nta bench windows`).
+//! (the same as `nta bench windows`, with the nta binary's allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut a = std::env::args().skip(1);
     let packets = a.next().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);

@@ -103,10 +103,10 @@ pub fn run_window_bench(packets: usize, sources: usize) -> String {
     let mut convert = 0.0;
     // Windows are streamed out; converting each into a `wire::WindowRecord` (a map of
     // `String` names, what the service publishes) is timed separately.
-    let mut emit = |c: ClosedWindow| {
+    let mut emit = |c: &ClosedWindow| {
         windows += 1;
         let t = Instant::now();
-        std::hint::black_box(c.into_record());
+        std::hint::black_box(c.to_record());
         convert += t.elapsed().as_secs_f64();
     };
     for i in 0..packets {
@@ -188,7 +188,7 @@ fn spoofed(out: &mut String, cfg: WindowerConfig, label: &str) {
     let mut windows = 0usize;
     let mut max_keys = 0usize;
     let mut target_syns = 0.0f64;
-    let mut emit = |c: ClosedWindow| {
+    let mut emit = |c: &ClosedWindow| {
         windows += 1;
         if c.view == wire::View::Destination && c.window_size == 5 {
             target_syns = target_syns.max(c.get("syn_in_count").flatten().unwrap_or(0.0));

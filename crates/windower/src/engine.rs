@@ -88,6 +88,8 @@ pub struct Windower {
     stats: WindowerStats,
     /// (source, destination) states of the last sealed 5 s window: the room a new one gets.
     keys_hint: (usize, usize),
+    /// An emptied window whose maps a new 5 s window reuses (see [`Level::merge`]).
+    spare: Option<Level>,
 }
 
 const SIZES: [i64; 3] = [5, 30, 180];
@@ -122,6 +124,7 @@ impl Windower {
             resumed_by_owner: None,
             stats: WindowerStats::default(),
             keys_hint: (0, 0),
+            spare: None,
         }
     }
 
@@ -227,8 +230,10 @@ impl Windower {
             admit = self.admit(rec, period);
             self.stats.shed_records += admit.contains(&false) as u64;
         }
-        let hint = self.keys_hint;
-        let level = self.open5.entry(start).or_insert_with(|| Level::with_capacity(hint));
+        if !self.open5.contains_key(&start) {
+            self.open_window(start);
+        }
+        let level = self.open5.get_mut(&start).expect("just opened");
         match level.add_admitted(rec, &self.params, admit) {
             Ok(created) => {
                 self.period_states[i].1 += created;
@@ -240,6 +245,20 @@ impl Windower {
             }
         }
         PushOutcome::Accepted
+    }
+
+    /// Opens the 5 s window starting at `start` with room for as many keys as the latest one
+    /// (still open while late records may come, so not yet in `keys_hint`) or the last sealed
+    /// one holds: a flood's window does not grow its maps, copying them, a dozen times over.
+    #[cold]
+    fn open_window(&mut self, start: i64) {
+        let latest = self.open5.values().next_back().map_or((0, 0), |l| (l.src.len(), l.dst.len()));
+        let hint = (latest.0.max(self.keys_hint.0), latest.1.max(self.keys_hint.1));
+        let level = match self.spare.take() {
+            Some(l) => l.reuse_for(hint),
+            None => Level::with_capacity(hint),
+        };
+        self.open5.insert(start, level);
     }
 
     /// Freezes `period` (see the key budget on [`Windower`]); returns true.
@@ -291,13 +310,13 @@ impl Windower {
     /// (window end, size, view, key).
     pub fn poll_closed(&mut self, now: Instant) -> Vec<WindowRecord> {
         let mut out = Vec::new();
-        self.poll_closed_with(now, &mut |w| out.push(w.into_record()));
+        self.poll_closed_with(now, &mut |w| out.push(w.to_record()));
         out
     }
 
     /// Like [`Windower::poll_closed`], streaming compact windows to `emit` in the same order
     /// (nothing accumulates: the way to close a million keys at once in bounded memory).
-    pub fn poll_closed_with(&mut self, now: Instant, emit: &mut dyn FnMut(ClosedWindow)) {
+    pub fn poll_closed_with(&mut self, now: Instant, emit: &mut dyn FnMut(&ClosedWindow)) {
         if !self.agents.is_empty() && self.agents.iter().all(|(_, a)| a.finished) {
             // Every input ended (replays): nothing more can arrive for the open windows.
             return self.finish_with(emit);
@@ -323,11 +342,11 @@ impl Windower {
     /// Closes everything still open (end of an offline input) and returns it.
     pub fn finish(&mut self) -> Vec<WindowRecord> {
         let mut out = Vec::new();
-        self.finish_with(&mut |w| out.push(w.into_record()));
+        self.finish_with(&mut |w| out.push(w.to_record()));
         out
     }
 
-    pub fn finish_with(&mut self, emit: &mut dyn FnMut(ClosedWindow)) {
+    pub fn finish_with(&mut self, emit: &mut dyn FnMut(&ClosedWindow)) {
         let last = [&self.open5, &self.acc30, &self.acc180]
             .iter()
             .zip(SIZES)
@@ -343,11 +362,11 @@ impl Windower {
     /// Seals and closes, in increasing window end, every window ending at or before `target`;
     /// at equal ends 5 s before 30 s before 180 s, so the output order is (end, size) and a
     /// longer window is closed right after the last 5 s window that feeds it.
-    fn advance(&mut self, target: i64, emit: &mut dyn FnMut(ClosedWindow)) {
+    fn advance(&mut self, target: i64, emit: &mut dyn FnMut(&ClosedWindow)) {
         let p = self.params;
         let by_owner = &self.resumed_by_owner;
         let mut n = 0u64;
-        let mut count = |w: ClosedWindow| {
+        let mut count = |w: &ClosedWindow| {
             // ARP senders of other partitions are only here for the ARP join.
             if !p.part.owns(&w.key) {
                 return;
@@ -378,15 +397,16 @@ impl Windower {
                 if end > self.resumed[0] {
                     level.finalize_with(start, 5, &p, &mut count);
                 }
-                self.acc30.entry(floor_to(start, 30)).or_default().merge(level, &p);
+                self.acc30.entry(floor_to(start, 30)).or_default().merge(&mut level, &p);
+                self.spare = Some(level);
                 continue; // the 30 s window ending here (if any) is next
             }
             if ends[1] == Some(end) {
-                let (start, level) = self.acc30.pop_first().unwrap();
+                let (start, mut level) = self.acc30.pop_first().unwrap();
                 if end > self.resumed[1] {
                     level.finalize_with(start, 30, &p, &mut count);
                 }
-                self.acc180.entry(floor_to(start, 180)).or_default().merge(level, &p);
+                self.acc180.entry(floor_to(start, 180)).or_default().merge(&mut level, &p);
                 continue;
             }
             let (start, level) = self.acc180.pop_first().unwrap();

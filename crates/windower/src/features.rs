@@ -10,7 +10,7 @@
 use crate::arp::ArpSeq;
 use crate::sketch::BottomK;
 use crate::state::{DstState, SrcState, C_ACK, C_HTTP, C_SYN, C_WEB, IN_ACK, IN_SYN};
-use wire::features::{EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
+use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};
 
 /// The MAC-binding features of one ARP sender, from the window-wide join (see `level.rs`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,12 +28,46 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
     (den > 0.0).then(|| num / den)
 }
 
-type Out = Vec<(&'static str, Option<f64>)>;
+/// Features of a source window: [`ORIGINAL_FEATURES`] then [`EXTRA_SOURCE_FEATURES`].
+pub const SOURCE_FEATURES: usize = ORIGINAL_FEATURES.len() + EXTRA_SOURCE_FEATURES.len();
 
-/// Features of the source view. `d` is the window length in seconds.
-pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
-    let mut o: Out = Vec::with_capacity(ORIGINAL_FEATURES.len() + EXTRA_SOURCE_FEATURES.len());
-    let mut put = |k: &'static str, v: Option<f64>| o.push((k, v));
+/// Feature names of the shedding flag on the source windows of a window that shed.
+pub const SHED_RECORDS: &str = "shed_records";
+pub const SHED_SOURCES: &str = "shed_sources";
+
+/// Names of the source view's values in order, the two shedding flags last (present only on
+/// the windows of a window that shed, see [`crate::Windower`]).
+pub const SOURCE_NAMES: [&str; SOURCE_FEATURES + 2] = {
+    let mut out = [""; SOURCE_FEATURES + 2];
+    let mut i = 0;
+    while i < SOURCE_FEATURES {
+        out[i] = if i < ORIGINAL_FEATURES.len() {
+            ORIGINAL_FEATURES[i]
+        } else {
+            EXTRA_SOURCE_FEATURES[i - ORIGINAL_FEATURES.len()]
+        };
+        i += 1;
+    }
+    out[SOURCE_FEATURES] = SHED_RECORDS;
+    out[SOURCE_FEATURES + 1] = SHED_SOURCES;
+    out
+};
+
+/// The values of one window, in the order of [`SOURCE_NAMES`] or [`DESTINATION_FEATURES`]:
+/// written in place, without a name or an allocation per feature (a flood closes millions of
+/// windows).
+pub type Values = [Option<f64>; SOURCE_NAMES.len()];
+
+/// Features of the source view into `o[..SOURCE_FEATURES]`. `d` is the window length in
+/// seconds.
+pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut Values) {
+    let mut i = 0;
+    // The names here say which value is which; the order is checked against the table.
+    let mut put = |k: &'static str, v: Option<f64>| {
+        debug_assert_eq!(k, SOURCE_NAMES[i], "source features out of order");
+        o[i] = v;
+        i += 1;
+    };
     let n = s.packets as f64;
     let bytes = s.bytes as f64;
     // Generic
@@ -146,7 +180,6 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>) -> Out {
     put("ssh_sessions_opened", Some(s.ssh_sessions as f64));
     put("tcp_data_conn_count", Some(s.tcp_data_ports.len() as f64));
     put("tcp_data_received_count", Some(recv.map_or(0, |r| r.psh) as f64));
-    o
 }
 
 fn flaps(seq: &ArpSeq) -> u64 {
@@ -168,12 +201,12 @@ fn mean_duration(c: &BottomK<crate::state::Conn>) -> Option<f64> {
     ratio(sum, k as f64)
 }
 
-/// Features of the destination view.
-pub fn destination_features(s: &DstState, d: f64) -> Out {
+/// Features of the destination view into `o[..DESTINATION_FEATURES.len()]`.
+pub fn destination_features(s: &DstState, d: f64, o: &mut Values) {
     let n = s.packets as f64;
     let bytes = s.bytes as f64;
     let srcs = s.src_ips.count();
-    vec![
+    let v = [
         ("packet_count", Some(n)),
         ("packet_rate_pps", Some(n / d)),
         ("byte_count", Some(bytes)),
@@ -191,5 +224,9 @@ pub fn destination_features(s: &DstState, d: f64) -> Out {
         ("unique_dst_ports", Some(s.dst_ports.len() as f64)),
         ("half_open_count", Some(s.inbound.count_where(|f| f & (IN_SYN | IN_ACK) == IN_SYN))),
         ("icmp_echo_reply_count", Some(s.echo_replies as f64)),
-    ]
+    ];
+    for (i, (k, x)) in v.into_iter().enumerate() {
+        debug_assert_eq!(k, DESTINATION_FEATURES[i], "destination features out of order");
+        o[i] = x;
+    }
 }

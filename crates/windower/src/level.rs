@@ -7,7 +7,8 @@
 //! the source state of its sender (arp_psrc) and no destination state. A frame with neither an
 //! IP source nor an ARP sender is skipped and counted.
 
-use crate::features::{destination_features, source_features, ArpBinding};
+use crate::features::{destination_features, source_features, ArpBinding, Values, SOURCE_FEATURES, SOURCE_NAMES};
+pub use crate::features::{SHED_RECORDS, SHED_SOURCES};
 use crate::hash::{hash_ip, BuildFast, FastMap};
 use crate::sketch::BottomK;
 use crate::slot::SrcSlot;
@@ -16,34 +17,54 @@ use indexmap::IndexMap;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use wire::features::DESTINATION_FEATURES;
 use wire::{PacketRecord, Protocol, View, WindowRecord, BATCH_FORMAT_VERSION};
 
-/// A closed window in compact form: features as (static name, value) pairs in the order of
-/// [`crate::ORIGINAL_FEATURES`] + [`crate::EXTRA_SOURCE_FEATURES`] (source view) or
-/// [`crate::DESTINATION_FEATURES`] (destination view). Cheaper than a `WindowRecord` (no
-/// per-feature `String`); [`ClosedWindow::into_record`] converts.
+/// A closed window in compact form: its values in place with static names, in the order of
+/// [`crate::ORIGINAL_FEATURES`] + [`crate::EXTRA_SOURCE_FEATURES`] (+ the shedding flag when
+/// the window shed) for the source view, [`crate::DESTINATION_FEATURES`] for the destination
+/// view. Cheaper than a `WindowRecord` (no per-feature `String`); [`ClosedWindow::to_record`]
+/// converts. Closing hands out one `ClosedWindow` by reference, refilled for every window (a
+/// flood closes millions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedWindow {
     pub view: View,
     pub key: IpAddr,
     pub window_start: i64,
     pub window_size: u32,
-    pub features: Vec<(&'static str, Option<f64>)>,
+    names: &'static [&'static str],
+    values: Values,
 }
 
 impl ClosedWindow {
-    pub fn get(&self, name: &str) -> Option<Option<f64>> {
-        self.features.iter().find(|f| f.0 == name).map(|f| f.1)
+    fn new(view: View, window_start: i64, window_size: u32) -> ClosedWindow {
+        ClosedWindow {
+            view,
+            key: IpAddr::from([0u8; 4]),
+            window_start,
+            window_size,
+            names: &[],
+            values: [None; SOURCE_NAMES.len()],
+        }
     }
 
-    pub fn into_record(self) -> WindowRecord {
+    /// (name, value) of every feature, in order.
+    pub fn features(&self) -> impl Iterator<Item = (&'static str, Option<f64>)> + '_ {
+        self.names.iter().copied().zip(self.values.iter().copied())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Option<f64>> {
+        self.names.iter().position(|n| *n == name).map(|i| self.values[i])
+    }
+
+    pub fn to_record(&self) -> WindowRecord {
         WindowRecord {
             v: BATCH_FORMAT_VERSION,
             view: self.view,
             key: self.key.to_string(),
             window_start: self.window_start,
             window_size: self.window_size,
-            features: self.features.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+            features: self.features().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
         }
     }
 }
@@ -68,10 +89,6 @@ pub struct Shed {
     /// The keys refused (a bottom-k sketch: exact up to the cap, an estimate above).
     pub sources: BottomK<()>,
 }
-
-/// Feature names of the shedding flag on the source windows of a window that shed.
-pub const SHED_RECORDS: &str = "shed_records";
-pub const SHED_SOURCES: &str = "shed_sources";
 
 /// The source-view keys a record updates, each only if this windower keeps it: the sender
 /// (IP source, or ARP sender) and the receiver of an answer (see [`SrcState::wants_received`]).
@@ -165,12 +182,16 @@ impl Level {
         self.src.values_mut().for_each(|s| s.seal());
     }
 
-    pub fn merge(&mut self, other: Level, p: &Params) {
+    /// Merges `other` (the same keys' states in a later window) into this window and leaves
+    /// `other` empty with its maps' room, for the engine to reuse: a flood's maps hold a
+    /// million entries, and allocating them afresh for every 5 s window costs more page faults
+    /// (the allocator returns freed memory to the system) than the merge itself.
+    pub fn merge(&mut self, other: &mut Level, p: &Params) {
         if self.is_empty() && self.shed.is_none() {
-            *self = other;
+            std::mem::swap(self, other);
             return;
         }
-        match (self.shed.as_mut(), other.shed) {
+        match (self.shed.as_mut(), other.shed.take()) {
             (_, None) => {}
             (None, Some(o)) => self.shed = Some(o),
             (Some(a), Some(b)) => {
@@ -184,7 +205,7 @@ impl Level {
             let new = other.src.keys().filter(|k| !self.src.contains_key(*k)).count();
             self.src.reserve(new);
         }
-        for (k, s) in other.src {
+        for (k, s) in other.src.drain(..) {
             match self.src.get_mut(&k) {
                 Some(x) => x.merge(s, p),
                 None => {
@@ -192,7 +213,7 @@ impl Level {
                 }
             }
         }
-        for (k, s) in other.dst {
+        for (k, s) in other.dst.drain() {
             match self.dst.get_mut(&k) {
                 Some(x) => x.merge(s, p),
                 None => {
@@ -202,17 +223,29 @@ impl Level {
         }
     }
 
+    /// Makes this (empty) window ready for `keys` (source, destination) states, keeping the
+    /// room it has unless that is far more than needed (memory goes back after a flood).
+    pub fn reuse_for(mut self, keys: (usize, usize)) -> Level {
+        debug_assert!(self.is_empty() && self.shed.is_none());
+        if self.src.capacity() > 4 * keys.0 + 1024 || self.dst.capacity() > 4 * keys.1 + 1024 {
+            return Level::with_capacity(keys);
+        }
+        self.src.reserve(keys.0);
+        self.dst.reserve(keys.1);
+        self
+    }
+
     /// The window's records, sorted by (view, key). Source keys that only received answers
     /// (no packet sent) are not emitted.
     pub fn finalize(&self, start: i64, size: u32, p: &Params) -> Vec<WindowRecord> {
         let mut out = Vec::new();
-        self.finalize_with(start, size, p, &mut |w| out.push(w.into_record()));
+        self.finalize_with(start, size, p, &mut |w| out.push(w.to_record()));
         out
     }
 
     /// Like [`Level::finalize`], handing each window to `emit` as it is computed (no
     /// `WindowRecord` maps are built unless the caller wants them).
-    pub fn finalize_with(&self, start: i64, size: u32, p: &Params, emit: &mut dyn FnMut(ClosedWindow)) {
+    pub fn finalize_with(&self, start: i64, size: u32, p: &Params, emit: &mut dyn FnMut(&ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
         // Sized up front: growing a vector of a million keys copies it a dozen times.
@@ -223,25 +256,26 @@ impl Level {
         dst.extend(self.dst.iter());
         dst.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let shed = self.shed.as_deref().map(|x| (x.records as f64, x.sources.count()));
+        let mut w = ClosedWindow::new(View::Source, start, size);
+        w.names = &SOURCE_NAMES[..SOURCE_FEATURES + if shed.is_some() { 2 } else { 0 }];
         for (k, s) in src {
             let s: Cow<SrcState> = s.state(p);
-            let mut features = source_features(&s, d, arp.get(k));
+            w.key = *k;
+            source_features(&s, d, arp.get(k), &mut w.values);
             if let Some((records, sources)) = shed {
                 // Every source window of a window that shed says so: the ranking of this
                 // window's sources is missing some of them.
-                features.push((SHED_RECORDS, Some(records)));
-                features.push((SHED_SOURCES, Some(sources)));
+                w.values[SOURCE_FEATURES] = Some(records);
+                w.values[SOURCE_FEATURES + 1] = Some(sources);
             }
-            emit(ClosedWindow { view: View::Source, key: *k, window_start: start, window_size: size, features });
+            emit(&w);
         }
+        w.view = View::Destination;
+        w.names = &DESTINATION_FEATURES;
         for (k, s) in dst {
-            emit(ClosedWindow {
-                view: View::Destination,
-                key: *k,
-                window_start: start,
-                window_size: size,
-                features: destination_features(s, d),
-            });
+            w.key = *k;
+            destination_features(s, d, &mut w.values);
+            emit(&w);
         }
     }
 
