@@ -6,7 +6,8 @@
 //! at the same watermark step as its last 5 s window and is merged into its 180 s window.
 //! Only three states per key are therefore alive at a time, whatever the window length.
 
-use crate::level::{source_keys, ClosedWindow, Level, Skip};
+use crate::level::{source_keys, Level, Skip};
+use crate::run::{ClosedWindow, Run, Spares};
 use crate::state::Params;
 use crate::{Partition, WindowerConfig};
 use std::collections::BTreeMap;
@@ -73,8 +74,8 @@ pub struct Windower {
     frozen: Vec<i64>,
     params: Params,
     open5: BTreeMap<i64, Level>,
-    acc30: BTreeMap<i64, Level>,
-    acc180: BTreeMap<i64, Level>,
+    acc30: BTreeMap<i64, Run>,
+    acc180: BTreeMap<i64, Run>,
     /// Few agents: a vector with a cached last index beats hashing the id per record.
     agents: Vec<(String, AgentClock)>,
     last_agent: usize,
@@ -88,8 +89,10 @@ pub struct Windower {
     stats: WindowerStats,
     /// (source, destination) states of the last sealed 5 s window: the room a new one gets.
     keys_hint: (usize, usize),
-    /// An emptied window whose maps a new 5 s window reuses (see [`Level::merge`]).
+    /// An emptied window whose maps a new 5 s window reuses (see [`Level::into_run`]).
     spare: Option<Level>,
+    /// Emptied sealed-window lists for the next ones (see [`Spares`]).
+    spares: Spares,
 }
 
 const SIZES: [i64; 3] = [5, 30, 180];
@@ -125,6 +128,7 @@ impl Windower {
             stats: WindowerStats::default(),
             keys_hint: (0, 0),
             spare: None,
+            spares: Spares::default(),
         }
     }
 
@@ -285,8 +289,8 @@ impl Windower {
                 self.open5.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
                     // Every 30 s window of the period: the previous one is merged into the 180 s
                     // accumulator only when its last 5 s window closes, after the next one opened.
-                    || self.acc30.range(period..period + 180).any(|(_, l)| l.src.contains_key(&k))
-                    || self.acc180.get(&period).is_some_and(|l| l.src.contains_key(&k))
+                    || self.acc30.range(period..period + 180).any(|(_, l)| l.has_source(&k))
+                    || self.acc180.get(&period).is_some_and(|l| l.has_source(&k))
             })
         })
     }
@@ -347,10 +351,10 @@ impl Windower {
     }
 
     pub fn finish_with(&mut self, emit: &mut dyn FnMut(&ClosedWindow)) {
-        let last = [&self.open5, &self.acc30, &self.acc180]
+        let last = [self.open5.keys().next_back(), self.acc30.keys().next_back(), self.acc180.keys().next_back()]
             .iter()
             .zip(SIZES)
-            .filter_map(|(m, s)| m.keys().next_back().map(|k| floor_to(k + s - 1, 180) + 180))
+            .filter_map(|(k, s)| k.map(|k| floor_to(k + s - 1, 180) + 180))
             .max();
         if let Some(t) = last {
             if t > self.sealed {
@@ -393,20 +397,20 @@ impl Windower {
             if ends[0] == Some(end) {
                 let (start, mut level) = self.open5.pop_first().unwrap();
                 self.keys_hint = (level.src.len(), level.dst.len());
-                level.seal();
-                if end > self.resumed[0] {
-                    level.finalize_with(start, 5, &p, &mut count);
-                }
-                self.acc30.entry(floor_to(start, 30)).or_default().merge(&mut level, &p);
+                let run = level.into_run(&mut self.spares);
                 self.spare = Some(level);
+                if end > self.resumed[0] {
+                    run.finalize_with(start, 5, &p, &mut count);
+                }
+                self.acc30.entry(floor_to(start, 30)).or_default().merge(run, &p, &mut self.spares);
                 continue; // the 30 s window ending here (if any) is next
             }
             if ends[1] == Some(end) {
-                let (start, mut level) = self.acc30.pop_first().unwrap();
+                let (start, run) = self.acc30.pop_first().unwrap();
                 if end > self.resumed[1] {
-                    level.finalize_with(start, 30, &p, &mut count);
+                    run.finalize_with(start, 30, &p, &mut count);
                 }
-                self.acc180.entry(floor_to(start, 180)).or_default().merge(&mut level, &p);
+                self.acc180.entry(floor_to(start, 180)).or_default().merge(run, &p, &mut self.spares);
                 continue;
             }
             let (start, level) = self.acc180.pop_first().unwrap();
@@ -421,14 +425,16 @@ impl Windower {
                     "windower key budget: source-view records counted in aggregate in this 3-minute period"
                 );
             }
+            level.recycle(&mut self.spares);
         }
         self.frozen.retain(|&p| p + 180 > target);
         self.period_states.clear();
-        for (&start, l) in self.open5.iter().chain(&self.acc30).chain(&self.acc180) {
+        let open = self.open5.iter().map(|(s, l)| (*s, l.src.len()));
+        for (start, n) in open.chain(self.acc30.iter().chain(&self.acc180).map(|(s, r)| (*s, r.src.len()))) {
             let period = floor_to(start, 180);
             match self.period_states.iter_mut().find(|p| p.0 == period) {
-                Some(p) => p.1 += l.src.len(),
-                None => self.period_states.push((period, l.src.len())),
+                Some(p) => p.1 += n,
+                None => self.period_states.push((period, n)),
             }
         }
         self.sealed = target;
@@ -453,7 +459,8 @@ impl Windower {
 
     /// (view, key) states currently held over all open windows (a memory gauge).
     pub fn open_keys(&self) -> usize {
-        [&self.open5, &self.acc30, &self.acc180].iter().flat_map(|m| m.values()).map(Level::keys).sum()
+        self.open5.values().map(Level::keys).sum::<usize>()
+            + self.acc30.values().chain(self.acc180.values()).map(Run::keys).sum::<usize>()
     }
 }
 

@@ -80,12 +80,14 @@ pub mod features;
 pub mod hash;
 pub mod level;
 pub mod partition;
+pub mod run;
 pub mod sketch;
 pub mod slot;
 pub mod state;
 
 pub use config::{WindowerConfig, BYTES_PER_SOURCE_STATE};
 pub use engine::{windows_from_records, windows_from_records_with_stats, PushOutcome, Windower, WindowerStats};
-pub use level::{direct_window, ClosedWindow};
+pub use level::direct_window;
 pub use partition::Partition;
+pub use run::ClosedWindow;
 pub use wire::features::{DESTINATION_FEATURES, EXTRA_SOURCE_FEATURES, ORIGINAL_FEATURES};

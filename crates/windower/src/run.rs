@@ -1,0 +1,308 @@
+//! A sealed window: every key's state sorted by key. Closing emits windows in key order, and
+//! merging a window into the longer one that contains it (5 s into 30 s, 30 s into 180 s) is
+//! one sequential pass over two sorted lists, a merge join, instead of a hash probe per key:
+//! with a flood's million keys the probes were cache misses and the growing map copies, the
+//! better part of the cost of the cascade.
+
+use crate::features::{destination_features, source_features, ArpBinding, Values, SOURCE_FEATURES, SOURCE_NAMES};
+use crate::level::Shed;
+use crate::slot::SrcSlot;
+use crate::state::{DstState, Params, SrcState};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use wire::features::DESTINATION_FEATURES;
+use wire::{View, WindowRecord, BATCH_FORMAT_VERSION};
+
+/// A closed window in compact form: its values in place with static names, in the order of
+/// [`crate::ORIGINAL_FEATURES`] + [`crate::EXTRA_SOURCE_FEATURES`] (+ the shedding flag when
+/// the window shed) for the source view, [`crate::DESTINATION_FEATURES`] for the destination
+/// view. Cheaper than a `WindowRecord` (no per-feature `String`); [`ClosedWindow::to_record`]
+/// converts. Closing hands out one `ClosedWindow` by reference, refilled for every window (a
+/// flood closes millions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedWindow {
+    pub view: View,
+    pub key: IpAddr,
+    pub window_start: i64,
+    pub window_size: u32,
+    names: &'static [&'static str],
+    values: Values,
+}
+
+impl ClosedWindow {
+    fn new(view: View, window_start: i64, window_size: u32) -> ClosedWindow {
+        ClosedWindow {
+            view,
+            key: IpAddr::from([0u8; 4]),
+            window_start,
+            window_size,
+            names: &[],
+            values: [None; SOURCE_NAMES.len()],
+        }
+    }
+
+    /// (name, value) of every feature, in order.
+    pub fn features(&self) -> impl Iterator<Item = (&'static str, Option<f64>)> + '_ {
+        self.names.iter().copied().zip(self.values.iter().copied())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Option<f64>> {
+        self.names.iter().position(|n| *n == name).map(|i| self.values[i])
+    }
+
+    pub fn to_record(&self) -> WindowRecord {
+        WindowRecord {
+            v: BATCH_FORMAT_VERSION,
+            view: self.view,
+            key: self.key.to_string(),
+            window_start: self.window_start,
+            window_size: self.window_size,
+            features: self.features().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+/// A sealed window's states (both views), each list sorted by key without duplicates.
+#[derive(Debug, Default, Clone)]
+pub struct Run {
+    pub src: Vec<(IpAddr, SrcSlot)>,
+    pub dst: Vec<(IpAddr, DstState)>,
+    /// Source-view traffic refused state by the key budget (see [`crate::Windower`]).
+    pub shed: Option<Box<Shed>>,
+}
+
+impl Run {
+    /// Number of (view, key) states held.
+    pub fn keys(&self) -> usize {
+        self.src.len() + self.dst.len()
+    }
+
+    /// The source key `k` holds a state here.
+    pub fn has_source(&self, k: &IpAddr) -> bool {
+        self.src.binary_search_by(|e| e.0.cmp(k)).is_ok()
+    }
+
+    /// Merges `later` (the states of a later window) into this one: states of the same key
+    /// are merged in time order, as the ARP sequence requires. Emptied lists go to `spares`.
+    pub fn merge(&mut self, later: Run, p: &Params, spares: &mut Spares) {
+        match (self.shed.as_mut(), later.shed) {
+            (_, None) => {}
+            (None, Some(o)) => self.shed = Some(o),
+            (Some(a), Some(b)) => {
+                a.records += b.records;
+                a.sources.merge(b.sources, p.cap);
+            }
+        }
+        merge_sorted(&mut self.src, later.src, |a, b| a.merge(b, p), &mut spares.src);
+        merge_sorted(&mut self.dst, later.dst, |a, b| a.merge(b, p), &mut spares.dst);
+    }
+
+    /// Gives the lists' room to `spares` (the window is done).
+    pub fn recycle(self, spares: &mut Spares) {
+        spares.src.put(self.src);
+        spares.dst.put(self.dst);
+    }
+
+    /// The window's records, sorted by (view, key). Source keys that only received answers
+    /// (no packet sent) are not emitted.
+    pub fn finalize(&self, start: i64, size: u32, p: &Params) -> Vec<WindowRecord> {
+        let mut out = Vec::new();
+        self.finalize_with(start, size, p, &mut |w| out.push(w.to_record()));
+        out
+    }
+
+    /// Like [`Run::finalize`], handing each window to `emit` as it is computed (no
+    /// `WindowRecord` maps are built unless the caller wants them).
+    pub fn finalize_with(&self, start: i64, size: u32, p: &Params, emit: &mut dyn FnMut(&ClosedWindow)) {
+        let d = size as f64;
+        let arp = self.arp_join();
+        let shed = self.shed.as_deref().map(|x| (x.records as f64, x.sources.count()));
+        let mut w = ClosedWindow::new(View::Source, start, size);
+        w.names = &SOURCE_NAMES[..SOURCE_FEATURES + if shed.is_some() { 2 } else { 0 }];
+        for (k, s) in self.src.iter().filter(|(_, s)| s.sent_any()) {
+            let s: Cow<SrcState> = s.state(p);
+            w.key = *k;
+            source_features(&s, d, arp.get(k), &mut w.values);
+            if let Some((records, sources)) = shed {
+                // Every source window of a window that shed says so: the ranking of this
+                // window's sources is missing some of them.
+                w.values[SOURCE_FEATURES] = Some(records);
+                w.values[SOURCE_FEATURES + 1] = Some(sources);
+            }
+            emit(&w);
+        }
+        w.view = View::Destination;
+        w.names = &DESTINATION_FEATURES;
+        for (k, s) in &self.dst {
+            w.key = *k;
+            destination_features(s, d, &mut w.values);
+            emit(&w);
+        }
+    }
+
+    /// Window-wide IP <-> MAC join over ARP sender bindings. For key k with MAC set M(k),
+    /// the neighbourhood N(k) is every IP claimed (in this window) by a MAC of M(k), k
+    /// included; the original's per-group map statistics are taken over N(k). Results depend
+    /// only on the merged MAC sets, so cascaded windows equal direct ones.
+    fn arp_join(&self) -> HashMap<IpAddr, ArpBinding> {
+        let mut ip_macs: HashMap<IpAddr, (Vec<u64>, f64)> = HashMap::new();
+        let mut mac_ips: HashMap<u64, Vec<IpAddr>> = HashMap::new();
+        let mut asked: HashMap<IpAddr, u64> = HashMap::new();
+        for (ip, s) in &self.src {
+            let Some(a) = s.arp() else { continue };
+            for (t, n) in &a.asked {
+                *asked.entry(*t).or_default() += n;
+            }
+            if a.macs.stored() == 0 {
+                continue;
+            }
+            let mut macs: Vec<u64> = a.macs.hashes().collect();
+            macs.sort_unstable();
+            for &m in &macs {
+                mac_ips.entry(m).or_default().push(*ip);
+            }
+            ip_macs.insert(*ip, (macs, a.macs.count()));
+        }
+        let mut out = HashMap::with_capacity(ip_macs.len());
+        // Keys with the same MAC set have the same neighbourhood: compute it once.
+        let mut memo: HashMap<&[u64], ArpBinding> = HashMap::new();
+        for (ip, (macs, _)) in &ip_macs {
+            let requests_for_key = asked.get(ip).copied().unwrap_or(0) as f64;
+            if let Some(b) = memo.get(macs.as_slice()) {
+                out.insert(*ip, ArpBinding { requests_for_key, ..*b });
+                continue;
+            }
+            let mut nb: Vec<IpAddr> = macs.iter().flat_map(|m| mac_ips[m].iter().copied()).collect();
+            nb.sort_unstable();
+            nb.dedup();
+            let sizes: Vec<f64> = nb.iter().map(|i| ip_macs[i].1).collect();
+            let mut all_macs: Vec<u64> = nb.iter().flat_map(|i| ip_macs[i].0.iter().copied()).collect();
+            all_macs.sort_unstable();
+            all_macs.dedup();
+            let n = nb.len() as f64;
+            let b = ArpBinding {
+                unique_macs_per_ip_max: sizes.iter().copied().fold(0.0, f64::max),
+                avg_macs_per_ip: Some(sizes.iter().sum::<f64>() / n),
+                suspicious_mac_changes: sizes.iter().filter(|&&c| c > 1.0).count() as f64,
+                duplicate_mac_ips: macs.iter().map(|m| mac_ips[m].len()).filter(|&c| c > 1).sum::<usize>() as f64,
+                mac_ip_ratio: Some(all_macs.len() as f64 / n),
+                requests_for_key,
+            };
+            memo.insert(macs.as_slice(), b);
+            out.insert(*ip, b);
+        }
+        out
+    }
+}
+
+/// Emptied lists kept for the next windows' lists: a flood's lists hold a million states,
+/// and memory handed back to the system returns as fresh pages the kernel must zero (measured:
+/// a quarter of a spoofed flood's time went to that).
+#[derive(Debug, Default)]
+pub struct Spares {
+    pub src: Spare<SrcSlot>,
+    pub dst: Spare<DstState>,
+}
+
+/// Emptied lists of one view (see [`Spares`]).
+#[derive(Debug)]
+pub struct Spare<V>(Vec<Vec<(IpAddr, V)>>);
+
+impl<V> Default for Spare<V> {
+    fn default() -> Self {
+        Spare(Vec::new())
+    }
+}
+
+/// Lists kept per view: a window's 5 s list, its 30 s and 180 s lists being merged.
+const SPARES: usize = 3;
+
+impl<V> Spare<V> {
+    /// An empty list with room for `n` states: a kept one that fits (and is not far larger,
+    /// so memory goes back after a flood), or a new one.
+    pub fn take(&mut self, n: usize) -> Vec<(IpAddr, V)> {
+        match self.0.iter().position(|v| v.capacity() >= n && v.capacity() <= 4 * n + 4096) {
+            Some(i) => self.0.swap_remove(i),
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    pub fn put(&mut self, mut v: Vec<(IpAddr, V)>) {
+        v.clear();
+        if v.capacity() == 0 {
+            return;
+        }
+        self.0.push(v);
+        if self.0.len() > SPARES {
+            let smallest = (0..self.0.len()).min_by_key(|&i| self.0[i].capacity()).expect("not empty");
+            self.0.swap_remove(smallest);
+        }
+    }
+}
+
+/// Merges the sorted list `b` into the sorted list `a`, combining the values of a key in both
+/// with `f(a's, b's)`. When every key of `b` is already in `a` (steady traffic: the same hosts
+/// window after window) it works in place; otherwise it builds the union once, at its exact size.
+fn merge_sorted<V>(
+    a: &mut Vec<(IpAddr, V)>,
+    mut b: Vec<(IpAddr, V)>,
+    mut f: impl FnMut(&mut V, V),
+    spare: &mut Spare<V>,
+) {
+    if b.is_empty() {
+        return spare.put(b);
+    }
+    if a.is_empty() {
+        return spare.put(std::mem::replace(a, b));
+    }
+    let (mut i, mut j, mut union) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            Ordering::Less => i += 1,
+            Ordering::Greater => j += 1,
+            Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+        union += 1;
+    }
+    union += (a.len() - i) + (b.len() - j);
+    if union == a.len() {
+        let mut i = 0;
+        for (k, v) in b.drain(..) {
+            while a[i].0 < k {
+                i += 1;
+            }
+            f(&mut a[i].1, v);
+        }
+        return spare.put(b);
+    }
+    let mut out = spare.take(union);
+    let mut old = std::mem::take(a);
+    let mut x = old.drain(..).peekable();
+    let mut y = b.drain(..).peekable();
+    loop {
+        let order = match (x.peek(), y.peek()) {
+            (Some(l), Some(r)) => l.0.cmp(&r.0),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            Ordering::Less => out.extend(x.next()),
+            Ordering::Greater => out.extend(y.next()),
+            Ordering::Equal => {
+                let (k, mut v) = x.next().expect("peeked");
+                f(&mut v, y.next().expect("peeked").1);
+                out.push((k, v));
+            }
+        }
+    }
+    drop((x, y));
+    spare.put(old);
+    spare.put(b);
+    *a = out;
+}
