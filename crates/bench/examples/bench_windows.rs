@@ -6,6 +6,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let mut a = std::env::args().skip(1);
     let packets = a.next().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);
-    let sources = a.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let sources = a.next().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     print!("{}", bench::run_window_bench(packets, sources));
 }

@@ -113,8 +113,12 @@ impl Hasher for FastHasher {
         for c in &mut chunks {
             self.write_u64(u64::from_le_bytes(c.try_into().unwrap()));
         }
-        for &b in chunks.remainder() {
-            self.write_u64(b as u64);
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // One round for the tail (an IPv4 address is all tail), its length folded in.
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ (rest.len() as u64) << 59);
         }
     }
     #[inline]

@@ -5,12 +5,13 @@
 //! better part of the cost of the cascade.
 
 use crate::features::{destination_features, source_features, ArpBinding, Values, SOURCE_FEATURES, SOURCE_NAMES};
+use crate::hash::{BuildFast, FastMap};
 use crate::level::Shed;
 use crate::slot::SrcSlot;
 use crate::state::{DstState, Params, SrcState};
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use wire::features::DESTINATION_FEATURES;
 use wire::{View, WindowRecord, BATCH_FORMAT_VERSION};
@@ -146,10 +147,10 @@ impl Run {
     /// the neighbourhood N(k) is every IP claimed (in this window) by a MAC of M(k), k
     /// included; the original's per-group map statistics are taken over N(k). Results depend
     /// only on the merged MAC sets, so cascaded windows equal direct ones.
-    fn arp_join(&self) -> HashMap<IpAddr, ArpBinding> {
-        let mut ip_macs: HashMap<IpAddr, (Vec<u64>, f64)> = HashMap::new();
-        let mut mac_ips: HashMap<u64, Vec<IpAddr>> = HashMap::new();
-        let mut asked: HashMap<IpAddr, u64> = HashMap::new();
+    fn arp_join(&self) -> FastMap<IpAddr, ArpBinding> {
+        let mut ip_macs: FastMap<IpAddr, (Vec<u64>, f64)> = FastMap::default();
+        let mut mac_ips: FastMap<u64, Vec<IpAddr>> = FastMap::default();
+        let mut asked: FastMap<IpAddr, u64> = FastMap::default();
         for (ip, s) in &self.src {
             let Some(a) = s.arp() else { continue };
             for (t, n) in &a.asked {
@@ -165,9 +166,9 @@ impl Run {
             }
             ip_macs.insert(*ip, (macs, a.macs.count()));
         }
-        let mut out = HashMap::with_capacity(ip_macs.len());
+        let mut out = FastMap::with_capacity_and_hasher(ip_macs.len(), BuildFast);
         // Keys with the same MAC set have the same neighbourhood: compute it once.
-        let mut memo: HashMap<&[u64], ArpBinding> = HashMap::new();
+        let mut memo: FastMap<&[u64], ArpBinding> = FastMap::default();
         for (ip, (macs, _)) in &ip_macs {
             let requests_for_key = asked.get(ip).copied().unwrap_or(0) as f64;
             if let Some(b) = memo.get(macs.as_slice()) {

@@ -58,11 +58,31 @@ impl<V: Cell> BottomK<V> {
     /// Finds or creates the member `h` and lets `f` update its value. `cap` >= 1.
     #[inline]
     pub fn upsert(&mut self, h: u64, cap: usize, f: impl FnOnce(&mut V)) {
+        // The common cases inline at the call: the member is the one inline, or in the small
+        // list; the rest (creating members, changing representation) is out of line.
+        match self {
+            BottomK::One(x, val) if *x == h => return f(val),
+            BottomK::Small(v) => {
+                if let Some(e) = v.iter_mut().find(|e| e.0 == h) {
+                    return f(&mut e.1);
+                }
+            }
+            _ => {}
+        }
+        self.upsert_slow(h, cap, f)
+    }
+
+    #[inline(never)]
+    fn upsert_slow(&mut self, h: u64, cap: usize, f: impl FnOnce(&mut V)) {
         match self {
             BottomK::One(x, val) if *x == h => f(val),
             BottomK::One(..) => {
                 let BottomK::One(x, val) = std::mem::take(self) else { unreachable!() };
-                *self = BottomK::Small(vec![(x, val)]);
+                // Room for the whole small range at once: growing 1 -> 4 -> 8 is two more
+                // allocations for the many sets that reach a few members.
+                let mut v = Vec::with_capacity(SMALL.min(cap.max(2)));
+                v.push((x, val));
+                *self = BottomK::Small(v);
                 self.upsert(h, cap, f)
             }
             BottomK::Small(v) if v.is_empty() => {
@@ -253,6 +273,25 @@ pub const PORTS_INLINE: usize = 11;
 /// Linear search beats hashing up to here; a set that outgrows it becomes the bitmap.
 const PORTS_SMALL: usize = 32;
 
+/// `p` among the first `n` ports of `a`: every slot compared at once (vector instructions,
+/// no early exit), then masked, which beats a search loop on the hottest path of a record.
+#[inline]
+fn inline_contains(a: &[u16; PORTS_INLINE], n: usize, p: u16) -> bool {
+    let mut hits = 0u32;
+    for (i, &x) in a.iter().enumerate() {
+        hits |= ((x == p) as u32) << i;
+    }
+    hits & ((1u32 << n) - 1) != 0
+}
+
+/// `p` in `v` (at most [`PORTS_SMALL`] ports), compared as [`inline_contains`] does.
+#[inline]
+fn small_contains(v: &[u16], p: u16) -> bool {
+    let mut chunks = v.chunks_exact(8);
+    let found = chunks.by_ref().any(|c| c.iter().fold(false, |f, &x| f | (x == p)));
+    found || chunks.remainder().contains(&p)
+}
+
 impl Default for PortSet {
     fn default() -> Self {
         PortSet::Inline(0, [0; PORTS_INLINE])
@@ -272,10 +311,28 @@ impl PortSet {
 
     #[inline]
     pub fn insert(&mut self, p: u16) {
+        // The common cases inline at the call (a member already there, or room for one more
+        // inline); growing into a vector or the bitmap is the out-of-line rest.
+        if let PortSet::Inline(n, a) = self {
+            let k = *n as usize;
+            if inline_contains(a, k, p) {
+                return;
+            }
+            if k < PORTS_INLINE {
+                a[k] = p;
+                *n += 1;
+                return;
+            }
+        }
+        self.insert_slow(p)
+    }
+
+    #[inline(never)]
+    fn insert_slow(&mut self, p: u16) {
         match self {
             PortSet::Inline(n, a) => {
                 let k = *n as usize;
-                if a[..k].contains(&p) {
+                if inline_contains(a, k, p) {
                     return;
                 }
                 if k < PORTS_INLINE {
@@ -289,7 +346,7 @@ impl PortSet {
                 self.insert(p)
             }
             PortSet::Small(v) => {
-                if v.contains(&p) {
+                if small_contains(v, p) {
                     return;
                 }
                 if v.len() < PORTS_SMALL {
@@ -341,7 +398,8 @@ impl PortSet {
     pub fn contains(&self, p: u16) -> bool {
         match self {
             PortSet::Bits(b, _) => b[p as usize >> 6] & (1 << (p & 63)) != 0,
-            _ => self.listed().is_some_and(|v| v.contains(&p)),
+            PortSet::Inline(n, a) => inline_contains(a, *n as usize, p),
+            PortSet::Small(v) => small_contains(v, p),
         }
     }
 
