@@ -67,6 +67,9 @@ impl<V: Cell> BottomK<V> {
                     return f(&mut e.1);
                 }
             }
+            // Above the threshold: not in the sample, now or ever (a flood's target sees
+            // this for nearly every packet).
+            BottomK::Sample(m) if m.last_key_value().is_some_and(|(&max, _)| h > max) => return,
             _ => {}
         }
         self.upsert_slow(h, cap, f)
@@ -129,7 +132,7 @@ impl<V: Cell> BottomK<V> {
             BottomK::Sample(m) => {
                 // Threshold = largest retained hash; anything above it is not among the
                 // `cap` smallest and never will be (the threshold only decreases).
-                let max = *m.keys().next_back().expect("sample is never empty");
+                let max = *m.last_key_value().expect("sample is never empty").0;
                 if h > max {
                     return;
                 }
@@ -213,7 +216,7 @@ impl<V: Cell> BottomK<V> {
         match self {
             BottomK::Sample(m) => {
                 let k = m.len() as f64;
-                let max = *m.keys().next_back().unwrap() as f64;
+                let max = *m.last_key_value().unwrap().0 as f64;
                 // U_(k) = (max + 1) / 2^64
                 (k - 1.0) / ((max + 1.0) / 18_446_744_073_709_551_616.0)
             }
