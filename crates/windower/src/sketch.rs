@@ -330,19 +330,11 @@ impl PortSet {
         self.insert_slow(p)
     }
 
+    /// [`PortSet::insert`] past its common cases: an inline set here is full without `p`.
     #[inline(never)]
     fn insert_slow(&mut self, p: u16) {
         match self {
-            PortSet::Inline(n, a) => {
-                let k = *n as usize;
-                if inline_contains(a, k, p) {
-                    return;
-                }
-                if k < PORTS_INLINE {
-                    a[k] = p;
-                    *n += 1;
-                    return;
-                }
+            PortSet::Inline(_, a) => {
                 let mut v = Vec::with_capacity(PORTS_SMALL);
                 v.extend_from_slice(a);
                 *self = PortSet::Small(v);
