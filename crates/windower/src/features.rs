@@ -58,16 +58,32 @@ pub const SOURCE_NAMES: [&str; SOURCE_FEATURES + 2] = {
 /// windows).
 pub type Values = [Option<f64>; SOURCE_NAMES.len()];
 
+/// Writes a window's values in the order of a name table. The names at the call say which
+/// value is which; test builds check each against the table and that none is missing.
+struct Writer<'a> {
+    names: &'static [&'static str],
+    o: &'a mut Values,
+    i: usize,
+}
+
+impl Writer<'_> {
+    #[inline]
+    fn put(&mut self, k: &'static str, v: Option<f64>) {
+        debug_assert_eq!(k, self.names[self.i], "features out of order");
+        self.o[self.i] = v;
+        self.i += 1;
+    }
+
+    fn done(self) {
+        debug_assert_eq!(self.i, self.names.len(), "features missing");
+    }
+}
+
 /// Features of the source view into `o[..SOURCE_FEATURES]`. `d` is the window length in
 /// seconds.
 pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut Values) {
-    let mut i = 0;
-    // The names here say which value is which; the order is checked against the table.
-    let mut put = |k: &'static str, v: Option<f64>| {
-        debug_assert_eq!(k, SOURCE_NAMES[i], "source features out of order");
-        o[i] = v;
-        i += 1;
-    };
+    let mut w = Writer { names: &SOURCE_NAMES[..SOURCE_FEATURES], o, i: 0 };
+    let mut put = |k: &'static str, v: Option<f64>| w.put(k, v);
     let n = s.packets as f64;
     let bytes = s.bytes as f64;
     // Generic
@@ -180,6 +196,7 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut V
     put("ssh_sessions_opened", Some(s.ssh_sessions as f64));
     put("tcp_data_conn_count", Some(s.tcp_data_ports.len() as f64));
     put("tcp_data_received_count", Some(recv.map_or(0, |r| r.psh) as f64));
+    w.done();
 }
 
 fn flaps(seq: &ArpSeq) -> u64 {
@@ -206,7 +223,8 @@ pub fn destination_features(s: &DstState, d: f64, o: &mut Values) {
     let n = s.packets as f64;
     let bytes = s.bytes as f64;
     let srcs = s.src_ips.count();
-    let v = [
+    let mut w = Writer { names: &DESTINATION_FEATURES, o, i: 0 };
+    for (k, v) in [
         ("packet_count", Some(n)),
         ("packet_rate_pps", Some(n / d)),
         ("byte_count", Some(bytes)),
@@ -224,9 +242,8 @@ pub fn destination_features(s: &DstState, d: f64, o: &mut Values) {
         ("unique_dst_ports", Some(s.dst_ports.len() as f64)),
         ("half_open_count", Some(s.inbound.count_where(|f| f & (IN_SYN | IN_ACK) == IN_SYN))),
         ("icmp_echo_reply_count", Some(s.echo_replies as f64)),
-    ];
-    for (i, (k, x)) in v.into_iter().enumerate() {
-        debug_assert_eq!(k, DESTINATION_FEATURES[i], "destination features out of order");
-        o[i] = x;
+    ] {
+        w.put(k, v);
     }
+    w.done();
 }

@@ -67,18 +67,19 @@ impl<V: Cell> BottomK<V> {
                     return f(&mut e.1);
                 }
             }
-            // Above the threshold: not in the sample, now or ever (a flood's target sees
-            // this for nearly every packet).
+            // Above the threshold (the largest retained hash): not among the `cap` smallest,
+            // now or ever (a flood's target sees this for nearly every packet).
             BottomK::Sample(m) if m.last_key_value().is_some_and(|(&max, _)| h > max) => return,
             _ => {}
         }
         self.upsert_slow(h, cap, f)
     }
 
+    /// [`BottomK::upsert`] past its common cases: `h` is not the inline member nor in the
+    /// small list, and not above a sample's threshold.
     #[inline(never)]
     fn upsert_slow(&mut self, h: u64, cap: usize, f: impl FnOnce(&mut V)) {
         match self {
-            BottomK::One(x, val) if *x == h => f(val),
             BottomK::One(..) => {
                 let BottomK::One(x, val) = std::mem::take(self) else { unreachable!() };
                 // Room for the whole small range at once: growing 1 -> 4 -> 8 is two more
@@ -94,10 +95,6 @@ impl<V: Cell> BottomK<V> {
                 *self = BottomK::One(h, val);
             }
             BottomK::Small(v) => {
-                if let Some(e) = v.iter_mut().find(|e| e.0 == h) {
-                    f(&mut e.1);
-                    return;
-                }
                 if v.len() < SMALL.min(cap) {
                     let mut val = V::default();
                     f(&mut val);
@@ -130,12 +127,9 @@ impl<V: Cell> BottomK<V> {
                 self.upsert(h, cap, f)
             }
             BottomK::Sample(m) => {
-                // Threshold = largest retained hash; anything above it is not among the
-                // `cap` smallest and never will be (the threshold only decreases).
-                let max = *m.last_key_value().expect("sample is never empty").0;
-                if h > max {
-                    return;
-                }
+                // At or below the threshold (the largest retained hash; `upsert` turned away
+                // anything above it, which is not among the `cap` smallest and never will be:
+                // the threshold only decreases).
                 if let Some(val) = m.get_mut(&h) {
                     f(val);
                     return;
