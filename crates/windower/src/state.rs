@@ -366,13 +366,12 @@ impl SrcState {
         if let Some(name) = &r.dns_qname {
             d.qnames.upsert(hash_str(name), p.cap, |_| {});
             d.named += 1;
-            let e = dns::entropy(name);
-            d.entropy_sum += e;
-            d.high_entropy += (e > dns::HIGH_ENTROPY_BITS) as u64;
-            let sl = dns::subdomain_length(name);
-            d.sub_len_sum += sl;
-            d.sub_len_max = d.sub_len_max.max(sl);
-            d.label_sum += dns::label_count(name);
+            let m = dns::measure(name);
+            d.entropy_sum += m.entropy;
+            d.high_entropy += (m.entropy > dns::HIGH_ENTROPY_BITS) as u64;
+            d.sub_len_sum += m.subdomain_length;
+            d.sub_len_max = d.sub_len_max.max(m.subdomain_length);
+            d.label_sum += m.labels;
         }
     }
 
