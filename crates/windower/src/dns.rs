@@ -35,16 +35,14 @@ pub fn measure(name: &str) -> NameMeasures {
         return NameMeasures { entropy: 0.0, subdomain_length: 0, labels: 0 };
     }
     let mut counts = [0u8; 128];
-    let mut seen = 0u128;
     let mut ascii = true;
     // Byte offsets of the first and the last two dots.
     let (mut dots, mut first, mut last, mut second_last) = (0u64, usize::MAX, 0usize, 0usize);
     for (i, &b) in bytes.iter().enumerate() {
         ascii &= b < 128;
-        let b = (b & 127) as usize;
-        counts[b] = counts[b].wrapping_add(1);
-        seen |= 1 << b;
-        if b == b'.' as usize {
+        let c = &mut counts[(b & 127) as usize];
+        *c = c.wrapping_add(1);
+        if b == b'.' {
             dots += 1;
             first = first.min(i);
             second_last = last;
@@ -63,9 +61,12 @@ pub fn measure(name: &str) -> NameMeasures {
         // Counts fit the table (and the u8 counters).
         let table = &*C_LOG2_C;
         let mut sum = 0.0;
-        while seen != 0 {
-            sum += table[counts[seen.trailing_zeros() as usize] as usize];
-            seen &= seen - 1;
+        // Each distinct character once: its count is taken, then cleared.
+        for &b in bytes {
+            let c = std::mem::take(&mut counts[b as usize]);
+            if c != 0 {
+                sum += table[c as usize];
+            }
         }
         entropy_from(sum, bytes.len())
     } else {
