@@ -29,15 +29,17 @@ pub fn hash_ip(ip: &IpAddr) -> u64 {
     }
 }
 
-/// Hash of (address, port) and similar tuples: chain the parts through the mixer.
+/// Hash of (address, port) and similar tuples: chain the parts through the mixer. Takes the
+/// address's [`hash_ip`], which the caller usually needs for another set too.
 #[inline]
-pub fn hash_ip_port(ip: &IpAddr, port: u16) -> u64 {
-    mix64(hash_ip(ip) ^ (port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+pub fn hash_ip_port(ip_hash: u64, port: u16) -> u64 {
+    mix64(ip_hash ^ (port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// Hash of (address, port, port), from the address's [`hash_ip`].
 #[inline]
-pub fn hash_ip_port_port(ip: &IpAddr, a: u16, b: u16) -> u64 {
-    mix64(hash_ip_port(ip, a) ^ (b as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(17))
+pub fn hash_ip_port_port(ip_hash: u64, a: u16, b: u16) -> u64 {
+    mix64(hash_ip_port(ip_hash, a) ^ (b as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(17))
 }
 
 #[inline]

@@ -5,7 +5,7 @@
 //! better part of the cost of the cascade.
 
 use crate::features::{destination_features, source_features, ArpBinding, Values, SOURCE_FEATURES, SOURCE_NAMES};
-use crate::hash::{BuildFast, FastMap};
+use crate::hash::FastMap;
 use crate::level::Shed;
 use crate::slot::SrcSlot;
 use crate::state::{DstState, Params, SrcState};
@@ -140,13 +140,19 @@ impl Run {
     pub fn finalize_with(&self, start: i64, size: u32, p: &Params, emit: &mut dyn FnMut(&ClosedWindow)) {
         let d = size as f64;
         let arp = self.arp_join();
+        let mut arp = arp.iter().peekable();
         let shed = self.shed.as_deref().map(|x| (x.records as f64, x.sources.count()));
         let mut w = ClosedWindow::new(View::Source, start, size);
         w.names = &SOURCE_NAMES[..SOURCE_FEATURES + if shed.is_some() { 2 } else { 0 }];
-        for (k, s) in self.src.iter().filter(|(_, s)| s.sent_any()) {
+        for (i, (k, s)) in self.src.iter().enumerate() {
+            // The join's bindings are in list order: the next one is this key's, or a later one's.
+            let binding = arp.next_if(|(j, _)| *j == i).map(|(_, b)| b);
+            if !s.sent_any() {
+                continue;
+            }
             let s: Cow<SrcState> = s.state(p);
             w.key = *k;
-            source_features(&s, d, arp.get(k), &mut w.values);
+            source_features(&s, d, binding, &mut w.values);
             if let Some((records, sources)) = shed {
                 // Every source window of a window that shed says so: the ranking of this
                 // window's sources is missing some of them.
@@ -168,11 +174,18 @@ impl Run {
     /// the neighbourhood N(k) is every IP claimed (in this window) by a MAC of M(k), k
     /// included; the original's per-group map statistics are taken over N(k). Results depend
     /// only on the merged MAC sets, so cascaded windows equal direct ones.
-    fn arp_join(&self) -> FastMap<IpAddr, ArpBinding> {
-        let mut ip_macs: FastMap<IpAddr, (Vec<u64>, f64)> = FastMap::default();
-        let mut mac_ips: FastMap<u64, Vec<IpAddr>> = FastMap::default();
+    ///
+    /// Returns the bindings with the index in `self.src` of their key, ascending. Keys are
+    /// numbered in list order, which is key order, so every list below is sorted as built
+    /// and the sums over a neighbourhood run in key order.
+    fn arp_join(&self) -> Vec<(usize, ArpBinding)> {
+        // The senders with MACs: (index in `self.src`, range of their sorted MAC hashes in
+        // `macs`, their MAC count), and for each MAC the senders (positions in `senders`).
+        let mut senders: Vec<(usize, std::ops::Range<usize>, f64)> = Vec::new();
+        let mut macs: Vec<u64> = Vec::new();
+        let mut mac_senders: FastMap<u64, Vec<u32>> = FastMap::default();
         let mut asked: FastMap<IpAddr, u64> = FastMap::default();
-        for (ip, s) in &self.src {
+        for (i, (_, s)) in self.src.iter().enumerate() {
             let Some(a) = s.arp() else { continue };
             for (t, n) in &a.asked {
                 *asked.entry(*t).or_default() += n;
@@ -180,40 +193,47 @@ impl Run {
             if a.macs.stored() == 0 {
                 continue;
             }
-            let mut macs: Vec<u64> = a.macs.hashes().collect();
-            macs.sort_unstable();
-            for &m in &macs {
-                mac_ips.entry(m).or_default().push(*ip);
+            let from = macs.len();
+            a.macs.for_each_hash(|h| macs.push(h));
+            macs[from..].sort_unstable();
+            for &m in &macs[from..] {
+                mac_senders.entry(m).or_default().push(senders.len() as u32);
             }
-            ip_macs.insert(*ip, (macs, a.macs.count()));
+            senders.push((i, from..macs.len(), a.macs.count()));
         }
-        let mut out = FastMap::with_capacity_and_hasher(ip_macs.len(), BuildFast);
+        let mut out = Vec::with_capacity(senders.len());
         // Keys with the same MAC set have the same neighbourhood: compute it once.
         let mut memo: FastMap<&[u64], ArpBinding> = FastMap::default();
-        for (ip, (macs, _)) in &ip_macs {
-            let requests_for_key = asked.get(ip).copied().unwrap_or(0) as f64;
-            if let Some(b) = memo.get(macs.as_slice()) {
-                out.insert(*ip, ArpBinding { requests_for_key, ..*b });
+        let (mut nb, mut all_macs) = (Vec::new(), Vec::new());
+        for (i, range, _) in &senders {
+            let requests_for_key = asked.get(&self.src[*i].0).copied().unwrap_or(0) as f64;
+            let m = &macs[range.clone()];
+            if let Some(b) = memo.get(m) {
+                out.push((*i, ArpBinding { requests_for_key, ..*b }));
                 continue;
             }
-            let mut nb: Vec<IpAddr> = macs.iter().flat_map(|m| mac_ips[m].iter().copied()).collect();
-            nb.sort_unstable();
-            nb.dedup();
-            let sizes: Vec<f64> = nb.iter().map(|i| ip_macs[i].1).collect();
-            let mut all_macs: Vec<u64> = nb.iter().flat_map(|i| ip_macs[i].0.iter().copied()).collect();
+            nb.clear();
+            m.iter().for_each(|h| nb.extend_from_slice(&mac_senders[h]));
+            if m.len() > 1 {
+                nb.sort_unstable();
+                nb.dedup();
+            }
+            all_macs.clear();
+            nb.iter().for_each(|&q| all_macs.extend_from_slice(&macs[senders[q as usize].1.clone()]));
             all_macs.sort_unstable();
             all_macs.dedup();
+            let sizes = || nb.iter().map(|&q| senders[q as usize].2);
             let n = nb.len() as f64;
             let b = ArpBinding {
-                unique_macs_per_ip_max: sizes.iter().copied().fold(0.0, f64::max),
-                avg_macs_per_ip: Some(sizes.iter().sum::<f64>() / n),
-                suspicious_mac_changes: sizes.iter().filter(|&&c| c > 1.0).count() as f64,
-                duplicate_mac_ips: macs.iter().map(|m| mac_ips[m].len()).filter(|&c| c > 1).sum::<usize>() as f64,
+                unique_macs_per_ip_max: sizes().fold(0.0, f64::max),
+                avg_macs_per_ip: Some(sizes().sum::<f64>() / n),
+                suspicious_mac_changes: sizes().filter(|&c| c > 1.0).count() as f64,
+                duplicate_mac_ips: m.iter().map(|h| mac_senders[h].len()).filter(|&c| c > 1).sum::<usize>() as f64,
                 mac_ip_ratio: Some(all_macs.len() as f64 / n),
                 requests_for_key,
             };
-            memo.insert(macs.as_slice(), b);
-            out.insert(*ip, b);
+            memo.insert(m, b);
+            out.push((*i, b));
         }
         out
     }
@@ -358,5 +378,50 @@ mod tests {
             }
         });
         assert_eq!(seen, 2);
+    }
+
+    /// The join against its definition, written plainly, on ARP senders sharing MACs in
+    /// overlapping groups (one MAC, several, a MAC claimed by many addresses).
+    #[test]
+    fn arp_join_matches_its_definition() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let p = Params { cap: 64, part: crate::Partition::ALL, few: crate::slot::FEW as u8 };
+        let mut level = crate::level::Level::default();
+        let mut claims: BTreeMap<IpAddr, BTreeSet<u8>> = BTreeMap::new();
+        let mut asked: BTreeMap<IpAddr, u64> = BTreeMap::new();
+        let mut x = 7u64;
+        for i in 0..400u64 {
+            x = crate::hash::mix64(x + i);
+            let ip = IpAddr::from([10, 0, 0, (x % 23) as u8]);
+            let target = IpAddr::from([10, 0, 0, (x >> 8) as u8 % 23]);
+            let mac = if x.is_multiple_of(5) { (x >> 16) as u8 % 6 } else { (x % 23) as u8 % 4 };
+            let mut r = wire::PacketRecord::new(i as f64 * 0.01, 42);
+            r.protocol = wire::Protocol::Arp;
+            r.arp_op = Some(1);
+            r.arp_psrc = Some(ip);
+            r.arp_pdst = Some(target);
+            r.arp_hwsrc = Some(wire::MacAddr([2, 0, 0, 0, 0, mac]));
+            level.add(&r, &p).unwrap();
+            claims.entry(ip).or_default().insert(mac);
+            *asked.entry(target).or_default() += 1;
+        }
+        let run = level.into_run(&mut Spares::default());
+        let join = run.arp_join();
+        assert_eq!(join.len(), claims.len());
+        for (i, b) in join {
+            let k = run.src[i].0;
+            let mine = &claims[&k];
+            let nb: Vec<&BTreeSet<u8>> = claims.values().filter(|m| !m.is_disjoint(mine)).collect();
+            let n = nb.len() as f64;
+            let sizes: Vec<f64> = nb.iter().map(|m| m.len() as f64).collect();
+            let all: BTreeSet<u8> = nb.iter().flat_map(|m| m.iter().copied()).collect();
+            let sharing = |mac: &u8| claims.values().filter(|m| m.contains(mac)).count();
+            assert_eq!(b.unique_macs_per_ip_max, sizes.iter().copied().fold(0.0, f64::max), "{k}");
+            assert_eq!(b.avg_macs_per_ip, Some(sizes.iter().sum::<f64>() / n), "{k}");
+            assert_eq!(b.suspicious_mac_changes, sizes.iter().filter(|&&c| c > 1.0).count() as f64);
+            assert_eq!(b.duplicate_mac_ips, mine.iter().map(sharing).filter(|&c| c > 1).sum::<usize>() as f64);
+            assert_eq!(b.mac_ip_ratio, Some(all.len() as f64 / n), "{k}");
+            assert_eq!(b.requests_for_key, asked.get(&k).copied().unwrap_or(0) as f64, "{k}");
+        }
     }
 }

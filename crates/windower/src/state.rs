@@ -226,8 +226,9 @@ impl SrcState {
         self.packets += 1;
         self.bytes += len;
         self.sum_sq += (len as u128) * (len as u128);
-        if let Some(d) = &r.dst_ip {
-            self.dst_ips.upsert(hash_ip(d), p.cap, |_| {});
+        let dst_hash = r.dst_ip.as_ref().map(hash_ip);
+        if let Some(h) = dst_hash {
+            self.dst_ips.upsert(h, p.cap, |_| {});
         }
         if let Some(sp) = r.src_port {
             self.src_ports.insert(sp);
@@ -238,7 +239,7 @@ impl SrcState {
             }
         }
         match r.protocol {
-            Protocol::Tcp => self.add_tcp(r, p),
+            Protocol::Tcp => self.add_tcp(r, p, dst_hash),
             Protocol::Udp => {
                 self.udp += 1;
                 if let Some(dp) = r.dst_port {
@@ -269,7 +270,8 @@ impl SrcState {
         }
     }
 
-    fn add_tcp(&mut self, r: &PacketRecord, p: &Params) {
+    /// `dst_hash`: the [`hash_ip`] of `r.dst_ip`.
+    fn add_tcp(&mut self, r: &PacketRecord, p: &Params, dst_hash: Option<u64>) {
         self.tcp += 1;
         if let Some(sp) = r.src_port {
             self.tcp_src_ports.insert(sp);
@@ -299,7 +301,7 @@ impl SrcState {
             self.ftp += (dp == 20 || dp == 21) as u64;
             flags |= C_INIT;
         }
-        let Some(dip) = &r.dst_ip else { return };
+        let Some(dst_hash) = dst_hash else { return };
         if syn {
             flags |= C_SYN;
         }
@@ -314,7 +316,7 @@ impl SrcState {
         }
         let ts = r.timestamp;
         let mut opened = false;
-        self.conns.upsert(hash_ip_port(dip, dp), p.cap, |c| {
+        self.conns.upsert(hash_ip_port(dst_hash, dp), p.cap, |c| {
             c.first = c.first.min(ts);
             c.last = c.last.max(ts);
             c.flags |= flags;
@@ -535,8 +537,9 @@ impl DstState {
     pub fn add(&mut self, r: &PacketRecord, p: &Params) {
         self.packets += 1;
         self.bytes += r.length as u64;
-        if let Some(s) = &r.src_ip {
-            self.src_ips.upsert(hash_ip(s), p.cap, |_| {});
+        let src_hash = r.src_ip.as_ref().map(hash_ip);
+        if let Some(h) = src_hash {
+            self.src_ips.upsert(h, p.cap, |_| {});
         }
         if let Some(dp) = r.dst_port {
             self.dst_ports.insert(dp);
@@ -547,9 +550,9 @@ impl DstState {
                 let syn = r.tcp_syn == Some(true);
                 let ack = r.tcp_ack == Some(true);
                 self.syn += (syn && !ack) as u64;
-                if let (Some(s), Some(sp), Some(dp)) = (&r.src_ip, r.src_port, r.dst_port) {
+                if let (Some(h), Some(sp), Some(dp)) = (src_hash, r.src_port, r.dst_port) {
                     let f = if syn && !ack { IN_SYN } else { 0 } | if ack { IN_ACK } else { 0 };
-                    self.inbound.upsert(hash_ip_port_port(s, sp, dp), p.cap, |v| *v |= f);
+                    self.inbound.upsert(hash_ip_port_port(h, sp, dp), p.cap, |v| *v |= f);
                 }
             }
             Protocol::Udp => self.udp += 1,
