@@ -326,8 +326,11 @@ impl Bitmap {
 /// Ports held in the enum itself (as many as fit beside a vector's size).
 pub const PORTS_INLINE: usize = 11;
 
-/// Linear search beats hashing up to here; a set that outgrows it becomes the bitmap.
-const PORTS_SMALL: usize = 32;
+/// Linear search (8 ports per compare) beats hashing up to here; a set that outgrows it
+/// becomes the bitmap. Small sets grow only by merges past the 5 s level, and an 8 KiB bitmap
+/// for a few dozen ports cost more to create than the longer scans (a client's 30 s set of
+/// UDP destination ports is typically 30 to 60).
+const PORTS_SMALL: usize = 64;
 
 /// `p` among the first `n` ports of `a`: every slot compared at once, then masked, which beats
 /// a search loop on the hottest path of a record. On x86-64 (where SSE2 is always present)
@@ -408,7 +411,7 @@ impl PortSet {
     fn insert_slow(&mut self, p: u16) {
         match self {
             PortSet::Inline(_, a) => {
-                let mut v = Vec::with_capacity(PORTS_SMALL);
+                let mut v = Vec::with_capacity(PORTS_SMALL / 2);
                 v.extend_from_slice(a);
                 *self = PortSet::Small(v);
                 self.insert(p)
