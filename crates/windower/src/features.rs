@@ -112,7 +112,8 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut V
     put("syn_rate_pps", Some(syn / d));
     put("syn_ack_rate_pps", Some(synack / d));
     put("syn_to_synack_ratio", Some(syn / synack.max(1.0)));
-    put("half_open_count", Some(s.conns.count_where(|c| c.flags & (C_SYN | C_ACK) == C_SYN)));
+    let cs = conn_stats(&s.conns);
+    put("half_open_count", Some(cs.half_open));
     put("sequential_port_count", Some(all_ports.sequential_pairs() as f64));
     put("scan_rate_pps", Some(s.tcp as f64 / d));
     put("distinct_targets_count", Some(dst_ips));
@@ -169,8 +170,8 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut V
     // Slowloris
     let conns = s.conns.count();
     put("open_conn_count", Some(conns));
-    put("avg_conn_duration", mean_duration(&s.conns));
-    put("partial_http_count", Some(s.conns.count_where(|c| c.flags & (C_SYN | C_HTTP | C_WEB) == (C_SYN | C_WEB))));
+    put("avg_conn_duration", cs.mean_duration);
+    put("partial_http_count", Some(cs.partial_http));
     put("bytes_per_conn", ratio(s.tcp_bytes as f64, conns));
     put("request_completion_ratio", ratio(recv.map_or(0, |r| r.http_responses) as f64, s.http_requests as f64));
     // Extras
@@ -190,7 +191,7 @@ pub fn source_features(s: &SrcState, d: f64, arp: Option<&ArpBinding>, o: &mut V
     put("icmp_unreachable_received_count", Some(recv.map_or(0, |r| r.unreachable) as f64));
     put("udp_unanswered_ports", Some(s.udp_ports.count_missing_from(recv.map(|r| &r.udp_reply_ports)) as f64));
     put("tcp_nosyn_noack_count", Some(s.nosyn_noack as f64));
-    put("tcp_conns_without_syn", Some(s.conns.count_where(|c| c.flags & C_SYN == 0)));
+    put("tcp_conns_without_syn", Some(cs.without_syn));
     put("icmp_echo_reply_count", Some(s.echo_replies as f64));
     put("tcp_src_port_count", Some(s.tcp_src_ports.len() as f64));
     put("ssh_sessions_opened", Some(s.ssh_sessions as f64));
@@ -213,9 +214,28 @@ fn variance(n: u64, sum: u64, sum_sq: u128) -> Option<f64> {
     Some(num as f64 / (n as f64 * (n - 1) as f64))
 }
 
-fn mean_duration(c: &BottomK<crate::state::Conn>) -> Option<f64> {
-    let (sum, k) = c.fold_values((0.0, 0usize), |(sum, k), v| (sum + (v.last - v.first), k + 1));
-    ratio(sum, k as f64)
+/// What the features take from a key's connections, in one pass over them.
+struct ConnStats {
+    half_open: f64,
+    partial_http: f64,
+    without_syn: f64,
+    mean_duration: Option<f64>,
+}
+
+fn conn_stats(c: &BottomK<crate::state::Conn>) -> ConnStats {
+    let has = |flags: u8, mask: u8, want: u8| (flags & mask == want) as usize;
+    let (counts, sum, k) = c.fold_values(([0usize; 3], 0.0, 0usize), |([a, b, z], sum, k), v| {
+        let f = v.flags;
+        let counts =
+            [a + has(f, C_SYN | C_ACK, C_SYN), b + has(f, C_SYN | C_HTTP | C_WEB, C_SYN | C_WEB), z + has(f, C_SYN, 0)];
+        (counts, sum + (v.last - v.first), k + 1)
+    });
+    ConnStats {
+        half_open: c.estimate(counts[0]),
+        partial_http: c.estimate(counts[1]),
+        without_syn: c.estimate(counts[2]),
+        mean_duration: ratio(sum, k as f64),
+    }
 }
 
 /// Features of the destination view into `o[..DESTINATION_FEATURES.len()]`.

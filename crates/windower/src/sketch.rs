@@ -222,7 +222,13 @@ impl<V: Cell> BottomK<V> {
     /// Members satisfying `pred`: exact below the cap; above it, the sample share times the
     /// estimated total.
     pub fn count_where(&self, mut pred: impl FnMut(&V) -> bool) -> f64 {
-        let n = self.fold_values(0usize, |n, v| n + pred(v) as usize) as f64;
+        self.estimate(self.fold_values(0usize, |n, v| n + pred(v) as usize))
+    }
+
+    /// `n` of the stored members scaled to the whole set: `n` itself below the cap; above it,
+    /// the sample share times the estimated total.
+    pub fn estimate(&self, n: usize) -> f64 {
+        let n = n as f64;
         match self {
             BottomK::Sample(m) => n / m.len() as f64 * self.count(),
             _ => n,

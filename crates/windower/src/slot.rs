@@ -242,12 +242,12 @@ impl SrcSlot {
             (_, SrcSlot::Few(m, more)) => {
                 replay(&more[..m as usize], self.full(p), p);
             }
-            (SrcSlot::Full(s), SrcSlot::Full(o)) => s.merge(*o, p),
+            (SrcSlot::Full(s), SrcSlot::Full(o)) => s.merge(o, p),
             (SrcSlot::Few(..), SrcSlot::Full(mut o)) => {
                 // Keep the other's allocation and merge this slot's state into it: a compact
                 // slot holds no ARP, the one part of a state whose merge depends on order.
                 let mine = std::mem::take(self);
-                o.merge(mine.state(p).into_owned(), p);
+                o.merge(Box::new(mine.state(p).into_owned()), p);
                 *self = SrcSlot::Full(o);
             }
         }

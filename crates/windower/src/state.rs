@@ -428,7 +428,9 @@ impl SrcState {
         }
     }
 
-    pub fn merge(&mut self, o: SrcState, p: &Params) {
+    /// Merges the state of the same key in a later window. Takes the box: its fields move
+    /// out one by one, never the half-kilobyte state as a whole.
+    pub fn merge(&mut self, o: Box<SrcState>, p: &Params) {
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.sum_sq += o.sum_sq;
