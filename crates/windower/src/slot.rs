@@ -9,7 +9,7 @@
 //! exactly the state the full path would have built: every feature comes from a full state,
 //! and the windows are the same whether a key was ever compact or not.
 
-use crate::state::{ArpAcc, Params, SrcState};
+use crate::state::{ArpAcc, Params, RecvAcc, SrcState};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -48,6 +48,8 @@ const PROTO_SHIFT: u16 = 12;
 const PROTOCOLS: [Protocol; 4] = [Protocol::Tcp, Protocol::Udp, Protocol::Icmp, Protocol::Icmpv6];
 
 impl Mini {
+    const EMPTY: Mini = Mini { ts: 0.0, len: 0, src_port: 0, dst_port: 0, dst: [0; 16], bits: 0, icmp_type: 0 };
+
     /// The summary of `r`, if `r` is plain: a packet whose effect on a source state is fully
     /// described by the fields kept here. Sent packets with DNS queries, HTTP requests or
     /// responses, ARP or SSH payloads, and received DNS or HTTP answers are not.
@@ -121,25 +123,34 @@ impl Mini {
         r.tcp_psh = flag(PSH);
     }
 
-    fn replay_into(&self, s: &mut SrcState, p: &Params) {
+    fn received(&self) -> bool {
+        self.bits & RECEIVED != 0
+    }
+
+    /// Calls `f` with the packet as a record.
+    fn with_record(&self, f: impl FnOnce(&PacketRecord)) {
         thread_local! {
             // A record to replay into: building one per packet would cost more than the replay.
             static SCRATCH: RefCell<PacketRecord> = RefCell::new(PacketRecord::default());
         }
         SCRATCH.with_borrow_mut(|r| {
             self.fill(r);
-            if self.bits & RECEIVED != 0 {
-                s.add_received(r)
-            } else {
-                s.add_sent(r, p)
-            }
+            f(r)
         })
     }
 }
 
 /// Adds the kept packets to `s`, in arrival order.
 fn replay(few: &[Mini], s: &mut SrcState, p: &Params) {
-    few.iter().for_each(|m| m.replay_into(s, p));
+    for m in few {
+        m.with_record(|r| if m.received() { s.add_received(r) } else { s.add_sent(r, p) })
+    }
+}
+
+/// Adds kept packets the key received (all of `few`) to `a`.
+fn replay_received(few: &[Mini], a: &mut RecvAcc) {
+    debug_assert!(few.iter().all(Mini::received));
+    few.iter().for_each(|m| m.with_record(|r| a.add(r)));
 }
 
 /// A source key's state in one window (see the module docs).
@@ -147,13 +158,16 @@ fn replay(few: &[Mini], s: &mut SrcState, p: &Params) {
 pub enum SrcSlot {
     /// The first packets, while few and plain, in arrival order.
     Few(u8, [Mini; FEW]),
+    /// A key that has only received answers, more than [`FEW`] or not plain: all its state
+    /// is what a full state keeps in `recv`. Many keys never send (the hosts a scan or a
+    /// spoofed flood's backscatter answers to), emit no source window, and need no more.
+    Received(Box<RecvAcc>),
     Full(Box<SrcState>),
 }
 
 impl Default for SrcSlot {
     fn default() -> Self {
-        const EMPTY: Mini = Mini { ts: 0.0, len: 0, src_port: 0, dst_port: 0, dst: [0; 16], bits: 0, icmp_type: 0 };
-        SrcSlot::Few(0, [EMPTY; FEW])
+        SrcSlot::Few(0, [Mini::EMPTY; FEW])
     }
 }
 
@@ -170,7 +184,27 @@ impl SrcSlot {
     #[inline]
     pub fn add_received(&mut self, r: &PacketRecord, p: &Params) {
         if !self.push(r, true, p) {
-            self.full(p).add_received(r)
+            self.recv_acc(p).add(r)
+        }
+    }
+
+    /// Where a received packet goes once the slot cannot keep it: the `Received` box, or
+    /// the full state's part for received packets (a compact slot becomes one or the other).
+    fn recv_acc(&mut self, p: &Params) -> &mut RecvAcc {
+        if let SrcSlot::Few(n, few) = self {
+            let few = &few[..*n as usize];
+            // `few == 0` turns compact slots off altogether (the tests' reference path).
+            if p.few == 0 || !few.iter().all(Mini::received) {
+                return self.full(p).recv.get_or_insert_with(Default::default);
+            }
+            let mut a = Box::<RecvAcc>::default();
+            replay_received(few, &mut a);
+            *self = SrcSlot::Received(a);
+        }
+        match self {
+            SrcSlot::Received(a) => a,
+            SrcSlot::Full(s) => s.recv.get_or_insert_with(Default::default),
+            SrcSlot::Few(..) => unreachable!("just made received"),
         }
     }
 
@@ -186,15 +220,23 @@ impl SrcSlot {
 
     /// The full state, built from the kept packets if the slot is compact.
     pub fn full(&mut self, p: &Params) -> &mut SrcState {
-        if let SrcSlot::Few(n, few) = *self {
-            // Built in place: a state is half a kilobyte, not worth a copy through the stack.
-            let mut s = Box::<SrcState>::default();
-            replay(&few[..n as usize], &mut s, p);
-            *self = SrcSlot::Full(s);
+        match std::mem::replace(self, SrcSlot::Few(0, [Mini::EMPTY; FEW])) {
+            SrcSlot::Few(n, few) => {
+                // Built in place: a state is half a kilobyte, not worth a copy through the stack.
+                let mut s = Box::<SrcState>::default();
+                replay(&few[..n as usize], &mut s, p);
+                *self = SrcSlot::Full(s);
+            }
+            SrcSlot::Received(a) => {
+                let mut s = Box::<SrcState>::default();
+                s.recv = Some(a);
+                *self = SrcSlot::Full(s);
+            }
+            full => *self = full,
         }
         match self {
             SrcSlot::Full(s) => s,
-            SrcSlot::Few(..) => unreachable!("just made full"),
+            _ => unreachable!("just made full"),
         }
     }
 
@@ -202,6 +244,7 @@ impl SrcSlot {
     pub fn state(&self, p: &Params) -> Cow<'_, SrcState> {
         match self {
             SrcSlot::Full(s) => Cow::Borrowed(s),
+            SrcSlot::Received(a) => Cow::Owned(SrcState { recv: Some(a.clone()), ..SrcState::default() }),
             SrcSlot::Few(n, few) => {
                 let mut s = SrcState::default();
                 replay(&few[..*n as usize], &mut s, p);
@@ -214,14 +257,15 @@ impl SrcSlot {
     pub fn sent_any(&self) -> bool {
         match self {
             SrcSlot::Full(s) => s.packets > 0,
-            SrcSlot::Few(n, few) => few[..*n as usize].iter().any(|m| m.bits & RECEIVED == 0),
+            SrcSlot::Received(_) => false,
+            SrcSlot::Few(n, few) => few[..*n as usize].iter().any(|m| !m.received()),
         }
     }
 
     pub fn arp(&self) -> Option<&ArpAcc> {
         match self {
             SrcSlot::Full(s) => s.arp.as_deref(),
-            SrcSlot::Few(..) => None,
+            SrcSlot::Few(..) | SrcSlot::Received(_) => None,
         }
     }
 
@@ -239,17 +283,106 @@ impl SrcSlot {
                 few[*n as usize..(*n + m) as usize].copy_from_slice(&more[..m as usize]);
                 *n += m;
             }
+            (SrcSlot::Received(a), SrcSlot::Few(m, more)) if more[..m as usize].iter().all(Mini::received) => {
+                replay_received(&more[..m as usize], a)
+            }
             (_, SrcSlot::Few(m, more)) => {
                 replay(&more[..m as usize], self.full(p), p);
             }
+            (_, SrcSlot::Received(b)) => {
+                // Received packets merge in any order (sums and sets).
+                let a = self.recv_acc(p);
+                a.merge(*b);
+            }
             (SrcSlot::Full(s), SrcSlot::Full(o)) => s.merge(o, p),
-            (SrcSlot::Few(..), SrcSlot::Full(mut o)) => {
+            (_, SrcSlot::Full(mut o)) => {
                 // Keep the other's allocation and merge this slot's state into it: a compact
-                // slot holds no ARP, the one part of a state whose merge depends on order.
+                // or received-only slot holds no ARP, the one part of a state whose merge
+                // depends on order.
                 let mine = std::mem::take(self);
                 o.merge(Box::new(mine.state(p).into_owned()), p);
                 *self = SrcSlot::Full(o);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{source_features, Values, SOURCE_NAMES};
+    use crate::hash::mix64;
+
+    fn features(s: &SrcState) -> Vec<Option<u64>> {
+        let mut v: Values = [None; SOURCE_NAMES.len()];
+        source_features(s, 30.0, None, &mut v);
+        // Bit patterns: NaN-safe exact comparison.
+        v.iter().map(|x| x.map(f64::to_bits)).collect()
+    }
+
+    /// One key's packets, sent and received, plain and not (DNS answers, HTTP), cut into
+    /// consecutive windows whose slots are merged in order: every mix of compact, received-only
+    /// and full slots gives the state of adding every packet to a full state.
+    #[test]
+    fn merged_slots_equal_one_full_state() {
+        let p = Params { cap: 64, part: crate::Partition::ALL, few: FEW as u8 };
+        let key = IpAddr::from([10, 0, 0, 1]);
+        for seed in 0..400u64 {
+            let mut x = mix64(seed + 1);
+            let n = 1 + (x % 9) as usize;
+            let mut packets = Vec::new();
+            for i in 0..n {
+                x = mix64(x);
+                let mut r = PacketRecord::new(i as f64, 60 + (x % 100) as u32);
+                r.protocol = if x & 1 == 0 { Protocol::Tcp } else { Protocol::Udp };
+                r.src_port = Some(1000 + (x >> 8) as u16 % 4);
+                r.dst_port = Some(80 + (x >> 16) as u16 % 3);
+                r.tcp_syn = Some(x & 2 != 0);
+                r.tcp_ack = Some(x & 4 != 0);
+                r.tcp_rst = Some(x & 8 != 0);
+                // Sent by the key (to 10.0.0.2) or received by it (an answer from 10.0.0.2).
+                let received = (x >> 24) % 3 != 0;
+                let peer = IpAddr::from([10, 0, 0, 2]);
+                (r.src_ip, r.dst_ip) = if received { (Some(peer), Some(key)) } else { (Some(key), Some(peer)) };
+                if (x >> 32) % 5 == 0 {
+                    r.protocol = Protocol::Udp;
+                    r.dns_response = Some(received);
+                    r.dns_query = Some(!received);
+                    r.dns_qname = Some("a.example.com".into());
+                    r.dns_answer_size = Some(40);
+                }
+                packets.push((r, received));
+            }
+            let mut full = SrcState::default();
+            for (r, received) in &packets {
+                if *received {
+                    full.add_received(r)
+                } else {
+                    full.add_sent(r, &p)
+                }
+            }
+            let mut merged: Option<SrcSlot> = None;
+            let mut rest = &packets[..];
+            while !rest.is_empty() {
+                x = mix64(x);
+                let (chunk, more) = rest.split_at(1 + (x % rest.len() as u64) as usize);
+                rest = more;
+                let mut slot = SrcSlot::default();
+                for (r, received) in chunk {
+                    if *received {
+                        slot.add_received(r, &p)
+                    } else {
+                        slot.add_sent(r, &p)
+                    }
+                }
+                match &mut merged {
+                    None => merged = Some(slot),
+                    Some(m) => m.merge(slot, &p),
+                }
+            }
+            let merged = merged.unwrap();
+            assert_eq!(features(&merged.state(&p)), features(&full), "seed {seed}");
+            assert_eq!(merged.sent_any(), full.packets > 0, "seed {seed}");
         }
     }
 }

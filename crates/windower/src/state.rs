@@ -143,6 +143,57 @@ pub struct RecvAcc {
     pub udp_reply_ports: PortSet,
 }
 
+impl RecvAcc {
+    /// Adds a packet addressed to the key (see [`SrcState::add_received`]).
+    pub fn add(&mut self, r: &PacketRecord) {
+        let v = self;
+        if r.dns_response == Some(true) {
+            v.dns_responses += 1;
+            if let Some(s) = r.dns_answer_size {
+                v.answer_sum += s as u64;
+                v.answer_n += 1;
+            }
+        }
+        if let Some(code) = r.http_status_code {
+            v.http_responses += 1;
+            v.failed_login += matches!(code, 401 | 403) as u64;
+        }
+        if r.protocol == Protocol::Tcp && r.tcp_psh == Some(true) {
+            v.psh += 1;
+        }
+        match r.protocol {
+            Protocol::Tcp if r.tcp_rst == Some(true) => {
+                v.rst += 1;
+                if let Some(sp) = r.src_port {
+                    v.rst_ports.insert(sp);
+                }
+            }
+            Protocol::Tcp if r.tcp_syn == Some(true) && r.tcp_ack == Some(true) => v.synack += 1,
+            Protocol::Udp => {
+                if let Some(sp) = r.src_port {
+                    v.udp_reply_ports.insert(sp);
+                }
+            }
+            _ => v.unreachable += is_unreachable(r) as u64,
+        }
+    }
+
+    pub fn merge(&mut self, b: RecvAcc) {
+        let a = self;
+        a.dns_responses += b.dns_responses;
+        a.answer_sum += b.answer_sum;
+        a.answer_n += b.answer_n;
+        a.http_responses += b.http_responses;
+        a.failed_login += b.failed_login;
+        a.synack += b.synack;
+        a.psh += b.psh;
+        a.rst += b.rst;
+        a.rst_ports.merge(&b.rst_ports);
+        a.unreachable += b.unreachable;
+        a.udp_reply_ports.merge(&b.udp_reply_ports);
+    }
+}
+
 /// ICMP echo reply: v4 type 0, v6 type 129.
 pub fn is_echo_reply(r: &PacketRecord) -> bool {
     match r.protocol {
@@ -186,8 +237,6 @@ pub struct SrcState {
     pub syn: u64,
     pub ack: u64,
     pub synack: u64,
-    /// TCP packets with PSH received: data the key's peers sent it (answers, encrypted or not).
-    pub psh: u64,
     pub rst: u64,
     pub fin: u64,
     pub ssh: u64,
@@ -389,36 +438,7 @@ impl SrcState {
     }
 
     pub fn add_received(&mut self, r: &PacketRecord) {
-        let v = self.recv.get_or_insert_with(Default::default);
-        if r.dns_response == Some(true) {
-            v.dns_responses += 1;
-            if let Some(s) = r.dns_answer_size {
-                v.answer_sum += s as u64;
-                v.answer_n += 1;
-            }
-        }
-        if let Some(code) = r.http_status_code {
-            v.http_responses += 1;
-            v.failed_login += matches!(code, 401 | 403) as u64;
-        }
-        if r.protocol == Protocol::Tcp && r.tcp_psh == Some(true) {
-            v.psh += 1;
-        }
-        match r.protocol {
-            Protocol::Tcp if r.tcp_rst == Some(true) => {
-                v.rst += 1;
-                if let Some(sp) = r.src_port {
-                    v.rst_ports.insert(sp);
-                }
-            }
-            Protocol::Tcp if r.tcp_syn == Some(true) && r.tcp_ack == Some(true) => v.synack += 1,
-            Protocol::Udp => {
-                if let Some(sp) = r.src_port {
-                    v.udp_reply_ports.insert(sp);
-                }
-            }
-            _ => v.unreachable += is_unreachable(r) as u64,
-        }
+        self.recv.get_or_insert_with(Default::default).add(r)
     }
 
     /// Seals order-dependent parts (ARP sequence) at the end of a 5 s window.
@@ -489,19 +509,12 @@ impl SrcState {
             a.macs.merge(b.macs, p.cap);
             a.seq.merge(b.seq);
         });
-        merge_opt(&mut self.recv, o.recv, |a, b| {
-            a.dns_responses += b.dns_responses;
-            a.answer_sum += b.answer_sum;
-            a.answer_n += b.answer_n;
-            a.http_responses += b.http_responses;
-            a.failed_login += b.failed_login;
-            a.synack += b.synack;
-            a.psh += b.psh;
-            a.rst += b.rst;
-            a.rst_ports.merge(&b.rst_ports);
-            a.unreachable += b.unreachable;
-            a.udp_reply_ports.merge(&b.udp_reply_ports);
-        });
+        self.merge_received(o.recv);
+    }
+
+    /// Merges what the key received in a later window.
+    pub fn merge_received(&mut self, o: Option<Box<RecvAcc>>) {
+        merge_opt(&mut self.recv, o, |a, b| a.merge(b));
     }
 }
 
