@@ -341,10 +341,10 @@ mod tests {
                 r.tcp_ack = Some(x & 4 != 0);
                 r.tcp_rst = Some(x & 8 != 0);
                 // Sent by the key (to 10.0.0.2) or received by it (an answer from 10.0.0.2).
-                let received = (x >> 24) % 3 != 0;
+                let received = !(x >> 24).is_multiple_of(3);
                 let peer = IpAddr::from([10, 0, 0, 2]);
                 (r.src_ip, r.dst_ip) = if received { (Some(peer), Some(key)) } else { (Some(key), Some(peer)) };
-                if (x >> 32) % 5 == 0 {
+                if (x >> 32).is_multiple_of(5) {
                     r.protocol = Protocol::Udp;
                     r.dns_response = Some(received);
                     r.dns_query = Some(!received);
