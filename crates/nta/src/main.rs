@@ -1,5 +1,6 @@
 //! `nta`: one binary, roles chosen by `--target` (see the README).
 
+mod alloc;
 mod analyze;
 mod cli;
 mod commands;
@@ -13,10 +14,8 @@ mod train;
 
 use clap::FromArgMatches;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    alloc::tune();
     let matches = cli::command().get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let cfg = match config::load(cli.config.as_deref(), &matches) {
