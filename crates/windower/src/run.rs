@@ -63,11 +63,16 @@ impl ClosedWindow {
             window_size: self.window_size,
             // In name order: a map built from sorted input skips its sort (which cost as much
             // as the rest of the conversion).
-            features: self
-                .name_order()
-                .map(|i| (self.names[i].to_string(), self.values[i]))
-                .collect::<BTreeMap<_, _>>(),
+            features: BTreeMap::from_iter(self.sorted_features()),
         }
+    }
+
+    /// (name, value) of every feature in name order, in a vector of the exact size (the map
+    /// collects into one, and a filtered iterator made it grow six times).
+    fn sorted_features(&self) -> Vec<(String, Option<f64>)> {
+        let mut v = Vec::with_capacity(self.names.len());
+        v.extend(self.name_order().map(|i| (self.names[i].to_string(), self.values[i])));
+        v
     }
 
     /// Indices of `names` in alphabetical order of the names.

@@ -219,25 +219,27 @@ impl SrcSlot {
     }
 
     /// The full state, built from the kept packets if the slot is compact.
+    #[inline]
     pub fn full(&mut self, p: &Params) -> &mut SrcState {
-        match std::mem::replace(self, SrcSlot::Few(0, [Mini::EMPTY; FEW])) {
-            SrcSlot::Few(n, few) => {
-                // Built in place: a state is half a kilobyte, not worth a copy through the stack.
-                let mut s = Box::<SrcState>::default();
-                replay(&few[..n as usize], &mut s, p);
-                *self = SrcSlot::Full(s);
-            }
-            SrcSlot::Received(a) => {
-                let mut s = Box::<SrcState>::default();
-                s.recv = Some(a);
-                *self = SrcSlot::Full(s);
-            }
-            full => *self = full,
+        if !matches!(self, SrcSlot::Full(_)) {
+            self.make_full(p);
         }
         match self {
             SrcSlot::Full(s) => s,
             _ => unreachable!("just made full"),
         }
+    }
+
+    #[cold]
+    fn make_full(&mut self, p: &Params) {
+        // Built in place: a state is half a kilobyte, not worth a copy through the stack.
+        let mut s = Box::<SrcState>::default();
+        match std::mem::take(self) {
+            SrcSlot::Few(n, few) => replay(&few[..n as usize], &mut s, p),
+            SrcSlot::Received(a) => s.recv = Some(a),
+            SrcSlot::Full(_) => unreachable!("only called for a slot not full"),
+        }
+        *self = SrcSlot::Full(s);
     }
 
     /// The state (built from the kept packets if compact), for the features.
