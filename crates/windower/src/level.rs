@@ -183,7 +183,8 @@ impl Level {
 }
 
 /// Positions of `keys` in key order (`IpAddr`'s: every v4 address before every v6 one),
-/// sorted as plain integers, position included (faster than comparing addresses).
+/// sorted as plain integers, position included (faster than comparing addresses). A v4
+/// address and its position share one 64-bit word: a window's map never holds 2^32 keys.
 fn key_order<'a>(keys: impl Iterator<Item = &'a IpAddr>) -> Vec<usize> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (i, k) in keys.enumerate() {
