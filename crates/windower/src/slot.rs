@@ -232,14 +232,25 @@ impl SrcSlot {
 
     #[cold]
     fn make_full(&mut self, p: &Params) {
-        // Built in place: a state is half a kilobyte, not worth a copy through the stack.
-        let mut s = Box::<SrcState>::default();
-        match std::mem::take(self) {
-            SrcSlot::Few(n, few) => replay(&few[..n as usize], &mut s, p),
-            SrcSlot::Received(a) => s.recv = Some(a),
-            SrcSlot::Full(_) => unreachable!("only called for a slot not full"),
+        *self = SrcSlot::Full(std::mem::take(self).into_full(p));
+    }
+
+    /// The slot as a full state (built from the kept packets or the received part). States
+    /// are built in place: half a kilobyte, not worth a copy through the stack.
+    fn into_full(self, p: &Params) -> Box<SrcState> {
+        match self {
+            SrcSlot::Full(s) => s,
+            SrcSlot::Few(n, few) => {
+                let mut s = Box::<SrcState>::default();
+                replay(&few[..n as usize], &mut s, p);
+                s
+            }
+            SrcSlot::Received(a) => {
+                let mut s = Box::<SrcState>::default();
+                s.recv = Some(a);
+                s
+            }
         }
-        *self = SrcSlot::Full(s);
     }
 
     /// The state (built from the kept packets if compact), for the features.
@@ -301,8 +312,7 @@ impl SrcSlot {
                 // Keep the other's allocation and merge this slot's state into it: a compact
                 // or received-only slot holds no ARP, the one part of a state whose merge
                 // depends on order.
-                let mine = std::mem::take(self);
-                o.merge(Box::new(mine.state(p).into_owned()), p);
+                o.merge(std::mem::take(self).into_full(p), p);
                 *self = SrcSlot::Full(o);
             }
         }
